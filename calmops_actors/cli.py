@@ -1,0 +1,64 @@
+"""The command line: `calmops COMMAND` / `python -m calmops_actors COMMAND`, each with `--help`.
+
+Exit codes scripts can trust: 0 success, 1 a check failed (e.g. `verify` found tampering),
+2 a usage or input error (message on stderr, no traceback), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from calmops_actors.errors import UserError
+
+# Modules under calmops_actors.commands, in the order `--help` lists them. Only working commands go here.
+COMMANDS: tuple[str, ...] = ()
+
+
+def default_home() -> Path:
+    """The home folder: `$CALMOPS_HOME`, else `./calmops_home`."""
+    return Path(os.environ.get("CALMOPS_HOME") or "calmops_home")
+
+
+def add_home_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--home",
+        type=Path,
+        default=None,
+        help="home folder with the log, artifacts and projections (default: $CALMOPS_HOME or ./calmops_home)",
+    )
+
+
+def resolve_home(args: argparse.Namespace) -> Path:
+    return args.home if getattr(args, "home", None) else default_home()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="calmops",
+        description="Event-sourced MLOps: watch data blocks, detect drift, retrain, promote, explain.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"calmops_actors.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""Read-only Gradio UI over the projections of the log."""
