@@ -1,0 +1,312 @@
+"""Block intake: turn a file's bytes into validated blocks, or one rejection a person can act on.
+
+A file is accepted whole or rejected whole: nothing is half-ingested. Every rejection has a stable
+`reason_code` (listed in `REASONS`, documented in docs/events.md) and a message that names the file, the
+column and what to do. The caller reads the bytes; this module never touches the file system.
+
+>>> csv = b"x,y\\n1.0,0\\n2.0,1\\n"
+>>> result = parse_file("b1.csv", csv, IntakeRules(target="y"))
+>>> [(b.block_id, b.rows, b.labelled) for b in result.blocks], result.schema.features
+([('b1', 2, True)], ('x',))
+>>> parse_file("b2.csv", b"", IntakeRules(target="y")).reason_code
+'empty_file'
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import PurePath
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from pipelines.schema import ColumnSchema
+
+REASONS: dict[str, str] = {
+    "unsupported_format": "the file's extension is not one of the pipeline's formats",
+    "file_too_large": "the file is larger than [intake] max_file_mb",
+    "empty_file": "the file has no bytes",
+    "not_text": "a CSV file holds binary data",
+    "bad_encoding": "a CSV file is not UTF-8",
+    "unreadable_file": "the file cannot be parsed as CSV or Parquet",
+    "wrong_delimiter": "a CSV file seems to use another delimiter than ','",
+    "duplicate_columns": "two columns share a name",
+    "too_many_columns": "more columns than [intake] max_columns",
+    "no_rows": "the file has a header (or schema) but no rows",
+    "preprocess_failed": "the preprocess hook raised or returned something other than a DataFrame",
+    "block_col_missing": "the configured block_col is not in the file",
+    "bad_block_id": "a block column value is empty or not a usable id",
+    "missing_columns": "feature columns of the pipeline's schema are missing",
+    "missing_target": "the target column is missing while the pipeline still needs labels to train",
+    "missing_labels": "the target column is present but some rows have no value",
+    "non_numeric_values": "a numeric feature holds values that are not numbers",
+    "all_missing_feature": "a feature has no value at all in the block",
+    "too_many_invalid": "a feature's share of NaN or infinite values is above [intake] max_invalid_share",
+    "block_id_conflict": "a different file already delivered a block with this id",
+}
+
+BLOCK_ID = re.compile(r"[^\x00-\x1f/\\]{1,128}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class IntakeRules:
+    """What intake checks a file against: the pipeline's config plus its schema once fixed."""
+
+    target: str
+    formats: tuple[str, ...] = ("csv", "parquet")
+    block_col: str | None = None
+    features: tuple[str, ...] | None = None  # pinned in the config
+    categorical: tuple[str, ...] | None = None
+    schema: ColumnSchema | None = None  # fixed by the first accepted block
+    labels_required: bool = False  # no champion yet: training needs the target
+    max_file_mb: float = 512.0
+    max_invalid_share: float = 0.2
+    max_columns: int = 2000
+    preprocess: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+
+
+@dataclass(frozen=True)
+class ParsedBlock:
+    block_id: str
+    frame: pd.DataFrame  # features (numeric as float64, categorical as str) and the target when labelled
+    labelled: bool
+
+
+@dataclass(frozen=True)
+class Intake:
+    """The outcome: either `blocks` and `schema`, or `reason_code` and `message`."""
+
+    blocks: tuple[ParsedBlock, ...] = ()
+    schema: ColumnSchema | None = None
+    ignored_columns: tuple[str, ...] = ()
+    reason_code: str | None = None
+    message: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.reason_code is None
+
+
+class Rejected(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def parse_file(name: str, data: bytes, rules: IntakeRules) -> Intake:
+    """Validate one file; every foreseeable problem becomes a rejection, never an exception."""
+    try:
+        return accept(name, data, rules)
+    except Rejected as r:
+        return Intake(reason_code=r.code, message=f"{name}: {r.message}")
+
+
+def accept(name: str, data: bytes, rules: IntakeRules) -> Intake:
+    fmt = file_format(name, rules.formats)
+    if len(data) > rules.max_file_mb * 1024 * 1024:
+        raise Rejected("file_too_large", f"{len(data) / 1e6:.1f} MB is over the limit of {rules.max_file_mb} MB "
+                                         "([intake] max_file_mb); split the file into smaller blocks")
+    if not data:
+        raise Rejected("empty_file", "the file is empty")
+    frame = read_csv(data, rules) if fmt == "csv" else read_parquet(data)
+    if frame.shape[1] > rules.max_columns:
+        raise Rejected("too_many_columns", f"{frame.shape[1]} columns is over the limit of {rules.max_columns} "
+                                           "([intake] max_columns)")
+    if len(frame) == 0:
+        raise Rejected("no_rows", "the file has column names but no rows")
+    if rules.preprocess is not None:
+        frame = run_preprocess(rules.preprocess, frame)
+    schema = rules.schema or infer_schema(frame, rules)
+    used = set(schema.features) | {schema.target} | ({rules.block_col} if rules.block_col else set())
+    ignored = tuple(c for c in frame.columns if c not in used)
+    missing = [c for c in schema.features if c not in frame.columns]
+    if missing:
+        raise Rejected("missing_columns", f"missing feature column(s) {', '.join(map(repr, missing))} "
+                                          f"(expected: {', '.join(schema.features)})")
+    labelled = schema.target in frame.columns
+    if not labelled and rules.labels_required:
+        raise Rejected("missing_target", f"no target column {schema.target!r}: the pipeline has no model yet "
+                                         "and needs labelled blocks to train one")
+    if labelled and frame[schema.target].isna().any():
+        n = int(frame[schema.target].isna().sum())
+        raise Rejected("missing_labels", f"{n} row(s) have no value in the target column {schema.target!r}; "
+                                         "fill them, or drop the column to send an unlabelled block")
+    clean = clean_features(frame, schema, rules.max_invalid_share)
+    if labelled:
+        clean[schema.target] = frame[schema.target].to_numpy()
+    blocks = split_blocks(name, frame, clean, rules.block_col, labelled)
+    return Intake(blocks=blocks, schema=schema, ignored_columns=ignored)
+
+
+def file_format(name: str, formats: tuple[str, ...]) -> str:
+    suffix = PurePath(name).suffix.lower().lstrip(".")
+    fmt = {"csv": "csv", "parquet": "parquet", "pq": "parquet"}.get(suffix)
+    if fmt is None or fmt not in formats:
+        raise Rejected("unsupported_format", f"'.{suffix}' files are not read by this pipeline; "
+                                             f"formats = {list(formats)}")
+    return fmt
+
+
+def read_csv(data: bytes, rules: IntakeRules) -> pd.DataFrame:
+    head = data[:65536]
+    if b"\x00" in head:
+        raise Rejected("not_text", "the file contains binary data (NUL bytes), not CSV text")
+    try:
+        first_line_text = data.decode("utf-8").split("\n", 1)[0].lstrip("\ufeff")
+    except UnicodeDecodeError as err:
+        raise Rejected("bad_encoding", f"the file is not UTF-8 (byte 0x{data[err.start]:02x} at offset "
+                                       f"{err.start}); save it as UTF-8") from None
+    header = next(csv.reader(io.StringIO(first_line_text)), [])
+    header = [h.strip() for h in header]
+    duplicates = sorted({h for h in header if header.count(h) > 1})
+    if duplicates:
+        raise Rejected("duplicate_columns", f"column name(s) {', '.join(map(repr, duplicates))} appear more "
+                                            "than once in the header")
+    expected = {rules.target, *(rules.features or ()), *(rules.schema.features if rules.schema else ())}
+    if len(header) == 1 and not (expected & set(header)):
+        for sep, label in ((";", "';'"), ("\t", "tabs"), ("|", "'|'")):
+            if sep in header[0]:
+                raise Rejected("wrong_delimiter", f"the header looks separated by {label}, not ','; "
+                                                  "save the file with comma separators")
+    try:
+        table = pacsv.read_csv(io.BytesIO(data), read_options=pacsv.ReadOptions(use_threads=False))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
+        raise Rejected("unreadable_file", f"cannot be parsed as CSV: {first_line(err)}") from None
+    return table.to_pandas()
+
+
+def read_parquet(data: bytes) -> pd.DataFrame:
+    try:
+        table = pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as err:
+        raise Rejected("unreadable_file", f"cannot be read as Parquet: {first_line(err)}") from None
+    names = table.column_names
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise Rejected("duplicate_columns", f"column name(s) {', '.join(map(repr, duplicates))} appear more "
+                                            "than once")
+    try:
+        return table.to_pandas()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as err:
+        raise Rejected("unreadable_file", f"has column types that cannot be used: {first_line(err)}") from None
+
+
+def run_preprocess(hook: Callable[[pd.DataFrame], pd.DataFrame], frame: pd.DataFrame) -> pd.DataFrame:
+    name = getattr(hook, "__name__", "preprocess")
+    try:
+        out = hook(frame.copy())
+    except Exception as err:  # the user's code: any failure rejects this file only
+        raise Rejected("preprocess_failed", f"the preprocess hook {name} raised "
+                                            f"{type(err).__name__}: {first_line(err)}") from None
+    if not isinstance(out, pd.DataFrame):
+        raise Rejected("preprocess_failed", f"the preprocess hook {name} returned {type(out).__name__}, "
+                                            "not a pandas DataFrame")
+    if len(out) == 0:
+        raise Rejected("no_rows", f"the preprocess hook {name} left no rows")
+    return out
+
+
+def infer_schema(frame: pd.DataFrame, rules: IntakeRules) -> ColumnSchema:
+    """The first block fixes the schema: config features if pinned, else every other column."""
+    if rules.block_col is not None and rules.block_col not in frame.columns:
+        raise Rejected("block_col_missing", f"the block column {rules.block_col!r} (block_col) is not in the "
+                                            "file")
+    if rules.features is not None:
+        features = rules.features
+    else:
+        features = tuple(str(c) for c in frame.columns if c not in (rules.target, rules.block_col))
+        if not features:
+            raise Rejected("missing_columns", f"no feature columns besides the target {rules.target!r}")
+    if rules.categorical is not None:
+        categorical = tuple(c for c in features if c in rules.categorical)
+    else:
+        categorical = tuple(c for c in features if c in frame.columns and not is_numeric(frame[c]))
+    source = "config" if rules.features is not None else "first_block"
+    return ColumnSchema(features=tuple(features), categorical=categorical, target=rules.target, source=source)
+
+
+def is_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def clean_features(frame: pd.DataFrame, schema: ColumnSchema, max_invalid: float) -> pd.DataFrame:
+    """Numeric features as float64 (after checks), categorical as strings (missing stays missing)."""
+    out: dict[str, object] = {}
+    categorical = set(schema.categorical)
+    for col in schema.features:
+        series = frame[col]
+        if col in categorical:
+            values = series.astype(object).where(series.notna(), None)
+            if values.isna().all():
+                raise Rejected("all_missing_feature", f"feature {col!r} has no values at all")
+            out[col] = values.map(lambda v: v if v is None else str(v))
+            continue
+        numbers = to_numbers(col, series)
+        invalid = ~np.isfinite(numbers)
+        if invalid.all():
+            raise Rejected("all_missing_feature", f"feature {col!r} has no finite values at all")
+        share = float(invalid.mean())
+        if share > max_invalid:
+            raise Rejected("too_many_invalid", f"feature {col!r} is {share:.0%} NaN or infinite, over the limit "
+                                               f"of {max_invalid:.0%} ([intake] max_invalid_share)")
+        numbers = numbers.copy()
+        numbers[invalid] = np.nan
+        out[col] = numbers
+    return pd.DataFrame(out, index=frame.index)
+
+
+def to_numbers(col: str, series: pd.Series) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(series):
+        return series.astype("float64").to_numpy()
+    if is_numeric(series):
+        return series.astype("float64").to_numpy()
+    converted = pd.to_numeric(series, errors="coerce")
+    bad = converted.isna() & series.notna() & (series.astype(str).str.strip() != "")
+    if bad.any():
+        rows = np.flatnonzero(bad.to_numpy())
+        examples = ", ".join(repr(str(series.iloc[i]))[:40] for i in rows[:3])
+        raise Rejected("non_numeric_values", f"numeric feature {col!r} has {len(rows)} value(s) that are not "
+                                             f"numbers, e.g. {examples} (first at data row {rows[0] + 1})")
+    return converted.astype("float64").to_numpy()
+
+
+def split_blocks(name: str, raw: pd.DataFrame, clean: pd.DataFrame, block_col: str | None,
+                 labelled: bool) -> tuple[ParsedBlock, ...]:
+    if block_col is None:
+        return (ParsedBlock(block_id=PurePath(name).stem, frame=clean.reset_index(drop=True), labelled=labelled),)
+    if block_col not in raw.columns:
+        raise Rejected("block_col_missing", f"the block column {block_col!r} (block_col) is not in the file")
+    keys = raw[block_col]
+    if keys.isna().any():
+        raise Rejected("bad_block_id", f"{int(keys.isna().sum())} row(s) have no value in the block column "
+                                       f"{block_col!r}")
+    ids = keys.map(block_id_text)
+    bad = sorted({i for i in ids.unique() if not BLOCK_ID.fullmatch(i)})
+    if bad:
+        raise Rejected("bad_block_id", f"block column value(s) {bad[:3]} cannot be block ids (1-128 characters, "
+                                       "no '/', '\\\\' or control characters)")
+    blocks = []
+    for block_id in pd.unique(ids):
+        rows = clean[(ids == block_id).to_numpy()].reset_index(drop=True)
+        blocks.append(ParsedBlock(block_id=block_id, frame=rows, labelled=labelled))
+    return tuple(blocks)
+
+
+def block_id_text(value: object) -> str:
+    """`3.0` and `3` name the same block: integral floats lose their `.0`."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:300] if text else type(err).__name__
