@@ -1,0 +1,343 @@
+"""`EventStore`: the append-only log's interface and the behaviour every backend shares.
+
+A backend supplies raw rows ``(position, stream_id, version, type, schema_version, payload_json,
+recorded_at, hash)`` and the atomic append; this base class validates input, encodes events through the
+codec, stamps the time, turns rows into :class:`Recorded` and walks the hash chain, so every backend
+behaves the same way (the contract suite in ``tests/contract/`` holds them to it).
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from eventstore.canonical import canonical_json, json_problem
+from eventstore.codec import Codec
+from eventstore.errors import CorruptLogError, StoreError
+from eventstore.hash_chain import GENESIS_HASH, ChainChecker, RawRow, record_hash_from_text
+from eventstore.records import EventData, Recorded, Snapshot, VerifyResult
+
+__all__ = ["EventStore", "Clock", "Prepared"]
+
+Clock = Callable[[], datetime]
+# an event ready to be written: (type, schema_version, canonical payload text)
+Prepared = tuple[str, int, str]
+
+_loads = json.loads
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class EventStore(abc.ABC):
+    """An append-only log of events in streams, with optimistic concurrency, idempotency and a hash chain.
+
+    Use it as a context manager, or call :meth:`close`. Example with the in-memory backend:
+
+    >>> from eventstore import InMemoryEventStore, EventData
+    >>> with InMemoryEventStore() as store:
+    ...     first = store.append("pipeline-1", [EventData("BlockArrived", {"block": 1})], expected_version=0)
+    ...     again = store.append("pipeline-1", [EventData("BlockArrived", {"block": 2})], expected_version=1,
+    ...                          idempotency_key="block-2")
+    ...     [(r.position, r.version, r.payload) for r in store.read("pipeline-1")]
+    [(1, 1, {'block': 1}), (2, 2, {'block': 2})]
+    """
+
+    def __init__(self, *, codec: Codec | None = None, clock: Clock | None = None) -> None:
+        self.codec = Codec() if codec is None else codec
+        self._clock: Clock = _utc_now if clock is None else clock
+        self._closed = False
+
+    # -- the write side -------------------------------------------------------------------------------
+
+    def append(self, stream_id: str, events: Sequence[Any], expected_version: int,
+               idempotency_key: str | None = None) -> list[Recorded]:
+        """Append ``events`` to ``stream_id`` atomically, if the stream is still at ``expected_version``.
+
+        ``events`` are :class:`EventData` or instances of classes registered in ``self.codec``.
+        ``expected_version`` is the stream's current version (0 for a new stream); a stale one raises
+        :class:`ConcurrencyError` and writes nothing. An ``idempotency_key`` already used on this stream
+        returns the events recorded by that earlier call and writes nothing (even if ``expected_version``
+        is stale by now). An empty ``events`` returns ``[]`` and checks nothing.
+        """
+        self._check_open()
+        _check_stream_id(stream_id)
+        _check_count("expected_version", expected_version)
+        if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key):
+            raise StoreError(f"idempotency_key must be a non-empty string or None, got {idempotency_key!r}")
+        if isinstance(events, EventData) or not isinstance(events, Sequence) or isinstance(events, str):
+            raise StoreError(f"events must be a list or tuple of events, got {type(events).__name__}")
+        if not events:
+            return []
+        prepared = [self._prepare(stream_id, i, len(events), event) for i, event in enumerate(events)]
+        rows = self._append_rows(stream_id, prepared, expected_version, idempotency_key)
+        return self._to_recorded(rows)
+
+    def _prepare(self, stream_id: str, index: int, count: int, event: Any) -> Prepared:
+        if not isinstance(event, EventData):
+            if isinstance(event, dict) or not hasattr(event, "__dataclass_fields__"):
+                raise StoreError(f"stream {stream_id!r}, event {index + 1} of {count}: expected EventData or a "
+                                 f"registered event dataclass, got {type(event).__name__}")
+            event = self.codec.encode(event)
+        where = f"stream {stream_id!r}, event {index + 1} of {count} ({event.type!r})"
+        if not isinstance(event.type, str) or not event.type:
+            raise StoreError(f"stream {stream_id!r}, event {index + 1} of {count}: type must be a non-empty "
+                             f"string, got {event.type!r}")
+        if type(event.schema_version) is not int or event.schema_version < 1:
+            raise StoreError(f"{where}: schema_version must be an int >= 1, got {event.schema_version!r}")
+        if not isinstance(event.payload, dict):
+            raise StoreError(f"{where}: payload must be a dict (a JSON object), got {type(event.payload).__name__}")
+        problem = json_problem(event.payload) or json_problem(event.type, "type")
+        if problem:
+            raise StoreError(f"{where}: {problem}; nothing was written")
+        return (event.type, event.schema_version, canonical_json(event.payload))
+
+    def _recorded_at(self) -> str:
+        """Now, from the injected clock, as ISO-8601 UTC with microseconds. Backends call it while locked."""
+        now = self._clock()
+        if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
+            raise StoreError(f"the store's clock must return a timezone-aware datetime, got {now!r}")
+        return now.astimezone(UTC).isoformat(timespec="microseconds")
+
+    @staticmethod
+    def _chain(stream_id: str, prepared: list[Prepared], *, first_version: int, last_position: int,
+               last_hash: str, recorded_at: str) -> list[RawRow]:
+        """The rows for a batch, each linked to the one before (``last_position``/``last_hash``)."""
+        rows: list[RawRow] = []
+        previous = last_hash
+        for offset, (type_, schema_version, payload_text) in enumerate(prepared):
+            position, version = last_position + 1 + offset, first_version + offset
+            digest = record_hash_from_text(previous, position, stream_id, version, type_, schema_version,
+                                           payload_text, recorded_at)
+            rows.append((position, stream_id, version, type_, schema_version, payload_text, recorded_at, digest))
+            previous = digest
+        return rows
+
+    # -- the read side --------------------------------------------------------------------------------
+
+    def read(self, stream_id: str, after_version: int = 0) -> list[Recorded]:
+        """The events of one stream with ``version > after_version``, in version order."""
+        self._check_open()
+        _check_stream_id(stream_id)
+        _check_count("after_version", after_version)
+        return self._to_recorded(self._raw_stream(stream_id, after_version))
+
+    def read_all(self, after_position: int = 0, limit: int | None = None) -> list[Recorded]:
+        """Events of all streams with ``position > after_position`` in global order, at most ``limit``."""
+        self._check_open()
+        _check_count("after_position", after_position)
+        if limit is not None:
+            _check_count("limit", limit)
+            if limit == 0:
+                return []
+        return self._to_recorded(self._raw_range(after_position, limit))
+
+    def iter_all(self, after_position: int = 0, batch_size: int = 10000, *,
+                 verify: bool = False) -> Iterator[Recorded]:
+        """Stream events after ``after_position`` in global order, ``batch_size`` rows in memory at a time.
+
+        With ``verify=True`` the hash chain (and position continuity) is checked on the way and a
+        :class:`CorruptLogError` naming the position is raised at the first bad record; the events before
+        it have been yielded. Events appended during the iteration are included.
+        """
+        self._check_open()
+        _check_count("after_position", after_position)
+        _check_count("batch_size", batch_size, minimum=1)
+        return self._iter_all(after_position, batch_size, verify)
+
+    def _iter_all(self, after_position: int, batch_size: int, verify: bool) -> Iterator[Recorded]:
+        checker = None
+        if verify:
+            previous = GENESIS_HASH if after_position == 0 else self._hash_at(after_position)
+            if previous is None:
+                raise StoreError(f"{self._describe()}: cannot verify from position {after_position}: there is "
+                                 f"no such position (head is {self.head()})")
+            checker = ChainChecker(previous, after_position, track_versions=after_position == 0)
+        position = after_position
+        while True:
+            self._check_open()
+            rows = self._raw_range(position, batch_size)
+            if not rows:
+                return
+            if checker is None:
+                batch = self._to_recorded(rows)
+            else:
+                batch = []
+                for row in rows:
+                    payload = self._payload(row)
+                    problem = checker.check(row, payload)
+                    if problem is not None:
+                        yield from batch
+                        raise CorruptLogError(f"{self._describe()}: {problem}; run verify() for a full report, "
+                                              f"and restore the log from a backup")
+                    batch.append(Recorded(row[0], row[1], row[2], row[3], row[4], payload, row[6], row[7]))
+            yield from batch
+            position = rows[-1][0]
+
+    def verify(self, progress: Callable[[int, int], None] | None = None) -> VerifyResult:
+        """Walk the whole log (streaming, memory bounded by the number of streams) and check the hash chain.
+
+        Also detects missing positions, a gap in a stream's versions and a payload that is not a JSON
+        object. ``progress(done, total)`` is called after every batch. Records appended during the walk
+        are not checked.
+        """
+        self._check_open()
+        total = self.head()
+        checker = ChainChecker()
+        checked = 0
+        position = 0
+        if progress is not None:
+            progress(0, total)
+        try:
+            while position < total:
+                rows = self._raw_range(position, 10000)
+                if not rows:
+                    break
+                for row in rows:
+                    if isinstance(row[0], int) and row[0] > total:
+                        break
+                    problem = checker.check(row)
+                    if problem is not None:
+                        bad = checker.last_position + 1
+                        return VerifyResult(False, checked, bad, f"{self._describe()}: {problem}")
+                    checked += 1
+                position = rows[-1][0]
+                if progress is not None:
+                    progress(min(checked, total), total)
+        except CorruptLogError as exc:
+            bad = checker.last_position + 1
+            return VerifyResult(False, checked, bad, f"{exc} (after position {checker.last_position})")
+        if checked != total:
+            bad = checker.last_position + 1
+            return VerifyResult(False, checked, bad, f"{self._describe()}: the last position is {total} but "
+                                f"only {checked} records were found in order")
+        if progress is not None and total:
+            progress(total, total)
+        message = f"{self._describe()}: {checked} records, hash chain intact" if checked else \
+            f"{self._describe()}: empty log"
+        return VerifyResult(True, checked, None, message)
+
+    @abc.abstractmethod
+    def streams(self) -> list[str]:
+        """The ids of all streams that have at least one event, sorted."""
+
+    @abc.abstractmethod
+    def head(self) -> int:
+        """The last position in the log (0 when empty)."""
+
+    @abc.abstractmethod
+    def stream_version(self, stream_id: str) -> int:
+        """The stream's current version (0 when it has no events)."""
+
+    # -- snapshots (a cache: deleting them never changes a result) --------------------------------------
+
+    def save_snapshot(self, stream_id: str, version: int, state: dict[str, Any], schema: str) -> None:
+        """Keep ``state`` (a JSON object) as the stream's state folded up to ``version``; replaces any older one."""
+        self._check_open()
+        _check_stream_id(stream_id)
+        _check_count("version", version, minimum=1)
+        if not isinstance(schema, str) or not schema:
+            raise StoreError(f"snapshot schema must be a non-empty string, got {schema!r}")
+        if not isinstance(state, dict):
+            raise StoreError(f"snapshot state must be a dict (a JSON object), got {type(state).__name__}")
+        problem = json_problem(state, "state")
+        if problem:
+            raise StoreError(f"snapshot of stream {stream_id!r} at version {version}: {problem}")
+        current = self.stream_version(stream_id)
+        if version > current:
+            raise StoreError(f"cannot snapshot stream {stream_id!r} at version {version}: the stream is only at "
+                             f"version {current}")
+        self._put_snapshot(stream_id, version, schema, canonical_json(state))
+
+    def load_snapshot(self, stream_id: str, schema: str) -> Snapshot | None:
+        """The stream's snapshot if one exists with this ``schema``, else None (then replay from version 0)."""
+        self._check_open()
+        _check_stream_id(stream_id)
+        found = self._get_snapshot(stream_id)
+        if found is None or found[1] != schema:
+            return None
+        version, stored_schema, state_text = found
+        try:
+            state = _loads(state_text)
+        except (ValueError, TypeError):
+            return None  # a damaged cache entry is a miss, not an error: the log is the truth
+        return Snapshot(stream_id, version, stored_schema, state)
+
+    @abc.abstractmethod
+    def delete_snapshots(self, stream_id: str | None = None) -> None:
+        """Forget the snapshot of one stream, or of all streams."""
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the store; further calls raise StoreError. Closing twice is harmless."""
+        self._closed = True
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"{self._describe()} is closed: open a new store")
+
+    def _describe(self) -> str:
+        return type(self).__name__
+
+    # -- helpers and what a backend supplies ----------------------------------------------------------
+
+    def _payload(self, row: RawRow) -> dict[str, Any]:
+        try:
+            payload = _loads(row[5])
+        except (ValueError, TypeError) as exc:
+            raise CorruptLogError(f"{self._describe()}: position {row[0]}: payload is not JSON ({exc}); "
+                                  f"run verify() and restore the log from a backup") from None
+        if not isinstance(payload, dict):
+            raise CorruptLogError(f"{self._describe()}: position {row[0]}: payload is not a JSON object; "
+                                  f"run verify() and restore the log from a backup")
+        return payload
+
+    def _to_recorded(self, rows: list[RawRow]) -> list[Recorded]:
+        try:
+            return [Recorded(r[0], r[1], r[2], r[3], r[4], _loads(r[5]), r[6], r[7]) for r in rows]
+        except (ValueError, TypeError):
+            return [Recorded(r[0], r[1], r[2], r[3], r[4], self._payload(r), r[6], r[7]) for r in rows]
+
+    @abc.abstractmethod
+    def _append_rows(self, stream_id: str, prepared: list[Prepared], expected_version: int,
+                     idempotency_key: str | None) -> list[RawRow]:
+        """Atomically: idempotency lookup, version check, chain and write the rows; return them."""
+
+    @abc.abstractmethod
+    def _raw_stream(self, stream_id: str, after_version: int) -> list[RawRow]: ...
+
+    @abc.abstractmethod
+    def _raw_range(self, after_position: int, limit: int | None) -> list[RawRow]: ...
+
+    @abc.abstractmethod
+    def _hash_at(self, position: int) -> str | None: ...
+
+    @abc.abstractmethod
+    def _put_snapshot(self, stream_id: str, version: int, schema: str, state_text: str) -> None: ...
+
+    @abc.abstractmethod
+    def _get_snapshot(self, stream_id: str) -> tuple[int, str, str] | None: ...
+
+
+def _check_stream_id(stream_id: Any) -> None:
+    if not isinstance(stream_id, str) or not stream_id:
+        raise StoreError(f"stream_id must be a non-empty string, got {stream_id!r}")
+    problem = json_problem(stream_id, "stream_id")
+    if problem:
+        raise StoreError(problem)
+
+
+def _check_count(name: str, value: Any, minimum: int = 0) -> None:
+    if type(value) is not int or value < minimum:
+        raise StoreError(f"{name} must be an int >= {minimum}, got {value!r}")
