@@ -1,0 +1,519 @@
+"""Retraining strategies: pure functions from training material to a trained candidate, plus their settings.
+
+A round is `build_round` (hold out the most recent labelled rows), then each configured strategy on the
+remaining material, then `pipelines.evaluation.evaluate` on the holdout and `pipelines.promotion` to decide.
+Strategies never see holdout rows: they only receive the `TrainingMaterial` that `build_round` returns.
+Randomness comes from the caller's `seed`; `seconds` is wall time, reported and never decided on.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, get_args
+
+import numpy as np
+import pandas as pd
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import StackingClassifier, StackingRegressor
+from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LogisticRegression, RidgeCV
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.pipeline import Pipeline
+
+from pipelines.evaluation import (
+    CLASSIFICATION_METRICS,
+    REGRESSION_METRICS,
+    HoldoutDescription,
+    split_holdout,
+)
+from pipelines.models import ModelSpec, final_estimator, make_model, seeded
+
+__all__ = [
+    "DEFAULT_STRATEGIES",
+    "STRATEGIES",
+    "STRATEGY_NAMES",
+    "LabelledBlock",
+    "RetrainSettings",
+    "StrategySkipped",
+    "TrainedCandidate",
+    "TrainingMaterial",
+    "build_round",
+    "fallback_to_run",
+    "primary_metric",
+    "run_strategy",
+]
+
+Task = Literal["classification", "regression"]
+Metric = Literal["accuracy", "balanced_accuracy", "f1_minority", "roc_auc", "log_loss", "r2", "mae", "rmse"]
+STRATEGY_NAMES = ("full", "incremental", "windowed", "stacking", "replay_mix", "recalibration")
+DEFAULT_STRATEGIES = ("full", "windowed", "replay_mix", "recalibration")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrainSettings:
+    """The `[retrain]` table: which strategies run, on which data, and what a candidate must do to be promoted."""
+
+    strategies: tuple[str, ...] = DEFAULT_STRATEGIES
+    window_blocks: int = 3
+    replay_fraction: float = 0.3
+    row_budget: int | None = 200_000
+    metric: Metric | None = None
+    min_improvement: float = 0.01
+    thresholds: dict[str, float] = field(default_factory=dict)
+    fallback: str | None = None
+    task_timeout_seconds: float = 600.0
+    holdout_fraction: float = 0.2
+    holdout_blocks: int | None = None
+    retain_rejected: int = 3
+    calibration_method: Literal["sigmoid", "isotonic"] = "sigmoid"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.strategies, list):
+            object.__setattr__(self, "strategies", tuple(self.strategies))
+        allowed = ", ".join(STRATEGY_NAMES)
+        if not isinstance(self.strategies, tuple) or not self.strategies:
+            raise ValueError(f"strategies = {self.strategies!r}; allowed: a non-empty list of {allowed}")
+        for name in self.strategies:
+            if name not in STRATEGY_NAMES:
+                raise ValueError(f"strategies: unknown strategy {name!r}; allowed: {allowed}")
+        if len(set(self.strategies)) != len(self.strategies):
+            raise ValueError(f"strategies = {list(self.strategies)} lists a strategy twice; allowed: each once")
+        if not _is_int(self.window_blocks) or self.window_blocks < 1:
+            raise ValueError(f"window_blocks = {self.window_blocks!r}; allowed: an integer >= 1")
+        if not _is_number(self.replay_fraction) or not 0.0 <= self.replay_fraction < 1.0:
+            raise ValueError(f"replay_fraction = {self.replay_fraction!r}; allowed: 0 <= replay_fraction < 1")
+        if self.row_budget is not None and (not _is_int(self.row_budget) or self.row_budget < 1):
+            raise ValueError(f"row_budget = {self.row_budget!r}; allowed: an integer >= 1, or leave it out")
+        metrics = CLASSIFICATION_METRICS + REGRESSION_METRICS
+        primary = get_args(Metric)
+        if self.metric is not None and self.metric not in primary:
+            raise ValueError(f"metric = {self.metric!r}; allowed: {', '.join(primary)}")
+        if not _is_number(self.min_improvement) or self.min_improvement < 0:
+            raise ValueError(f"min_improvement = {self.min_improvement!r}; allowed: a number >= 0")
+        if not isinstance(self.thresholds, dict):
+            raise ValueError(f"thresholds = {self.thresholds!r}; allowed: a table of metric = number")
+        for name, value in self.thresholds.items():
+            if name not in metrics:
+                raise ValueError(f"thresholds: unknown metric {name!r}; allowed: {', '.join(metrics)}")
+            if not _is_number(value):
+                raise ValueError(f"thresholds.{name} = {value!r}; allowed: a finite number")
+        if self.fallback is not None:
+            if self.fallback not in STRATEGY_NAMES:
+                raise ValueError(f"fallback = {self.fallback!r}; allowed: {allowed}, or leave it out")
+            if self.fallback in self.strategies:
+                raise ValueError(
+                    f"fallback = {self.fallback!r} already runs as one of the strategies; "
+                    "allowed: a strategy not in strategies, or leave it out"
+                )
+        if not _is_number(self.task_timeout_seconds) or self.task_timeout_seconds <= 0:
+            raise ValueError(f"task_timeout_seconds = {self.task_timeout_seconds!r}; allowed: a number > 0")
+        if not _is_number(self.holdout_fraction) or not 0.0 < self.holdout_fraction < 1.0:
+            raise ValueError(f"holdout_fraction = {self.holdout_fraction!r}; allowed: 0 < holdout_fraction < 1")
+        if self.holdout_blocks is not None and (not _is_int(self.holdout_blocks) or self.holdout_blocks < 1):
+            raise ValueError(f"holdout_blocks = {self.holdout_blocks!r}; allowed: an integer >= 1, or leave it out")
+        if not _is_int(self.retain_rejected) or self.retain_rejected < 0:
+            raise ValueError(f"retain_rejected = {self.retain_rejected!r}; allowed: an integer >= 0")
+        if self.calibration_method not in ("sigmoid", "isotonic"):
+            raise ValueError(f"calibration_method = {self.calibration_method!r}; allowed: sigmoid, isotonic")
+
+
+def primary_metric(settings: RetrainSettings, task: Task) -> str:
+    """The metric promotion ranks by: the configured one, else accuracy (classification) or r2 (regression).
+
+    >>> primary_metric(RetrainSettings(), "regression")
+    'r2'
+    """
+    if task not in ("classification", "regression"):
+        raise ValueError(f"unknown task {task!r}; allowed: classification, regression")
+    if settings.metric is None:
+        return "accuracy" if task == "classification" else "r2"
+    allowed = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+    if settings.metric not in allowed:
+        raise ValueError(f"metric = {settings.metric!r} does not apply to {task}; allowed: {', '.join(allowed)}")
+    return settings.metric
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledBlock:
+    """One block of labelled rows in arrival order."""
+
+    block_id: str
+    frame: pd.DataFrame
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingMaterial:
+    """Everything a strategy may train on: labelled blocks (oldest first, holdout already removed)."""
+
+    blocks: tuple[LabelledBlock, ...]
+    new_block_ids: tuple[str, ...]
+    features: tuple[str, ...]
+    categorical: tuple[str, ...]
+    target: str
+    task: Task
+
+    def __post_init__(self) -> None:
+        if self.task not in ("classification", "regression"):
+            raise ValueError(f"task = {self.task!r}; allowed: classification, regression")
+        ids = [b.block_id for b in self.blocks]
+        missing_new = [b for b in self.new_block_ids if b not in ids]
+        if missing_new:
+            raise ValueError(f"new blocks {missing_new} are not among the blocks; allowed: {ids}")
+        needed = [*self.features, self.target]
+        for block in self.blocks:
+            absent = [c for c in needed if c not in block.frame.columns]
+            if absent:
+                raise ValueError(f"block {block.block_id!r} lacks columns {absent}; allowed: frames with {needed}")
+
+    def frame(self, blocks: Sequence[LabelledBlock]) -> pd.DataFrame:
+        """The rows of `blocks`, concatenated in order, restricted to the features and the target."""
+        cols = [*self.features, self.target]
+        if not blocks:
+            return pd.DataFrame(columns=cols)
+        return pd.concat([b.frame[cols] for b in blocks], ignore_index=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainedCandidate:
+    """A fitted candidate and how it came to be (no data, only ids and numbers besides the model)."""
+
+    model: Any
+    strategy: str
+    training_blocks: tuple[str, ...]
+    rows: int
+    seed: int
+    params: dict[str, Any]
+    seconds: float
+    notes: str = ""
+
+
+class StrategySkipped(Exception):
+    """The strategy does not apply to this round (no champion, no partial_fit, regression...); not a failure."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def build_round(
+    blocks: Sequence[LabelledBlock],
+    new_block_ids: Sequence[str],
+    settings: RetrainSettings,
+    *,
+    features: Sequence[str],
+    categorical: Sequence[str],
+    target: str,
+    task: Task,
+) -> tuple[TrainingMaterial, pd.DataFrame, HoldoutDescription]:
+    """Hold out the most recent labelled rows and return the material strategies may see, the holdout, the rule.
+
+    Rows without a target are dropped first (they are not labelled data). See `split_holdout` for the rule.
+    """
+    labelled = []
+    for block in blocks:
+        if target not in block.frame.columns:
+            raise ValueError(f"block {block.block_id!r} has no target column {target!r}")
+        labelled.append((block.block_id, block.frame[block.frame[target].notna()]))
+    train, holdout, description = split_holdout(
+        labelled, new_block_ids, holdout_fraction=settings.holdout_fraction, holdout_blocks=settings.holdout_blocks
+    )
+    kept_ids = {bid for bid, _ in train}
+    material = TrainingMaterial(
+        blocks=tuple(LabelledBlock(bid, frame) for bid, frame in train),
+        new_block_ids=tuple(b for b in new_block_ids if b in kept_ids),
+        features=tuple(features),
+        categorical=tuple(categorical),
+        target=target,
+        task=task,
+    )
+    return material, holdout, description
+
+
+# ---------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def _cap(blocks: Sequence[LabelledBlock], row_budget: int | None) -> tuple[LabelledBlock, ...]:
+    """Keep the most recent `row_budget` rows (whole newest blocks, then the tail of the next one)."""
+    if row_budget is None:
+        return tuple(b for b in blocks if len(b.frame))
+    kept: list[LabelledBlock] = []
+    left = row_budget
+    for block in reversed(blocks):
+        if left <= 0:
+            break
+        part = block.frame.iloc[-left:] if len(block.frame) > left else block.frame
+        if len(part):
+            kept.insert(0, LabelledBlock(block.block_id, part))
+        left -= len(part)
+    return tuple(kept)
+
+
+def _rows(blocks: Sequence[LabelledBlock]) -> int:
+    return sum(len(b.frame) for b in blocks)
+
+
+def _ids(blocks: Sequence[LabelledBlock]) -> tuple[str, ...]:
+    return tuple(b.block_id for b in blocks if len(b.frame))
+
+
+def _xy(material: TrainingMaterial, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    return frame[list(material.features)], frame[material.target]
+
+
+def _fresh_fit(material: TrainingMaterial, spec: ModelSpec, blocks: Sequence[LabelledBlock], seed: int) -> Any:
+    model = seeded(make_model(spec, material.features, material.categorical), seed, spec)
+    X, y = _xy(material, material.frame(blocks))
+    if len(X) == 0:
+        raise StrategySkipped("no training rows")
+    return model.fit(X, y)
+
+
+def _window(material: TrainingMaterial, settings: RetrainSettings) -> tuple[LabelledBlock, ...]:
+    return material.blocks[-settings.window_blocks :]
+
+
+def _n_splits(material: TrainingMaterial, y: pd.Series, what: str) -> int:
+    """Folds for internal cross-validation: up to 5, limited by the rarest class (or the row count)."""
+    smallest = int(y.value_counts().min()) if material.task == "classification" else len(y)
+    k = min(5, smallest)
+    if k < 2:
+        raise StrategySkipped(f"{what} has a class (or a row count) below 2; cross-validation needs at least 2")
+    return k
+
+
+def _needs_champion(champion: Any, name: str) -> None:
+    if champion is None:
+        raise StrategySkipped(f"{name} needs a champion and there is none yet")
+
+
+Strategy = Callable[..., TrainedCandidate]
+
+
+def _timed(fn: Strategy) -> Strategy:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> TrainedCandidate:
+        start = time.perf_counter()
+        candidate = fn(*args, **kwargs)
+        return replace(candidate, seconds=time.perf_counter() - start)
+
+    return wrapper
+
+
+# ---------------------------------------------------------------------------------------------------------
+# strategies: (material, spec, settings, seed, champion=None) -> TrainedCandidate
+
+
+@_timed
+def full(
+    material: TrainingMaterial, spec: ModelSpec, settings: RetrainSettings, seed: int, champion: Any = None
+) -> TrainedCandidate:
+    """A fresh model on all labelled history (most recent `row_budget` rows)."""
+    used = _cap(material.blocks, settings.row_budget)
+    model = _fresh_fit(material, spec, used, seed)
+    return TrainedCandidate(
+        model=model, strategy="full", training_blocks=_ids(used), rows=_rows(used), seed=seed,
+        params={"row_budget": settings.row_budget}, seconds=0.0,
+    )
+
+
+@_timed
+def windowed(
+    material: TrainingMaterial, spec: ModelSpec, settings: RetrainSettings, seed: int, champion: Any = None
+) -> TrainedCandidate:
+    """A fresh model on the last `window_blocks` blocks."""
+    used = _cap(_window(material, settings), settings.row_budget)
+    model = _fresh_fit(material, spec, used, seed)
+    return TrainedCandidate(
+        model=model, strategy="windowed", training_blocks=_ids(used), rows=_rows(used), seed=seed,
+        params={"window_blocks": settings.window_blocks, "row_budget": settings.row_budget}, seconds=0.0,
+    )
+
+
+@_timed
+def incremental(
+    material: TrainingMaterial, spec: ModelSpec, settings: RetrainSettings, seed: int, champion: Any = None
+) -> TrainedCandidate:
+    """A copy of the champion updated with `partial_fit` on the new blocks; preprocessing stays as fitted."""
+    _needs_champion(champion, "incremental")
+    estimator = final_estimator(champion)
+    if not callable(getattr(estimator, "partial_fit", None)):
+        raise StrategySkipped(f"{type(estimator).__name__} has no partial_fit; incremental learning does not apply")
+    new = [b for b in material.blocks if b.block_id in material.new_block_ids]
+    used = _cap(new, settings.row_budget)
+    if not _rows(used):
+        raise StrategySkipped("no new training rows left after the holdout")
+    X, y = _xy(material, material.frame(used))
+    classes = getattr(estimator, "classes_", None)
+    if material.task == "classification" and classes is not None:
+        unseen = sorted(set(y.unique()) - set(classes), key=str)
+        if unseen:
+            raise StrategySkipped(
+                f"new labels {unseen} are unknown to the champion; partial_fit cannot add classes"
+            )
+    model = copy.deepcopy(champion)
+    if isinstance(model, Pipeline):
+        Xt = model[:-1].transform(X)
+        final_estimator(model).partial_fit(Xt, y.to_numpy())
+    else:
+        model.partial_fit(X, y.to_numpy())
+    return TrainedCandidate(
+        model=model, strategy="incremental", training_blocks=_ids(used), rows=_rows(used), seed=seed,
+        params={"row_budget": settings.row_budget}, seconds=0.0,
+        notes="champion copy updated with partial_fit; preprocessing not refit (unseen categories ignored)",
+    )
+
+
+@_timed
+def stacking(
+    material: TrainingMaterial, spec: ModelSpec, settings: RetrainSettings, seed: int, champion: Any = None
+) -> TrainedCandidate:
+    """A meta-learner over the frozen champion, a frozen model of the older history and a fresh window model.
+
+    The meta-learner is fit on the window rows with out-of-fold predictions of the window model; the history
+    model never saw the window, and the champion is not refit, so no member predicts on its own training rows.
+    """
+    _needs_champion(champion, "stacking")
+    used = _cap(material.blocks, settings.row_budget)
+    window_ids = {b.block_id for b in _window(material, settings)}
+    window = [b for b in used if b.block_id in window_ids]
+    older = [b for b in used if b.block_id not in window_ids]
+    if not _rows(window):
+        raise StrategySkipped("no rows in the window")
+    X, y = _xy(material, material.frame(window))
+    k = _n_splits(material, y, "the window")
+    members: list[tuple[str, Any]] = [("champion", FrozenEstimator(champion))]
+    if _rows(older):
+        members.append(("history", FrozenEstimator(_fresh_fit(material, spec, older, seed))))
+    members.append(("window", seeded(make_model(spec, material.features, material.categorical), seed, spec)))
+    if material.task == "classification":
+        model: Any = StackingClassifier(
+            members, final_estimator=LogisticRegression(max_iter=1000),
+            cv=StratifiedKFold(n_splits=k, shuffle=True, random_state=seed),
+        )
+    else:
+        model = StackingRegressor(members, final_estimator=RidgeCV(), cv=KFold(n_splits=k, shuffle=True, random_state=seed))
+    model.fit(X, y)
+    return TrainedCandidate(
+        model=model, strategy="stacking", training_blocks=_ids(used), rows=_rows(used), seed=seed,
+        params={"window_blocks": settings.window_blocks, "members": [m for m, _ in members], "cv_folds": k},
+        seconds=0.0,
+    )
+
+
+@_timed
+def replay_mix(
+    material: TrainingMaterial, spec: ModelSpec, settings: RetrainSettings, seed: int, champion: Any = None
+) -> TrainedCandidate:
+    """A fresh model on the new blocks plus a seeded sample of older rows making up `replay_fraction` of the mix."""
+    new = [b for b in material.blocks if b.block_id in material.new_block_ids]
+    older = [b for b in material.blocks if b.block_id not in material.new_block_ids]
+    n_new, n_older = _rows(new), _rows(older)
+    if not n_new:
+        raise StrategySkipped("no new training rows left after the holdout")
+    f = settings.replay_fraction
+    n_replay = min(n_older, round(n_new * f / (1.0 - f)))
+    if settings.row_budget is not None and n_new + n_replay > settings.row_budget:
+        n_replay = min(n_older, round(settings.row_budget * f))
+        new = list(_cap(new, settings.row_budget - n_replay))
+        n_new = _rows(new)
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(n_older, size=n_replay, replace=False)) if n_replay else np.array([], dtype=int)
+    sampled: list[LabelledBlock] = []
+    offset = 0
+    for block in older:
+        here = chosen[(chosen >= offset) & (chosen < offset + len(block.frame))] - offset
+        if len(here):
+            sampled.append(LabelledBlock(block.block_id, block.frame.iloc[here]))
+        offset += len(block.frame)
+    used = [*sampled, *new]
+    model = _fresh_fit(material, spec, used, seed)
+    return TrainedCandidate(
+        model=model, strategy="replay_mix", training_blocks=_ids(used), rows=_rows(used), seed=seed,
+        params={"replay_fraction": f, "replayed_rows": int(n_replay), "new_rows": n_new,
+                "row_budget": settings.row_budget},
+        seconds=0.0,
+    )
+
+
+@_timed
+def recalibration(
+    material: TrainingMaterial, spec: ModelSpec, settings: RetrainSettings, seed: int, champion: Any = None
+) -> TrainedCandidate:
+    """The frozen champion with its probabilities recalibrated on the last `window_blocks` blocks."""
+    if material.task != "classification":
+        raise StrategySkipped("recalibration applies to classification only")
+    _needs_champion(champion, "recalibration")
+    if not callable(getattr(champion, "predict_proba", None)) and not callable(
+        getattr(champion, "decision_function", None)
+    ):
+        raise StrategySkipped("the champion has neither predict_proba nor decision_function to calibrate")
+    used = _cap(_window(material, settings), settings.row_budget)
+    X, y = _xy(material, material.frame(used))
+    unseen = sorted(set(y.unique()) - set(getattr(champion, "classes_", y.unique())), key=str)
+    if unseen:
+        raise StrategySkipped(f"labels {unseen} are unknown to the champion; calibration cannot add classes")
+    k = _n_splits(material, y, "the window")
+    model = CalibratedClassifierCV(
+        FrozenEstimator(champion), method=settings.calibration_method,
+        cv=StratifiedKFold(n_splits=k, shuffle=True, random_state=seed),
+    )
+    model.fit(X, y)
+    return TrainedCandidate(
+        model=model, strategy="recalibration", training_blocks=_ids(used), rows=_rows(used), seed=seed,
+        params={"method": settings.calibration_method, "window_blocks": settings.window_blocks},
+        seconds=0.0, notes="champion frozen; only the calibration map was fit",
+    )
+
+
+STRATEGIES: Mapping[str, Strategy] = {
+    "full": full,
+    "incremental": incremental,
+    "windowed": windowed,
+    "stacking": stacking,
+    "replay_mix": replay_mix,
+    "recalibration": recalibration,
+}
+
+
+def run_strategy(
+    name: str,
+    material: TrainingMaterial,
+    spec: ModelSpec,
+    settings: RetrainSettings,
+    seed: int,
+    champion: Any = None,
+) -> TrainedCandidate:
+    """Run one strategy by name; raises StrategySkipped when it does not apply."""
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}; allowed: {', '.join(STRATEGY_NAMES)}")
+    return STRATEGIES[name](material, spec, settings, seed, champion)
+
+
+def fallback_to_run(outcomes: Mapping[str, str], settings: RetrainSettings) -> str | None:
+    """The fallback strategy to run when no configured strategy produced a candidate, else None.
+
+    `outcomes` maps strategy name to "trained", "skipped" or "failed".
+
+    >>> fallback_to_run({"windowed": "failed"}, RetrainSettings(strategies=("windowed",), fallback="full"))
+    'full'
+    >>> fallback_to_run({"windowed": "trained"}, RetrainSettings(strategies=("windowed",), fallback="full"))
+    """
+    if settings.fallback is None or settings.fallback in outcomes:
+        return None
+    if any(status == "trained" for status in outcomes.values()):
+        return None
+    return settings.fallback
