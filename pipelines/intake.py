@@ -79,6 +79,10 @@ class ParsedBlock:
     frame: pd.DataFrame  # features (numeric as float64, categorical as str) and the target when labelled
     labelled: bool
 
+    @property
+    def rows(self) -> int:
+        return len(self.frame)
+
 
 @dataclass(frozen=True)
 class Intake:

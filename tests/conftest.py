@@ -22,3 +22,8 @@ def ray_local():
                  configure_logging=False)
     yield ray
     ray.shutdown()
+
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))  # `import builders` from any test folder

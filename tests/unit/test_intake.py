@@ -38,7 +38,7 @@ def test_a_good_csv_is_accepted_with_an_inferred_schema() -> None:
     assert result.accepted
     assert result.schema == ColumnSchema(features=("x", "c"), categorical=("c",), target="y", source="first_block")
     (block,) = result.blocks
-    assert (block.block_id, block.rows if hasattr(block, "rows") else len(block.frame), block.labelled) == (
+    assert (block.block_id, block.rows, block.labelled) == (
         "2024-01", 20, True)
     assert block.frame["x"].dtype == np.float64
 

@@ -1,0 +1,373 @@
+"""`decide(state, command) -> events`: the only place a command becomes facts, and where invariants live.
+
+Commands are imperative requests from the actor (after it did the heavy work: parsing a file, running a
+drift test, training). `decide` checks them against the state and answers with the events to record:
+
+- a file whose content was already ingested yields nothing (Ray may deliver a call twice);
+- a different file claiming an existing block id is rejected whole (`block_id_conflict`);
+- no retraining while a round is in flight or the circuit is open (after the backoff, one trial round);
+- a candidate is promoted only by the promotion rule; rollback only to a known version.
+
+A command that cannot be honoured because of a user's mistake raises `CommandRejected` with a message.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pipelines.config import CircuitBreakerSettings, config_from_dict, diff_configs
+from pipelines.drift import DriftAssessment
+from pipelines.events import (
+    Artifact,
+    BlockArrived,
+    BlockRejected,
+    CandidateTrained,
+    ChallengerEvaluated,
+    ChallengerRejected,
+    CircuitClosed,
+    CircuitOpened,
+    ColumnSchema,
+    ConfigChanged,
+    ConfigDiffEntry,
+    DriftChecked,
+    DriftDetected,
+    Event,
+    ModelPromoted,
+    ModelRolledBack,
+    PerformanceMeasured,
+    PipelineRegistered,
+    RetrainFailed,
+    RetrainRequested,
+    SchemaFixed,
+)
+from pipelines.promotion import decide_promotion
+from pipelines.retraining import RetrainSettings
+from pipelines.state import PipelineState
+
+
+class CommandRejected(ValueError):
+    """The command is not allowed in this state (e.g. rollback to an unknown version); says why."""
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+command = dataclass(frozen=True, kw_only=True, slots=True)
+
+
+@command
+class RegisterPipeline:
+    name: str
+    config: dict[str, Any]
+    config_sha256: str
+    occurred_at: str
+
+
+@command
+class RejectFile:
+    file: str
+    sha256: str
+    reason_code: str
+    message: str
+    occurred_at: str
+    block_id: str | None = None
+
+
+@command
+class NewBlock:
+    block_id: str
+    rows: int
+    labelled: bool
+    artifact: Artifact
+    ignored_columns: tuple[str, ...] = ()
+
+
+@command
+class AcceptFile:
+    """A file passed intake: its blocks (already stored as artifacts) and, for a first block, its schema."""
+
+    file: str
+    sha256: str
+    blocks: tuple[NewBlock, ...]
+    schema: ColumnSchema
+    occurred_at: str
+
+
+@command
+class RecordPerformance:
+    block_id: str
+    model_version: str
+    metrics: dict[str, float]
+    occurred_at: str
+
+
+@command
+class RecordDriftCheck:
+    block_id: str
+    assessment: DriftAssessment
+    reference_blocks: tuple[str, ...]
+    occurred_at: str
+
+
+@command
+class RequestRetrain:
+    round_id: str
+    block_id: str
+    strategies: tuple[str, ...]
+    training_blocks: tuple[str, ...]
+    holdout_blocks: tuple[str, ...]
+    holdout: str
+    seed: int
+    occurred_at: str
+    trigger: str = "drift"
+
+
+@command
+class StrategyOutcome:
+    """What one strategy's task returned: a trained candidate scored on the holdout, or a failure."""
+
+    strategy: str
+    artifact: Artifact | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    training_blocks: tuple[str, ...] = ()
+    rows: int = 0
+    seconds: float = 0.0
+    seed: int = 0
+    params: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    error: str | None = None
+    skipped: bool = False
+
+
+@command
+class RecordRoundOutcome:
+    round_id: str
+    outcomes: tuple[StrategyOutcome, ...]
+    champion_metrics: dict[str, float]
+    code_version: str
+    occurred_at: str
+
+
+@command
+class Rollback:
+    to_version: str
+    reason: str
+    occurred_at: str
+
+
+@command
+class ResumeRetraining:
+    reason: str
+    occurred_at: str
+
+
+Command = (RegisterPipeline | RejectFile | AcceptFile | RecordPerformance | RecordDriftCheck | RequestRetrain
+           | RecordRoundOutcome | Rollback | ResumeRetraining)
+
+
+# --- decide --------------------------------------------------------------------------------------
+
+
+def decide(state: PipelineState, cmd: Command) -> tuple[Event, ...]:
+    """The events that `cmd` produces in `state`; `()` when it is a repeat or changes nothing."""
+    match cmd:
+        case RegisterPipeline():
+            return decide_register(state, cmd)
+        case RejectFile():
+            if file_seen(state, cmd.sha256):
+                return ()
+            return (BlockRejected(file=cmd.file, sha256=cmd.sha256, reason_code=cmd.reason_code,
+                                  message=cmd.message, block_id=cmd.block_id, occurred_at=cmd.occurred_at),)
+        case AcceptFile():
+            return decide_accept(state, cmd)
+        case RecordPerformance():
+            block = state.blocks.get(cmd.block_id)
+            if block is None or block.metrics is not None:
+                return ()
+            return (PerformanceMeasured(block_id=cmd.block_id, model_version=cmd.model_version,
+                                        metrics=cmd.metrics, occurred_at=cmd.occurred_at),)
+        case RecordDriftCheck():
+            return decide_drift(state, cmd)
+        case RequestRetrain():
+            return decide_retrain(state, cmd)
+        case RecordRoundOutcome():
+            return decide_round_outcome(state, cmd)
+        case Rollback():
+            return decide_rollback(state, cmd)
+        case ResumeRetraining():
+            if not state.circuit.open:
+                return ()
+            return (CircuitClosed(reason=f"resumed by operator: {cmd.reason}", occurred_at=cmd.occurred_at),)
+    raise TypeError(f"unknown command {type(cmd).__name__}")
+
+
+def file_seen(state: PipelineState, sha256: str) -> bool:
+    """True when this content was accepted, or rejected under the current config (a repeat)."""
+    outcome = state.files.get(sha256)
+    return outcome == "accepted" or outcome == f"rejected:{state.config_sha256}"
+
+
+def decide_register(state: PipelineState, cmd: RegisterPipeline) -> tuple[Event, ...]:
+    if state.name is None:
+        return (PipelineRegistered(name=cmd.name, config_sha256=cmd.config_sha256, config=cmd.config,
+                                   occurred_at=cmd.occurred_at),)
+    if cmd.name != state.name:
+        raise CommandRejected(f"stream of pipeline {state.name!r} cannot be registered as {cmd.name!r}")
+    if cmd.config_sha256 == state.config_sha256:
+        return ()
+    diff = tuple(ConfigDiffEntry(key=k, old=json.dumps(a), new=json.dumps(b))
+                 for k, a, b in diff_configs(state.config or {}, cmd.config))
+    return (ConfigChanged(config_sha256=cmd.config_sha256, config=cmd.config, diff=diff,
+                          occurred_at=cmd.occurred_at),)
+
+
+def decide_accept(state: PipelineState, cmd: AcceptFile) -> tuple[Event, ...]:
+    if state.files.get(cmd.sha256) == "accepted":
+        return ()
+    new_blocks = []
+    for block in cmd.blocks:
+        existing = state.blocks.get(block.block_id)
+        if existing is None:
+            new_blocks.append(block)
+        elif existing.artifact.sha256 != block.artifact.sha256:
+            return (BlockRejected(
+                file=cmd.file, sha256=cmd.sha256, reason_code="block_id_conflict", block_id=block.block_id,
+                message=(f"{cmd.file}: block {block.block_id!r} was already ingested from {existing.file} "
+                         "with different rows; rename the block (or the file) if this is new data"),
+                occurred_at=cmd.occurred_at),)
+    if len({b.block_id for b in new_blocks}) != len(new_blocks):
+        raise CommandRejected(f"{cmd.file}: the same block id appears twice in one file")
+    if not new_blocks:
+        return ()
+    events: list[Event] = []
+    if state.schema is None:
+        events.append(SchemaFixed(schema=cmd.schema, block_id=new_blocks[0].block_id,
+                                  occurred_at=cmd.occurred_at))
+    events.extend(
+        BlockArrived(block_id=b.block_id, file=cmd.file, sha256=cmd.sha256, rows=b.rows, labelled=b.labelled,
+                     artifact=b.artifact, ignored_columns=b.ignored_columns, occurred_at=cmd.occurred_at)
+        for b in new_blocks
+    )
+    return tuple(events)
+
+
+def decide_drift(state: PipelineState, cmd: RecordDriftCheck) -> tuple[Event, ...]:
+    block = state.blocks.get(cmd.block_id)
+    if block is None or block.drifted is not None:
+        return ()
+    a = cmd.assessment
+    checked = DriftChecked(
+        block_id=cmd.block_id, drifted=a.drifted, reasons=a.reasons, features=a.features,
+        multivariate=a.multivariate, concept=a.concept, performance=a.performance,
+        reference_blocks=cmd.reference_blocks, occurred_at=cmd.occurred_at,
+    )
+    if not a.drifted:
+        return (checked,)
+    return checked, DriftDetected(block_id=cmd.block_id, reasons=a.reasons, occurred_at=cmd.occurred_at)
+
+
+def retraining_allowed(state: PipelineState, now: str) -> tuple[bool, bool, str]:
+    """(allowed, trial, why not): a round needs no round in flight and a closed or half-open circuit."""
+    if state.round is not None:
+        return False, False, f"round {state.round.round_id} is still in flight"
+    if state.circuit.open:
+        if state.circuit.until is not None and parse_time(now) >= parse_time(state.circuit.until):
+            return True, True, ""
+        return False, False, f"the circuit is open until {state.circuit.until}"
+    return True, False, ""
+
+
+def decide_retrain(state: PipelineState, cmd: RequestRetrain) -> tuple[Event, ...]:
+    allowed, trial, _ = retraining_allowed(state, cmd.occurred_at)
+    if not allowed or not cmd.strategies:
+        return ()
+    return (RetrainRequested(
+        round_id=cmd.round_id, block_id=cmd.block_id, strategies=cmd.strategies,
+        training_blocks=cmd.training_blocks, holdout_blocks=cmd.holdout_blocks, holdout=cmd.holdout,
+        seed=cmd.seed, trial=trial, trigger=cmd.trigger, occurred_at=cmd.occurred_at),)
+
+
+def next_version(state: PipelineState, offset: int) -> str:
+    return f"v{len(state.models) + offset + 1}"
+
+
+def decide_round_outcome(state: PipelineState, cmd: RecordRoundOutcome) -> tuple[Event, ...]:
+    round_ = state.round
+    if round_ is None or round_.round_id != cmd.round_id:
+        return ()  # already recorded (a repeated delivery) or never started
+    at = cmd.occurred_at
+    events: list[Event] = []
+    candidates: dict[str, dict[str, float]] = {}
+    strategies: dict[str, str] = {}
+    for outcome in cmd.outcomes:
+        if outcome.error is not None or outcome.artifact is None:
+            events.append(RetrainFailed(round_id=cmd.round_id, strategy=outcome.strategy,
+                                        error=outcome.error or "no model was produced",
+                                        skipped=outcome.skipped, occurred_at=at))
+            continue
+        version = next_version(state, len(candidates))
+        candidates[version] = outcome.metrics
+        strategies[version] = outcome.strategy
+        events.append(CandidateTrained(
+            round_id=cmd.round_id, model_version=version, strategy=outcome.strategy, artifact=outcome.artifact,
+            sha256=outcome.artifact.sha256, training_blocks=outcome.training_blocks, seconds=outcome.seconds,
+            parent_version=state.champion, rows=outcome.rows, seed=outcome.seed, params=outcome.params,
+            code_version=cmd.code_version, notes=outcome.notes, occurred_at=at))
+        events.append(ChallengerEvaluated(round_id=cmd.round_id, model_version=version, metrics=outcome.metrics,
+                                          champion_metrics=cmd.champion_metrics, occurred_at=at))
+    settings = config_from_dict(state.config, "<log>").retrain if state.config else RetrainSettings()
+    verdict = decide_promotion(cmd.champion_metrics if state.champion else None, candidates, settings)
+    if verdict.promote is not None:
+        events.append(ModelPromoted(
+            model_version=verdict.promote, previous_version=state.champion, strategy=strategies[verdict.promote],
+            reason=verdict.reason, metrics=candidates[verdict.promote], round_id=cmd.round_id, occurred_at=at))
+    else:
+        reason = verdict.reason if candidates else "every strategy of the round failed"
+        events.append(ChallengerRejected(round_id=cmd.round_id, model_versions=tuple(candidates),
+                                         reason=reason, occurred_at=at))
+    events.extend(circuit_after_round(state, succeeded=bool(candidates), trial=round_.trial, now=at))
+    return tuple(events)
+
+
+def circuit_after_round(state: PipelineState, *, succeeded: bool, trial: bool, now: str) -> tuple[Event, ...]:
+    """Breaker transitions: failures count up to the limit (open), a trial decides close or reopen."""
+    breaker = breaker_settings(state)
+    if succeeded:
+        return (CircuitClosed(reason="trial round succeeded", occurred_at=now),) if trial else ()
+    failures = state.circuit.consecutive_failures + 1
+    if trial or failures >= breaker.max_consecutive_failures:
+        openings = state.circuit.openings + 1
+        backoff = min(breaker.backoff_seconds * 2 ** (openings - 1), breaker.max_backoff_seconds)
+        until = (parse_time(now) + timedelta(seconds=backoff)).isoformat()
+        return (CircuitOpened(until=until, failures=failures, backoff_seconds=backoff, occurred_at=now),)
+    return ()
+
+
+def breaker_settings(state: PipelineState) -> CircuitBreakerSettings:
+    if state.config is None:
+        return CircuitBreakerSettings()
+    return config_from_dict(state.config, "<log>").circuit_breaker
+
+
+def decide_rollback(state: PipelineState, cmd: Rollback) -> tuple[Event, ...]:
+    if cmd.to_version not in state.models:
+        known = ", ".join(sorted(state.models, key=version_number)) or "none yet"
+        raise CommandRejected(f"pipeline {state.name!r} has no model version {cmd.to_version!r}; "
+                              f"known versions: {known}")
+    if cmd.to_version == state.champion:
+        raise CommandRejected(f"{cmd.to_version} is already the champion of {state.name!r}")
+    if state.champion is None:
+        raise CommandRejected(f"pipeline {state.name!r} has no champion to roll back from")
+    return (ModelRolledBack(from_version=state.champion, to_version=cmd.to_version, reason=cmd.reason,
+                            occurred_at=cmd.occurred_at),)
+
+
+def version_number(version: str) -> int:
+    return int(version[1:]) if version[1:].isdigit() else 0
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+

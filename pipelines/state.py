@@ -1,0 +1,319 @@
+"""`PipelineState` and `evolve`: a pipeline's whole state is a fold over its events.
+
+`evolve` is total and pure: it never re-runs a test or trains a model, it only applies what the events
+say was decided. Collections are persistent maps (`immutables.Map`), so each step costs O(log n) and a
+replay of a million events stays linear.
+
+>>> from pipelines.events import PipelineRegistered, CircuitClosed
+>>> s = replay([PipelineRegistered(name="p", config_sha256="ab", config={"name": "p"})])
+>>> (s.name, s.version, s.health)
+('p', 1, 'waiting')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from functools import reduce
+from typing import Any
+
+from immutables import Map
+
+from pipelines.events import (
+    Artifact,
+    BlockArrived,
+    BlockRejected,
+    CandidateTrained,
+    ChallengerEvaluated,
+    ChallengerRejected,
+    CircuitClosed,
+    CircuitOpened,
+    ColumnSchema,
+    ConfigChanged,
+    DriftChecked,
+    DriftDetected,
+    Event,
+    ModelPromoted,
+    ModelRolledBack,
+    PerformanceMeasured,
+    PipelineRegistered,
+    RetrainFailed,
+    RetrainRequested,
+    SchemaFixed,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRecord:
+    """An accepted block: where it came from, its stored rows, and what the checks found."""
+
+    block_id: str
+    seq: int
+    file: str
+    sha256: str
+    rows: int
+    labelled: bool
+    artifact: Artifact
+    arrived_at: str
+    drifted: bool | None = None
+    metrics: dict[str, float] | None = None  # the champion's score on it (labelled blocks)
+    scored_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRecord:
+    """One entry of the model registry: lineage, artifact and its life so far."""
+
+    version: str
+    strategy: str
+    artifact: Artifact
+    parent: str | None
+    training_blocks: tuple[str, ...]
+    round_id: str
+    trained_at: str
+    seconds: float
+    code_version: str
+    status: str = "candidate"  # candidate | champion | retired | rejected
+    holdout_metrics: dict[str, float] = field(default_factory=dict)
+    promoted_metrics: dict[str, float] | None = None  # metrics at promotion: the bar for performance drift
+    promoted_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RoundRecord:
+    """A retraining round in flight: strategies not yet reported are still running."""
+
+    round_id: str
+    block_id: str
+    strategies: tuple[str, ...]
+    training_blocks: tuple[str, ...]
+    holdout_blocks: tuple[str, ...]
+    started_at: str
+    trial: bool
+    seed: int
+    candidates: tuple[str, ...] = ()
+    failures: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Circuit:
+    """The retraining circuit breaker: closed (normal) or open until a time, then half-open for one trial."""
+
+    open: bool = False
+    consecutive_failures: int = 0
+    until: str | None = None
+    openings: int = 0  # consecutive openings without a close: drives the exponential backoff
+    last_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    blocks: int = 0
+    rejected_files: int = 0
+    drift_checks: int = 0
+    drifts: int = 0
+    rounds: int = 0
+    candidates: int = 0
+    promotions: int = 0
+    challenger_rejections: int = 0
+    failures: int = 0
+    rollbacks: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineState:
+    """Everything the actor and the UI need about one pipeline, as of `version` events."""
+
+    version: int = 0
+    name: str | None = None
+    config: dict[str, Any] | None = None
+    config_sha256: str | None = None
+    schema: ColumnSchema | None = None
+    blocks: Map = field(default_factory=Map)  # block_id -> BlockRecord
+    block_order: Map = field(default_factory=Map)  # seq -> block_id
+    files: Map = field(default_factory=Map)  # file sha256 -> "accepted" | "rejected:<config sha256>"
+    models: Map = field(default_factory=Map)  # version -> ModelRecord
+    champion: str | None = None
+    round: RoundRecord | None = None
+    circuit: Circuit = field(default_factory=Circuit)
+    concept_state: str | None = None  # the streaming concept-drift detector, as recorded
+    last_block: str | None = None
+    last_drift_block: str | None = None
+    last_check_drifted: bool | None = None
+    retrain_pending: bool = False  # drift was detected and no round has started since
+    last_event_at: str | None = None
+    counters: Counters = field(default_factory=Counters)
+
+    @staticmethod
+    def initial() -> PipelineState:
+        return PipelineState()
+
+    @property
+    def health(self) -> str:
+        """One word for people: waiting, paused, retraining, drifting or ok."""
+        if self.champion is None:
+            return "waiting"
+        if self.circuit.open:
+            return "paused"
+        if self.round is not None:
+            return "retraining"
+        if self.last_check_drifted:
+            return "drifting"
+        return "ok"
+
+    def ordered_blocks(self) -> list[BlockRecord]:
+        return [self.blocks[self.block_order[i]] for i in range(1, len(self.block_order) + 1)]
+
+    def champion_record(self) -> ModelRecord | None:
+        return self.models[self.champion] if self.champion else None
+
+    def lineage(self, version: str) -> list[ModelRecord]:
+        """The chain from `version` back through its parents to the first model."""
+        chain: list[ModelRecord] = []
+        current: str | None = version
+        while current is not None and current in self.models and len(chain) <= len(self.models):
+            record = self.models[current]
+            chain.append(record)
+            current = record.parent
+        return chain
+
+
+def evolve(state: PipelineState, event: Event) -> PipelineState:
+    """Apply one recorded fact. Total: an event this fold does not use only advances the version."""
+    state = replace(state, version=state.version + 1, last_event_at=event.occurred_at or state.last_event_at)
+    c = state.counters
+    match event:
+        case PipelineRegistered(name=name, config=config, config_sha256=sha):
+            return replace(state, name=name, config=config, config_sha256=sha)
+        case ConfigChanged(config=config, config_sha256=sha):
+            return replace(state, config=config, config_sha256=sha)
+        case SchemaFixed(schema=schema):
+            return replace(state, schema=schema)
+        case BlockArrived():
+            seq = len(state.block_order) + 1
+            record = BlockRecord(
+                block_id=event.block_id, seq=seq, file=event.file, sha256=event.sha256, rows=event.rows,
+                labelled=event.labelled, artifact=event.artifact, arrived_at=event.occurred_at,
+            )
+            return replace(
+                state,
+                blocks=state.blocks.set(event.block_id, record),
+                block_order=state.block_order.set(seq, event.block_id),
+                files=state.files.set(event.sha256, "accepted"),
+                last_block=event.block_id,
+                counters=replace(c, blocks=c.blocks + 1),
+            )
+        case BlockRejected(sha256=sha):
+            files = state.files
+            if files.get(sha) != "accepted":
+                files = files.set(sha, f"rejected:{state.config_sha256}")
+            return replace(state, files=files, counters=replace(c, rejected_files=c.rejected_files + 1))
+        case PerformanceMeasured(block_id=block_id, metrics=metrics, model_version=version):
+            block = state.blocks.get(block_id)
+            if block is None:
+                return state
+            return replace(state, blocks=state.blocks.set(
+                block_id, replace(block, metrics=metrics, scored_by=version)))
+        case DriftChecked(block_id=block_id, drifted=drifted, concept=concept):
+            block = state.blocks.get(block_id)
+            blocks = state.blocks.set(block_id, replace(block, drifted=drifted)) if block else state.blocks
+            return replace(
+                state, blocks=blocks, last_check_drifted=drifted,
+                concept_state=concept.state if concept is not None else state.concept_state,
+                counters=replace(c, drift_checks=c.drift_checks + 1),
+            )
+        case DriftDetected(block_id=block_id):
+            return replace(state, last_drift_block=block_id, retrain_pending=True,
+                           counters=replace(c, drifts=c.drifts + 1))
+        case RetrainRequested():
+            round_ = RoundRecord(
+                round_id=event.round_id, block_id=event.block_id, strategies=event.strategies,
+                training_blocks=event.training_blocks, holdout_blocks=event.holdout_blocks,
+                started_at=event.occurred_at, trial=event.trial, seed=event.seed,
+            )
+            return replace(state, round=round_, retrain_pending=False, counters=replace(c, rounds=c.rounds + 1))
+        case CandidateTrained():
+            record = ModelRecord(
+                version=event.model_version, strategy=event.strategy, artifact=event.artifact,
+                parent=event.parent_version, training_blocks=event.training_blocks, round_id=event.round_id,
+                trained_at=event.occurred_at, seconds=event.seconds, code_version=event.code_version,
+            )
+            round_ = state.round
+            if round_ is not None and round_.round_id == event.round_id:
+                round_ = replace(round_, candidates=round_.candidates + (event.model_version,))
+            return replace(state, models=state.models.set(event.model_version, record), round=round_,
+                           counters=replace(c, candidates=c.candidates + 1))
+        case ChallengerEvaluated(model_version=version, metrics=metrics):
+            record = state.models.get(version)
+            if record is None:
+                return state
+            return replace(state, models=state.models.set(version, replace(record, holdout_metrics=metrics)))
+        case RetrainFailed(round_id=round_id, strategy=strategy):
+            round_ = state.round
+            if round_ is not None and round_.round_id == round_id:
+                round_ = replace(round_, failures=round_.failures + (strategy,))
+            return replace(state, round=round_, counters=replace(c, failures=c.failures + 1))
+        case ModelPromoted():
+            return promote(state, event)
+        case ChallengerRejected(model_versions=versions, round_id=round_id):
+            models = state.models
+            for v in versions:
+                if v in models:
+                    models = models.set(v, replace(models[v], status="rejected"))
+            return replace(
+                state, models=models, round=None if state.round and state.round.round_id == round_id
+                else state.round,
+                circuit=after_round(state.circuit, succeeded=bool(versions)),
+                counters=replace(c, challenger_rejections=c.challenger_rejections + 1),
+            )
+        case CircuitOpened(until=until, failures=failures):
+            return replace(state, circuit=replace(state.circuit, open=True, until=until,
+                                                  consecutive_failures=failures,
+                                                  openings=state.circuit.openings + 1))
+        case CircuitClosed(reason=reason):
+            return replace(state, circuit=Circuit(last_reason=reason))
+        case ModelRolledBack(from_version=old, to_version=new):
+            models = state.models
+            if old in models:
+                models = models.set(old, replace(models[old], status="retired"))
+            if new in models:
+                models = models.set(new, replace(models[new], status="champion"))
+            return replace(state, models=models, champion=new, last_check_drifted=None, concept_state=None,
+                           counters=replace(c, rollbacks=c.rollbacks + 1))
+        case _:
+            return state
+
+
+def promote(state: PipelineState, event: ModelPromoted) -> PipelineState:
+    models = state.models
+    if state.champion and state.champion in models:
+        models = models.set(state.champion, replace(models[state.champion], status="retired"))
+    record = models.get(event.model_version)
+    if record is not None:
+        models = models.set(event.model_version, replace(
+            record, status="champion", promoted_metrics=event.metrics, promoted_at=event.occurred_at))
+    if state.round is not None:  # the other candidates of the round lost
+        for v in state.round.candidates:
+            if v != event.model_version and v in models and models[v].status == "candidate":
+                models = models.set(v, replace(models[v], status="rejected"))
+    closing = state.round is not None and state.round.round_id == event.round_id
+    c = state.counters
+    return replace(
+        state, models=models, champion=event.model_version,
+        round=None if closing else state.round,
+        circuit=after_round(state.circuit, succeeded=True) if closing else state.circuit,
+        last_check_drifted=None, concept_state=None,  # a new champion starts a fresh error stream
+        counters=replace(c, promotions=c.promotions + 1),
+    )
+
+
+def after_round(circuit: Circuit, succeeded: bool) -> Circuit:
+    """A round that produced a candidate resets the failure count; one that produced none adds to it."""
+    if succeeded:
+        return replace(circuit, consecutive_failures=0)
+    return replace(circuit, consecutive_failures=circuit.consecutive_failures + 1)
+
+
+def replay(events: Iterable[Event], state: PipelineState | None = None) -> PipelineState:
+    """Fold events into a state: `replay(a + b) == replay(b, replay(a))`."""
+    return reduce(evolve, events, state if state is not None else PipelineState.initial())
