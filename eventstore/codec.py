@@ -25,7 +25,6 @@ EventData(type='Moved', payload={'path': [{'x': 0.0, 'y': 1.5}], 'note': None}, 
 Moved(path=(Point(x=0.0, y=1.5),), note=None)
 """
 
-
 import contextlib
 import copy
 import dataclasses
@@ -67,8 +66,9 @@ class _Entry:
 class Codec:
     """Maps event classes to stable type names and back; see the module docstring for the field rules."""
 
-    def __init__(self, types: Iterable[type] = (),
-                 upcasters: Mapping[tuple[str, int], Upcaster] | None = None) -> None:
+    def __init__(
+        self, types: Iterable[type] = (), upcasters: Mapping[tuple[str, int], Upcaster] | None = None
+    ) -> None:
         self._by_name: dict[str, _Entry] = {}
         self._by_cls: dict[type, _Entry] = {}
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
@@ -88,18 +88,26 @@ class Codec:
         ValueError when the name or class is already taken by another registration.
         """
         if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
-            raise TypeError(f"{cls!r} is not a dataclass: events are @dataclass(frozen=True, kw_only=True, slots=True)")
+            raise TypeError(
+                f"{cls!r} is not a dataclass: events are @dataclass(frozen=True, kw_only=True, slots=True)"
+            )
         if not cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
-            raise TypeError(f"{cls.__qualname__} is not frozen: events are immutable facts, use @dataclass(frozen=True, ...)")
+            raise TypeError(
+                f"{cls.__qualname__} is not frozen: events are immutable facts, use @dataclass(frozen=True, ...)"
+            )
         name = cls.__name__ if name is None else name
         if not isinstance(name, str) or not name:
-            raise ValueError(f"the stored type name of {cls.__qualname__} must be a non-empty string, got {name!r}")
+            raise ValueError(
+                f"the stored type name of {cls.__qualname__} must be a non-empty string, got {name!r}"
+            )
         version = getattr(cls, "SCHEMA_VERSION", 1)
         if type(version) is not int or version < 1:
             raise TypeError(f"{cls.__qualname__}.SCHEMA_VERSION must be an int >= 1, got {version!r}")
         taken = self._by_name.get(name)
         if taken is not None and taken.cls is not cls:
-            raise ValueError(f"type name {name!r} is already registered for {taken.cls.__module__}.{taken.cls.__qualname__}")
+            raise ValueError(
+                f"type name {name!r} is already registered for {taken.cls.__module__}.{taken.cls.__qualname__}"
+            )
         known = self._by_cls.get(cls)
         if known is not None and known.name != name:
             raise ValueError(f"{cls.__qualname__} is already registered as {known.name!r}")
@@ -116,7 +124,9 @@ class Codec:
             raise TypeError(f"the upcaster for {type_name} v{from_version} is not callable: {fn!r}")
         key = (type_name, from_version)
         if key in self._upcasters and self._upcasters[key] is not fn:
-            raise ValueError(f"an upcaster for {type_name} v{from_version} -> v{from_version + 1} is already registered")
+            raise ValueError(
+                f"an upcaster for {type_name} v{from_version} -> v{from_version + 1} is already registered"
+            )
         self._upcasters[key] = fn
 
     def names(self) -> list[str]:
@@ -132,10 +142,13 @@ class Codec:
         """Turn a registered event instance into :class:`EventData` (dataclasses -> dicts, tuples -> lists)."""
         entry = self._by_cls.get(type(event))
         if entry is None:
-            raise StoreError(f"{type(event).__qualname__} is not registered in the codec: "
-                             f"call codec.register({type(event).__name__}) first")
-        return EventData(type=entry.name, payload=self._encode_value(event, entry.name),
-                         schema_version=entry.version)
+            raise StoreError(
+                f"{type(event).__qualname__} is not registered in the codec: "
+                f"call codec.register({type(event).__name__}) first"
+            )
+        return EventData(
+            type=entry.name, payload=self._encode_value(event, entry.name), schema_version=entry.version
+        )
 
     def decode(self, recorded: Any) -> Any:
         """Rebuild the event instance from a :class:`Recorded` (or :class:`EventData`), upcasting old versions.
@@ -148,35 +161,47 @@ class Codec:
         where = f"position {position}" if position is not None else "unrecorded event"
         entry = self._by_name.get(type_name)
         if entry is None:
-            raise CorruptLogError(f"{where}: unknown event type {type_name!r} (schema v{version}); register its "
-                                  f"class with Codec.register, or this log was written by newer code")
+            raise CorruptLogError(
+                f"{where}: unknown event type {type_name!r} (schema v{version}); register its "
+                f"class with Codec.register, or this log was written by newer code"
+            )
         if version > entry.version:
-            raise CorruptLogError(f"{where}: {type_name} has schema v{version} but the code knows only up to "
-                                  f"v{entry.version}; this log was written by newer code, upgrade calmops")
+            raise CorruptLogError(
+                f"{where}: {type_name} has schema v{version} but the code knows only up to "
+                f"v{entry.version}; this log was written by newer code, upgrade calmops"
+            )
         if version < entry.version:
             payload = copy.deepcopy(payload)
         while version < entry.version:
             fn = self._upcasters.get((type_name, version))
             if fn is None:
-                raise CorruptLogError(f"{where}: no upcaster for {type_name} v{version} -> v{version + 1}; "
-                                      f"register one with Codec.register_upcaster({type_name!r}, {version}, fn)")
+                raise CorruptLogError(
+                    f"{where}: no upcaster for {type_name} v{version} -> v{version + 1}; "
+                    f"register one with Codec.register_upcaster({type_name!r}, {version}, fn)"
+                )
             try:
                 payload = fn(payload)
             except Exception as exc:
-                raise CorruptLogError(f"{where}: upcaster {type_name} v{version} -> v{version + 1} "
-                                      f"failed: {exc!r}") from exc
+                raise CorruptLogError(
+                    f"{where}: upcaster {type_name} v{version} -> v{version + 1} failed: {exc!r}"
+                ) from exc
             if not isinstance(payload, dict):
-                raise CorruptLogError(f"{where}: upcaster {type_name} v{version} -> v{version + 1} returned "
-                                      f"{type(payload).__name__}, not a dict")
+                raise CorruptLogError(
+                    f"{where}: upcaster {type_name} v{version} -> v{version + 1} returned "
+                    f"{type(payload).__name__}, not a dict"
+                )
             version += 1
         try:
             return entry.decode(payload)
         except _DecodeError as exc:
-            raise CorruptLogError(f"{where}: {type_name} v{recorded.schema_version} payload does not decode: "
-                                  f"{exc.where()}: {exc.message}") from None
+            raise CorruptLogError(
+                f"{where}: {type_name} v{recorded.schema_version} payload does not decode: "
+                f"{exc.where()}: {exc.message}"
+            ) from None
         except Exception as exc:  # a __post_init__ check, for instance
-            raise CorruptLogError(f"{where}: {type_name} v{recorded.schema_version} payload does not "
-                                  f"decode: {exc!r}") from exc
+            raise CorruptLogError(
+                f"{where}: {type_name} v{recorded.schema_version} payload does not decode: {exc!r}"
+            ) from exc
 
     # -- internals ------------------------------------------------------------------------------------
 
@@ -194,10 +219,13 @@ class Codec:
         if isinstance(value, dict):
             for k in value:
                 if not isinstance(k, str):
-                    raise StoreError(f"{where} has a key {k!r} ({type(k).__name__}); JSON object keys must be str")
+                    raise StoreError(
+                        f"{where} has a key {k!r} ({type(k).__name__}); JSON object keys must be str"
+                    )
             return {k: self._encode_value(v, f"{where}[{k!r}]") for k, v in value.items()}
-        raise StoreError(f"{where} is a {type(value).__name__} ({value!r:.60}), which the codec cannot "
-                         f"store as JSON")
+        raise StoreError(
+            f"{where} is a {type(value).__name__} ({value!r:.60}), which the codec cannot store as JSON"
+        )
 
     def _decoder(self, hint: Any, owner: str) -> _Decoder:
         try:
@@ -245,8 +273,10 @@ class Codec:
             if args and args[0] is not str:
                 raise TypeError(f"{owner}: dict keys must be str (JSON objects), got {hint!r}")
             return _mapping(self._decoder(args[1], owner) if args else _identity)
-        raise TypeError(f"{owner}: the codec cannot store a field of type {hint!r}; use str, int, float, bool, "
-                        f"None, tuple, list, dict[str, ...], Literal, unions or nested frozen dataclasses")
+        raise TypeError(
+            f"{owner}: the codec cannot store a field of type {hint!r}; use str, int, float, bool, "
+            f"None, tuple, list, dict[str, ...], Literal, unions or nested frozen dataclasses"
+        )
 
     def _dataclass_decoder(self, cls: type) -> _Decoder:
         cell: list[_Decoder] = []
@@ -262,8 +292,11 @@ class Codec:
         except BaseException:
             del self._decoders[cls]
             raise
-        required = frozenset(f.name for f in fields
-                             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+        required = frozenset(
+            f.name
+            for f in fields
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        )
         names = frozenset(decoders)
         cls_name = cls.__qualname__
 
@@ -289,8 +322,15 @@ class Codec:
 
 
 def _json_kind(value: Any) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "an integer",
-            float: "a number", _NoneType: "null"}.get(type(value), type(value).__name__)
+    return {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        _NoneType: "null",
+    }.get(type(value), type(value).__name__)
 
 
 def _identity(value: Any) -> Any:
@@ -302,6 +342,7 @@ def _exact(kind: type, label: str) -> _Decoder:
         if type(value) is not kind:
             raise _DecodeError(f"expected {label}, got {_json_kind(value)}")
         return value
+
     return decode
 
 
@@ -325,6 +366,7 @@ def _literal(options: tuple[Any, ...]) -> _Decoder:
             if type(value) is type(option) and value == option:
                 return option
         raise _DecodeError(f"expected one of {list(options)!r}, got {value!r:.60}")
+
     return decode
 
 
@@ -336,6 +378,7 @@ def _union(arms: list[_Decoder], hint: Any) -> _Decoder:
             except _DecodeError:
                 continue
         raise _DecodeError(f"{_json_kind(value)} {value!r:.60} fits none of {hint!r}")
+
     return decode
 
 
@@ -351,14 +394,17 @@ def _sequence(kind: type, item: _Decoder) -> _Decoder:
                 exc.path.insert(0, f"[{i}]")
                 raise
         return kind(out) if kind is tuple else out
+
     return decode
 
 
 def _fixed_tuple(items: list[_Decoder]) -> _Decoder:
     def decode(value: Any) -> Any:
         if type(value) is not list or len(value) != len(items):
-            raise _DecodeError(f"expected an array of {len(items)}, got {_json_kind(value)}"
-                               + (f" of {len(value)}" if type(value) is list else ""))
+            raise _DecodeError(
+                f"expected an array of {len(items)}, got {_json_kind(value)}"
+                + (f" of {len(value)}" if type(value) is list else "")
+            )
         out = []
         for i, (element, item) in enumerate(zip(value, items, strict=True)):
             try:
@@ -367,6 +413,7 @@ def _fixed_tuple(items: list[_Decoder]) -> _Decoder:
                 exc.path.insert(0, f"[{i}]")
                 raise
         return tuple(out)
+
     return decode
 
 
@@ -382,4 +429,5 @@ def _mapping(item: _Decoder) -> _Decoder:
                 exc.path.insert(0, f"[{key!r}]")
                 raise
         return out
+
     return decode

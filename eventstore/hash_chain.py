@@ -88,8 +88,9 @@ class ChainChecker:
 
     __slots__ = ("previous_hash", "last_position", "track_versions", "versions")
 
-    def __init__(self, previous_hash: str = GENESIS_HASH, last_position: int = 0, *,
-                 track_versions: bool = True) -> None:
+    def __init__(
+        self, previous_hash: str = GENESIS_HASH, last_position: int = 0, *, track_versions: bool = True
+    ) -> None:
         self.previous_hash = previous_hash
         self.last_position = last_position
         self.track_versions = track_versions
@@ -100,11 +101,14 @@ class ChainChecker:
         position, stream_id, version, type_, schema_version, payload_text, recorded_at, stored = row
         if not isinstance(position, int) or position != self.last_position + 1:
             if isinstance(position, int) and position > self.last_position + 1:
-                return (f"positions jump from {self.last_position} to {position}: "
-                        f"{position - self.last_position - 1} record(s) are missing")
+                return (
+                    f"positions jump from {self.last_position} to {position}: "
+                    f"{position - self.last_position - 1} record(s) are missing"
+                )
             return f"position {position!r} does not follow position {self.last_position}"
-        bad_type = _field_types_problem(stream_id, version, type_, schema_version, payload_text,
-                                        recorded_at, stored)
+        bad_type = _field_types_problem(
+            stream_id, version, type_, schema_version, payload_text, recorded_at, stored
+        )
         if bad_type:
             return f"position {position}: {bad_type}"
         if payload is None:
@@ -117,14 +121,19 @@ class ChainChecker:
         if self.track_versions:
             expected = self.versions.get(stream_id, 0) + 1
             if version != expected:
-                return (f"position {position}: stream {stream_id!r} jumps to version {version}, "
-                        f"expected {expected} (versions must be gapless)")
+                return (
+                    f"position {position}: stream {stream_id!r} jumps to version {version}, "
+                    f"expected {expected} (versions must be gapless)"
+                )
             self.versions[stream_id] = version
-        actual = record_hash_from_text(self.previous_hash, position, stream_id, version, type_,
-                                       schema_version, payload_text, recorded_at)
+        actual = record_hash_from_text(
+            self.previous_hash, position, stream_id, version, type_, schema_version, payload_text, recorded_at
+        )
         if actual != stored:
-            return (f"position {position}: hash mismatch (stored {stored[:12]}..., computed {actual[:12]}...): "
-                    f"the record, or one before it, was changed after it was written")
+            return (
+                f"position {position}: hash mismatch (stored {stored[:12]}..., computed {actual[:12]}...): "
+                f"the record, or one before it, was changed after it was written"
+            )
         self.previous_hash = stored
         self.last_position = position
         return None
@@ -140,11 +149,24 @@ class ChainChecker:
         return checked, None, None
 
 
-def _field_types_problem(stream_id: Any, version: Any, type_: Any, schema_version: Any, payload_text: Any,
-                         recorded_at: Any, stored: Any) -> str | None:
-    for name, value, kind in (("stream_id", stream_id, str), ("version", version, int), ("type", type_, str),
-                              ("schema_version", schema_version, int), ("payload", payload_text, str),
-                              ("recorded_at", recorded_at, str), ("hash", stored, str)):
+def _field_types_problem(
+    stream_id: Any,
+    version: Any,
+    type_: Any,
+    schema_version: Any,
+    payload_text: Any,
+    recorded_at: Any,
+    stored: Any,
+) -> str | None:
+    for name, value, kind in (
+        ("stream_id", stream_id, str),
+        ("version", version, int),
+        ("type", type_, str),
+        ("schema_version", schema_version, int),
+        ("payload", payload_text, str),
+        ("recorded_at", recorded_at, str),
+        ("hash", stored, str),
+    ):
         if type(value) is not kind:
             return f"{name} is {value!r:.40} ({type(value).__name__}), expected {kind.__name__}"
     return None

@@ -36,25 +36,35 @@ class InMemoryEventStore(EventStore):
         self._keys: dict[tuple[str, str], tuple[int, int]] = {}  # (stream, key) -> (first, last) position
         self._snapshots: dict[str, tuple[int, str, str]] = {}
 
-    def _append_rows(self, stream_id: str, prepared: list[Prepared], expected_version: int,
-                     idempotency_key: str | None) -> list[RawRow]:
+    def _append_rows(
+        self, stream_id: str, prepared: list[Prepared], expected_version: int, idempotency_key: str | None
+    ) -> list[RawRow]:
         with self._lock:
             self._check_open()
             if idempotency_key is not None:
                 done = self._keys.get((stream_id, idempotency_key))
                 if done is not None:
-                    return self._rows[done[0] - 1:done[1]]
+                    return self._rows[done[0] - 1 : done[1]]
             positions = self._by_stream.get(stream_id, [])
             actual = len(positions)
             if actual != expected_version:
                 raise ConcurrencyError(
                     f"stream {stream_id!r}: expected version {expected_version} but it is at version {actual}; "
                     f"another writer appended first: reload the stream and decide again",
-                    stream_id=stream_id, expected=expected_version, actual=actual)
+                    stream_id=stream_id,
+                    expected=expected_version,
+                    actual=actual,
+                )
             recorded_at = self._recorded_at()
             last_hash = self._rows[-1][7] if self._rows else GENESIS_HASH
-            rows = self._chain(stream_id, prepared, first_version=actual + 1, last_position=len(self._rows),
-                               last_hash=last_hash, recorded_at=recorded_at)
+            rows = self._chain(
+                stream_id,
+                prepared,
+                first_version=actual + 1,
+                last_position=len(self._rows),
+                last_hash=last_hash,
+                recorded_at=recorded_at,
+            )
             self._rows.extend(rows)
             self._by_stream.setdefault(stream_id, positions).extend(r[0] for r in rows)
             if idempotency_key is not None:

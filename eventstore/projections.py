@@ -65,7 +65,9 @@ class TableSpec:
             if not isinstance(name, str) or not _IDENTIFIER.match(name):
                 raise StoreError(f"column name {name!r} must be a plain identifier (letters, digits, _)")
             if not isinstance(sql_type, str) or not _SQL_TYPE.match(sql_type):
-                raise StoreError(f"column {name!r} has SQLite type {sql_type!r}; use e.g. TEXT, INTEGER, REAL, BLOB")
+                raise StoreError(
+                    f"column {name!r} has SQLite type {sql_type!r}; use e.g. TEXT, INTEGER, REAL, BLOB"
+                )
         if not self.key:
             raise StoreError("a TableSpec needs a key (one or more of its columns)")
         for cols, what in [(self.key, "key")] + [(ix, "index") for ix in self.indexes]:
@@ -74,8 +76,9 @@ class TableSpec:
                 raise StoreError(f"{what} {cols!r} names columns that are not in the table: {missing}")
 
     def as_json(self) -> str:
-        return canonical_json({"columns": self.columns, "key": list(self.key),
-                               "indexes": [list(ix) for ix in self.indexes]})
+        return canonical_json(
+            {"columns": self.columns, "key": list(self.key), "indexes": [list(ix) for ix in self.indexes]}
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +124,10 @@ class _Table:
     def insert_sql(self, names: tuple[str, ...]) -> str:
         sql = self.inserts.get(names)
         if sql is None:
-            sql = (f"INSERT OR REPLACE INTO {_quote(self.name)} ({', '.join(_quote(c) for c in names)}) "
-                   f"VALUES ({', '.join('?' * len(names))})")
+            sql = (
+                f"INSERT OR REPLACE INTO {_quote(self.name)} ({', '.join(_quote(c) for c in names)}) "
+                f"VALUES ({', '.join('?' * len(names))})"
+            )
             self.inserts[names] = sql
         return sql
 
@@ -132,15 +137,18 @@ class _Table:
         statements = [f"CREATE TABLE {_quote(self.name)} ({cols}, PRIMARY KEY ({key}))"]
         for ix in self.spec.indexes:
             index_name = _quote(f"{self.name}__{'_'.join(ix)}")
-            statements.append(f"CREATE INDEX {index_name} ON {_quote(self.name)} "
-                              f"({', '.join(_quote(c) for c in ix)})")
+            statements.append(
+                f"CREATE INDEX {index_name} ON {_quote(self.name)} ({', '.join(_quote(c) for c in ix)})"
+            )
         return statements
 
 
 class ProjectionRunner:
     """Runs projections over ``store`` into view tables in the SQLite file ``db_path`` (created if missing)."""
 
-    def __init__(self, store: EventStore, db_path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
+    def __init__(
+        self, store: EventStore, db_path: str | os.PathLike[str], *, busy_timeout: float = 30.0
+    ) -> None:
         self.store = store
         self.path = Path(db_path)
         self.busy_timeout = float(busy_timeout)
@@ -148,22 +156,31 @@ class ProjectionRunner:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create the folder {self.path.parent} for the projection database: "
-                             f"{exc.strerror}") from exc
+            raise StoreError(
+                f"cannot create the folder {self.path.parent} for the projection database: {exc.strerror}"
+            ) from exc
         try:
             self._conn: sqlite3.Connection | None = sqlite3.connect(
-                str(self.path), timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
+                str(self.path), timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+            )
         except sqlite3.Error as exc:
             raise translate(exc, self.path, "open the projection database", self.busy_timeout) from exc
         try:
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._transaction(lambda c: [
-                c.execute("CREATE TABLE IF NOT EXISTS projection_checkpoints ("
-                          "name TEXT PRIMARY KEY, position INTEGER NOT NULL)"),
-                c.execute("CREATE TABLE IF NOT EXISTS projection_tables ("
-                          "table_name TEXT PRIMARY KEY, projection TEXT NOT NULL, spec TEXT NOT NULL)")],
-                "create the checkpoint table")
+            self._transaction(
+                lambda c: [
+                    c.execute(
+                        "CREATE TABLE IF NOT EXISTS projection_checkpoints ("
+                        "name TEXT PRIMARY KEY, position INTEGER NOT NULL)"
+                    ),
+                    c.execute(
+                        "CREATE TABLE IF NOT EXISTS projection_tables ("
+                        "table_name TEXT PRIMARY KEY, projection TEXT NOT NULL, spec TEXT NOT NULL)"
+                    ),
+                ],
+                "create the checkpoint table",
+            )
         except BaseException:
             self._conn.close()
             self._conn = None
@@ -173,8 +190,11 @@ class ProjectionRunner:
 
     def position(self, name: str) -> int:
         """The last position applied by projection ``name`` (0 when it never ran)."""
-        rows = self._query("SELECT position FROM projection_checkpoints WHERE name = ?", (name,),
-                           f"read the checkpoint of projection {name!r}")
+        rows = self._query(
+            "SELECT position FROM projection_checkpoints WHERE name = ?",
+            (name,),
+            f"read the checkpoint of projection {name!r}",
+        )
         return rows[0][0] if rows else 0
 
     def run(self, projection: Projection, batch_size: int = 1000) -> int:
@@ -203,8 +223,12 @@ class ProjectionRunner:
         self._check_tables(projection, name)
 
         def drop(conn: sqlite3.Connection) -> None:
-            owned = [r[0] for r in conn.execute("SELECT table_name FROM projection_tables WHERE projection = ?",
-                                                (name,))]
+            owned = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT table_name FROM projection_tables WHERE projection = ?", (name,)
+                )
+            ]
             for table in owned:
                 conn.execute(f"DROP TABLE IF EXISTS {_quote(table)}")
             conn.execute("DELETE FROM projection_tables WHERE projection = ?", (name,))
@@ -217,15 +241,18 @@ class ProjectionRunner:
         """All rows of a view table, ordered by its primary key (handy in tests and for small views)."""
         if not _IDENTIFIER.match(table) or table in _RESERVED:
             raise StoreError(f"{table!r} is not a view table name")
-        spec_rows = self._query("SELECT spec FROM projection_tables WHERE table_name = ?", (table,),
-                                f"read table {table!r}")
+        spec_rows = self._query(
+            "SELECT spec FROM projection_tables WHERE table_name = ?", (table,), f"read table {table!r}"
+        )
         if not spec_rows:
             raise StoreError(f"{self.path}: no view table {table!r}; run its projection first")
         with self._lock:
             conn = self._open_conn()
             try:
-                cursor = conn.execute(f"SELECT * FROM {_quote(table)} ORDER BY "
-                                      + ", ".join(_quote(k) for k in json.loads(spec_rows[0][0])["key"]))
+                cursor = conn.execute(
+                    f"SELECT * FROM {_quote(table)} ORDER BY "
+                    + ", ".join(_quote(k) for k in json.loads(spec_rows[0][0])["key"])
+                )
                 names = [d[0] for d in cursor.description]
                 return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
             except sqlite3.Error as exc:
@@ -245,8 +272,9 @@ class ProjectionRunner:
 
     # -- internals ------------------------------------------------------------------------------------
 
-    def _apply_batch(self, projection: Projection, name: str, tables: dict[str, _Table], start: int,
-                     events: list[Recorded]) -> bool:
+    def _apply_batch(
+        self, projection: Projection, name: str, tables: dict[str, _Table], start: int, events: list[Recorded]
+    ) -> bool:
         """Apply one batch in one transaction; False when another runner moved the checkpoint first."""
         with self._lock:
             conn = self._open_conn()
@@ -256,7 +284,9 @@ class ProjectionRunner:
             except sqlite3.Error as exc:
                 raise translate(exc, self.path, action, self.busy_timeout) from exc
             try:
-                row = conn.execute("SELECT position FROM projection_checkpoints WHERE name = ?", (name,)).fetchone()
+                row = conn.execute(
+                    "SELECT position FROM projection_checkpoints WHERE name = ?", (name,)
+                ).fetchone()
                 if (row[0] if row else 0) != start:
                     conn.execute("ROLLBACK")
                     return False
@@ -267,12 +297,16 @@ class ProjectionRunner:
                             self._execute(conn, tables, name, op)
                     except BaseException as exc:
                         if isinstance(exc, Exception):
-                            exc.add_note(f"projection {name!r} failed at position {recorded.position} "
-                                         f"({recorded.type}); the batch was rolled back, the checkpoint stays "
-                                         f"at {start}")
+                            exc.add_note(
+                                f"projection {name!r} failed at position {recorded.position} "
+                                f"({recorded.type}); the batch was rolled back, the checkpoint stays "
+                                f"at {start}"
+                            )
                         raise
-                conn.execute("INSERT OR REPLACE INTO projection_checkpoints (name, position) VALUES (?, ?)",
-                             (name, events[-1].position))
+                conn.execute(
+                    "INSERT OR REPLACE INTO projection_checkpoints (name, position) VALUES (?, ?)",
+                    (name, events[-1].position),
+                )
                 conn.execute("COMMIT")
                 return True
             except BaseException as exc:
@@ -287,13 +321,18 @@ class ProjectionRunner:
         def lookup(table: str, key: tuple[Any, ...]) -> dict[str, Any] | None:
             target = tables.get(table)
             if target is None:
-                raise StoreError(f"projection {name!r} looked up table {table!r}, which is not in its tables "
-                                 f"{sorted(tables)}")
+                raise StoreError(
+                    f"projection {name!r} looked up table {table!r}, which is not in its tables "
+                    f"{sorted(tables)}"
+                )
             if not isinstance(key, tuple) or len(key) != len(target.spec.key):
-                raise StoreError(f"projection {name!r}: lookup in {table!r} needs a tuple of "
-                                 f"{len(target.spec.key)} key value(s) {target.spec.key}, got {key!r}")
+                raise StoreError(
+                    f"projection {name!r}: lookup in {table!r} needs a tuple of "
+                    f"{len(target.spec.key)} key value(s) {target.spec.key}, got {key!r}"
+                )
             found = conn.execute(target.select, key).fetchone()
             return None if found is None else dict(zip(target.columns, found, strict=True))
+
         return lookup
 
     def _execute(self, conn: sqlite3.Connection, tables: dict[str, _Table], name: str, op: Any) -> None:
@@ -301,22 +340,28 @@ class ProjectionRunner:
             raise StoreError(f"projection {name!r} yielded {op!r}; apply must yield Upsert or Delete")
         target = tables.get(op.table)
         if target is None:
-            raise StoreError(f"projection {name!r} wrote to table {op.table!r}, which is not in its tables "
-                             f"{sorted(tables)}")
+            raise StoreError(
+                f"projection {name!r} wrote to table {op.table!r}, which is not in its tables "
+                f"{sorted(tables)}"
+            )
         spec = target.spec
         if isinstance(op, Upsert):
             unknown = [c for c in op.row if c not in spec.columns]
             missing = [k for k in spec.key if op.row.get(k) is None]
             if unknown or missing:
-                raise StoreError(f"projection {name!r}: Upsert into {op.table!r} has unknown column(s) {unknown} "
-                                 f"or no value for key column(s) {missing}")
+                raise StoreError(
+                    f"projection {name!r}: Upsert into {op.table!r} has unknown column(s) {unknown} "
+                    f"or no value for key column(s) {missing}"
+                )
             _check_cells(name, op.table, op.row)
             names = tuple(op.row)
             conn.execute(target.insert_sql(names), tuple(op.row[c] for c in names))
         else:
             if set(op.key) != set(spec.key):
-                raise StoreError(f"projection {name!r}: Delete from {op.table!r} needs exactly the key columns "
-                                 f"{spec.key}, got {sorted(op.key)}")
+                raise StoreError(
+                    f"projection {name!r}: Delete from {op.table!r} needs exactly the key columns "
+                    f"{spec.key}, got {sorted(op.key)}"
+                )
             _check_cells(name, op.table, op.key)
             conn.execute(target.delete, tuple(op.key[k] for k in spec.key))
 
@@ -325,17 +370,27 @@ class ProjectionRunner:
         if not tables:
             raise StoreError(f"projection {name!r} declares no tables")
         for table, spec in tables.items():
-            if not isinstance(table, str) or not _IDENTIFIER.match(table) or table in _RESERVED \
-                    or table.lower().startswith("sqlite_"):
-                raise StoreError(f"projection {name!r}: {table!r} cannot be a table name (use letters, digits and "
-                                 f"_, not {sorted(_RESERVED)} or sqlite_*)")
+            if (
+                not isinstance(table, str)
+                or not _IDENTIFIER.match(table)
+                or table in _RESERVED
+                or table.lower().startswith("sqlite_")
+            ):
+                raise StoreError(
+                    f"projection {name!r}: {table!r} cannot be a table name (use letters, digits and "
+                    f"_, not {sorted(_RESERVED)} or sqlite_*)"
+                )
             if not isinstance(spec, TableSpec):
                 raise StoreError(f"projection {name!r}: table {table!r} must be described by a TableSpec")
-        owners = dict(self._query("SELECT table_name, projection FROM projection_tables", (), "read the tables"))
+        owners = dict(
+            self._query("SELECT table_name, projection FROM projection_tables", (), "read the tables")
+        )
         for table in tables:
             if owners.get(table, name) != name:
-                raise StoreError(f"{self.path}: projection {name!r} declares table {table!r}, which belongs to "
-                                 f"projection {owners[table]!r}; rename one of them")
+                raise StoreError(
+                    f"{self.path}: projection {name!r} declares table {table!r}, which belongs to "
+                    f"projection {owners[table]!r}; rename one of them"
+                )
         return tables
 
     def _ensure_tables(self, projection: Projection) -> dict[str, _Table]:
@@ -345,22 +400,31 @@ class ProjectionRunner:
 
         def create(conn: sqlite3.Connection) -> None:
             existing = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            known = dict(conn.execute("SELECT table_name, spec FROM projection_tables WHERE projection = ?",
-                                      (name,)).fetchall())
+            known = dict(
+                conn.execute(
+                    "SELECT table_name, spec FROM projection_tables WHERE projection = ?", (name,)
+                ).fetchall()
+            )
             for table, target in prepared.items():
                 spec_json = target.spec.as_json()
                 if table in known:
                     if known[table] != spec_json:
-                        raise StoreError(f"{self.path}: the spec of table {table!r} of projection {name!r} "
-                                         f"changed since it was built; call rebuild() to rebuild it")
+                        raise StoreError(
+                            f"{self.path}: the spec of table {table!r} of projection {name!r} "
+                            f"changed since it was built; call rebuild() to rebuild it"
+                        )
                     continue
                 if table in existing:
-                    raise StoreError(f"{self.path}: a table {table!r} already exists and no projection owns it; "
-                                     f"rename the projection's table or drop the old one")
+                    raise StoreError(
+                        f"{self.path}: a table {table!r} already exists and no projection owns it; "
+                        f"rename the projection's table or drop the old one"
+                    )
                 for statement in target.create_sql():
                     conn.execute(statement)
-                conn.execute("INSERT INTO projection_tables (table_name, projection, spec) VALUES (?, ?, ?)",
-                             (table, name, spec_json))
+                conn.execute(
+                    "INSERT INTO projection_tables (table_name, projection, spec) VALUES (?, ?, ?)",
+                    (table, name, spec_json),
+                )
 
         self._transaction(create, f"create the tables of projection {name!r}")
         return prepared
@@ -404,8 +468,10 @@ def _projection_name(projection: Any) -> str:
 def _check_cells(name: str, table: str, row: Mapping[str, Any]) -> None:
     for column, value in row.items():
         if not isinstance(value, _CELL_TYPES):
-            raise StoreError(f"projection {name!r}: column {table}.{column} got a {type(value).__name__}; SQLite "
-                             f"cells hold str, int, float, bytes or None (store JSON text with canonical_json)")
+            raise StoreError(
+                f"projection {name!r}: column {table}.{column} got a {type(value).__name__}; SQLite "
+                f"cells hold str, int, float, bytes or None (store JSON text with canonical_json)"
+            )
 
 
 def _quote(identifier: str) -> str:

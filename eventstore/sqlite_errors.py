@@ -20,30 +20,48 @@ def translate(exc: sqlite3.Error, path: Path, action: str, busy_timeout: float) 
     where = f"{path}: cannot {action}"
     text = str(exc)
     if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in text:
-        return StoreError(f"{where}: the database stayed locked for longer than busy_timeout={busy_timeout:g}s. "
-                          f"Is another program holding a write lock (a long transaction, or a sqlite3 shell "
-                          f"with an open BEGIN)? Retry later, or raise busy_timeout")
+        return StoreError(
+            f"{where}: the database stayed locked for longer than busy_timeout={busy_timeout:g}s. "
+            f"Is another program holding a write lock (a long transaction, or a sqlite3 shell "
+            f"with an open BEGIN)? Retry later, or raise busy_timeout"
+        )
     if name.startswith("SQLITE_NOTADB") or "file is not a database" in text:
-        return StoreError(f"{where}: the file is not a calmops event log (not a SQLite database); check the path")
+        return StoreError(
+            f"{where}: the file is not a calmops event log (not a SQLite database); check the path"
+        )
     if name.startswith("SQLITE_CORRUPT") or "malformed" in text:
-        return CorruptLogError(f"{where}: the file is damaged ({text}); restore it from a backup "
-                               f"(`sqlite3 {path} .recover` may salvage the intact records)")
+        return CorruptLogError(
+            f"{where}: the file is damaged ({text}); restore it from a backup "
+            f"(`sqlite3 {path} .recover` may salvage the intact records)"
+        )
     if "Could not decode to UTF-8" in text:
-        return CorruptLogError(f"{where}: a text field is not valid UTF-8 ({text:.120}); the file was altered "
-                               f"outside calmops: run verify() and restore it from a backup")
+        return CorruptLogError(
+            f"{where}: a text field is not valid UTF-8 ({text:.120}); the file was altered "
+            f"outside calmops: run verify() and restore it from a backup"
+        )
     if name.startswith("SQLITE_FULL") or "disk is full" in text:
-        return StoreError(f"{where}: the disk is full ({text}); free some space and retry (nothing from this "
-                          f"call was written)")
+        return StoreError(
+            f"{where}: the disk is full ({text}); free some space and retry (nothing from this "
+            f"call was written)"
+        )
     if name.startswith("SQLITE_READONLY") or "readonly" in text:
-        return StoreError(f"{where}: the file is read-only ({text}); check the permissions of {path} and of its "
-                          f"folder (SQLite also needs to create {path.name}-wal and {path.name}-shm beside it)")
+        return StoreError(
+            f"{where}: the file is read-only ({text}); check the permissions of {path} and of its "
+            f"folder (SQLite also needs to create {path.name}-wal and {path.name}-shm beside it)"
+        )
     if name.startswith(("SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")):
-        return StoreError(f"{where}: SQLite cannot open the file ({text}); check that the folder exists and that "
-                          f"you may read and write it")
+        return StoreError(
+            f"{where}: SQLite cannot open the file ({text}); check that the folder exists and that "
+            f"you may read and write it"
+        )
     if name.startswith("SQLITE_IOERR"):
-        return StoreError(f"{where}: the disk reported an I/O error ({name}: {text}); check the disk and its free "
-                          f"space, then retry")
+        return StoreError(
+            f"{where}: the disk reported an I/O error ({name}: {text}); check the disk and its free "
+            f"space, then retry"
+        )
     if name.startswith("SQLITE_CONSTRAINT"):
-        return CorruptLogError(f"{where}: a uniqueness rule was violated ({text}); another program may be writing "
-                               f"to the file without this library")
+        return CorruptLogError(
+            f"{where}: a uniqueness rule was violated ({text}); another program may be writing "
+            f"to the file without this library"
+        )
     return StoreError(f"{where}: {type(exc).__name__}: {text}")

@@ -11,6 +11,7 @@ names the file and says what to do.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -79,13 +80,24 @@ class SQLiteEventStore(EventStore):
     [(1, 'BlockArrived', {'block': 1})]
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, codec: Codec | None = None, clock: Clock | None = None,
-                 synchronous: str = "NORMAL", busy_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        codec: Codec | None = None,
+        clock: Clock | None = None,
+        synchronous: str = "NORMAL",
+        busy_timeout: float = 30.0,
+    ) -> None:
         super().__init__(codec=codec, clock=clock)
         self.path = Path(path)
         if not isinstance(synchronous, str) or synchronous.upper() not in ("NORMAL", "FULL"):
             raise StoreError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
-        if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, int | float) or not busy_timeout >= 0:
+        if (
+            isinstance(busy_timeout, bool)
+            or not isinstance(busy_timeout, int | float)
+            or not busy_timeout >= 0
+        ):
             raise StoreError(f"busy_timeout must be a number of seconds >= 0, got {busy_timeout!r}")
         self.synchronous = synchronous.upper()
         self.busy_timeout = float(busy_timeout)
@@ -109,23 +121,31 @@ class SQLiteEventStore(EventStore):
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise StoreError(f"cannot create the folder {path.parent} for the event log: {exc.strerror}; "
-                                 f"check the path and your permissions") from exc
+                raise StoreError(
+                    f"cannot create the folder {path.parent} for the event log: {exc.strerror}; "
+                    f"check the path and your permissions"
+                ) from exc
             return
         try:
             with open(path, "rb") as handle:
                 header = handle.read(100)
             size = path.stat().st_size
         except OSError as exc:
-            raise StoreError(f"cannot read {path}: {exc.strerror}; check the path and your permissions") from exc
+            raise StoreError(
+                f"cannot read {path}: {exc.strerror}; check the path and your permissions"
+            ) from exc
         if size == 0:
             return  # an empty file is an empty database: SQLite will initialise it
         if not header.startswith(_SQLITE_MAGIC):
-            raise StoreError(f"{path} is not a calmops event log (not a SQLite database): check the path; "
-                             f"nothing was changed")
+            raise StoreError(
+                f"{path} is not a calmops event log (not a SQLite database): check the path; "
+                f"nothing was changed"
+            )
         if len(header) < 100:
-            raise CorruptLogError(f"{path} is truncated ({size} bytes, shorter than a SQLite header): restore "
-                                  f"the log from a backup")
+            raise CorruptLogError(
+                f"{path} is truncated ({size} bytes, shorter than a SQLite header): restore "
+                f"the log from a backup"
+            )
         if not Path(f"{path}-wal").exists():  # no writer has it open: the header's size must be whole
             page_size = int.from_bytes(header[16:18], "big")
             page_size = 65536 if page_size == 1 else page_size
@@ -135,20 +155,24 @@ class SQLiteEventStore(EventStore):
                 raise CorruptLogError(
                     f"{path} is truncated: its header says {pages} pages of {page_size} bytes "
                     f"({pages * page_size} bytes) but the file has {size} bytes; restore the log from a backup "
-                    f"(`sqlite3 {path} .recover` may salvage the intact records)")
+                    f"(`sqlite3 {path} .recover` may salvage the intact records)"
+                )
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(str(self.path), timeout=self.busy_timeout, isolation_level=None,
-                                   check_same_thread=False)
+            conn = sqlite3.connect(
+                str(self.path), timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+            )
         except sqlite3.Error as exc:
             raise self._error(exc, "open the log") from exc
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
-                raise StoreError(f"{self.path}: SQLite refused WAL mode (journal mode stays {mode!r}); the log "
-                                 f"needs a local filesystem that supports shared memory, not a network share")
+                raise StoreError(
+                    f"{self.path}: SQLite refused WAL mode (journal mode stays {mode!r}); the log "
+                    f"needs a local filesystem that supports shared memory, not a network share"
+                )
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             self._init_schema(conn)
         except BaseException as exc:
@@ -166,8 +190,10 @@ class SQLiteEventStore(EventStore):
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
-                conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('format', ?), ('format_version', ?)",
-                             (FORMAT, str(FORMAT_VERSION)))
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('format', ?), ('format_version', ?)",
+                    (FORMAT, str(FORMAT_VERSION)),
+                )
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -175,20 +201,28 @@ class SQLiteEventStore(EventStore):
                 raise
             return
         if not {"meta", "events"} <= tables:
-            raise StoreError(f"{self.path} is a SQLite database but not a calmops event log (it has no "
-                             f"'meta'/'events' tables); check the path, nothing was changed")
+            raise StoreError(
+                f"{self.path} is a SQLite database but not a calmops event log (it has no "
+                f"'meta'/'events' tables); check the path, nothing was changed"
+            )
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         if meta.get("format") != FORMAT:
-            raise StoreError(f"{self.path} is a SQLite database but not a calmops event log (meta format is "
-                             f"{meta.get('format')!r}); check the path, nothing was changed")
+            raise StoreError(
+                f"{self.path} is a SQLite database but not a calmops event log (meta format is "
+                f"{meta.get('format')!r}); check the path, nothing was changed"
+            )
         try:
             version = int(meta.get("format_version", ""))
         except ValueError:
-            raise CorruptLogError(f"{self.path}: meta format_version is {meta.get('format_version')!r}, not a "
-                                  f"number; restore the log from a backup") from None
+            raise CorruptLogError(
+                f"{self.path}: meta format_version is {meta.get('format_version')!r}, not a "
+                f"number; restore the log from a backup"
+            ) from None
         if version > FORMAT_VERSION:
-            raise StoreError(f"{self.path} uses event-log format {version}, newer than this code's "
-                             f"{FORMAT_VERSION}: upgrade calmops to read it")
+            raise StoreError(
+                f"{self.path} uses event-log format {version}, newer than this code's "
+                f"{FORMAT_VERSION}: upgrade calmops to read it"
+            )
 
     # -- error translation ----------------------------------------------------------------------------
 
@@ -206,8 +240,9 @@ class SQLiteEventStore(EventStore):
 
     # -- the write side -------------------------------------------------------------------------------
 
-    def _append_rows(self, stream_id: str, prepared: list[Prepared], expected_version: int,
-                     idempotency_key: str | None) -> list[RawRow]:
+    def _append_rows(
+        self, stream_id: str, prepared: list[Prepared], expected_version: int, idempotency_key: str | None
+    ) -> list[RawRow]:
         action = f"append {len(prepared)} event(s) to stream {stream_id!r} at version {expected_version}"
         with self._lock:
             self._check_open()
@@ -219,29 +254,55 @@ class SQLiteEventStore(EventStore):
                 raise self._error(exc, action) from exc
             try:
                 if idempotency_key is not None:
-                    done = conn.execute("SELECT first_position, last_position FROM idempotency_keys "
-                                        "WHERE stream_id = ? AND key = ?", (stream_id, idempotency_key)).fetchone()
+                    done = conn.execute(
+                        "SELECT first_position, last_position FROM idempotency_keys "
+                        "WHERE stream_id = ? AND key = ?",
+                        (stream_id, idempotency_key),
+                    ).fetchone()
                     if done is not None:
-                        rows = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE position BETWEEN ? AND ? "
-                                            f"ORDER BY position", done).fetchall()
+                        rows = conn.execute(
+                            f"SELECT {_COLUMNS} FROM events WHERE position BETWEEN ? AND ? ORDER BY position",
+                            done,
+                        ).fetchall()
                         conn.execute("COMMIT")
                         return rows
-                actual = conn.execute("SELECT MAX(version) FROM events WHERE stream_id = ?",
-                                      (stream_id,)).fetchone()[0] or 0
+                actual = (
+                    conn.execute(
+                        "SELECT MAX(version) FROM events WHERE stream_id = ?", (stream_id,)
+                    ).fetchone()[0]
+                    or 0
+                )
                 if actual != expected_version:
                     raise ConcurrencyError(
                         f"stream {stream_id!r} in {self.path}: expected version {expected_version} but it is at "
                         f"version {actual}; another writer appended first: reload the stream and decide again",
-                        stream_id=stream_id, expected=expected_version, actual=actual)
-                last = conn.execute("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1").fetchone()
+                        stream_id=stream_id,
+                        expected=expected_version,
+                        actual=actual,
+                    )
+                last = conn.execute(
+                    "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"
+                ).fetchone()
                 last_position, last_hash = last if last is not None else (0, GENESIS_HASH)
-                rows = self._chain(stream_id, prepared, first_version=actual + 1, last_position=last_position,
-                                   last_hash=last_hash, recorded_at=self._recorded_at())
-                conn.executemany("INSERT INTO events (position, stream_id, version, type, schema_version, "
-                                 "payload, recorded_at, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                rows = self._chain(
+                    stream_id,
+                    prepared,
+                    first_version=actual + 1,
+                    last_position=last_position,
+                    last_hash=last_hash,
+                    recorded_at=self._recorded_at(),
+                )
+                conn.executemany(
+                    "INSERT INTO events (position, stream_id, version, type, schema_version, "
+                    "payload, recorded_at, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
                 if idempotency_key is not None:
-                    conn.execute("INSERT INTO idempotency_keys (stream_id, key, first_position, last_position) "
-                                 "VALUES (?, ?, ?, ?)", (stream_id, idempotency_key, rows[0][0], rows[-1][0]))
+                    conn.execute(
+                        "INSERT INTO idempotency_keys (stream_id, key, first_position, last_position) "
+                        "VALUES (?, ?, ?, ?)",
+                        (stream_id, idempotency_key, rows[0][0], rows[-1][0]),
+                    )
                 conn.execute("COMMIT")
                 return rows
             except BaseException as exc:
@@ -250,7 +311,10 @@ class SQLiteEventStore(EventStore):
                     raise ConcurrencyError(
                         f"stream {stream_id!r} in {self.path}: version {expected_version + 1} was taken by "
                         f"another writer; reload the stream and decide again",
-                        stream_id=stream_id, expected=expected_version, actual=expected_version + 1) from exc
+                        stream_id=stream_id,
+                        expected=expected_version,
+                        actual=expected_version + 1,
+                    ) from exc
                 if isinstance(exc, sqlite3.Error):
                     raise self._error(exc, action) from exc
                 raise
@@ -258,40 +322,55 @@ class SQLiteEventStore(EventStore):
     def _rollback(self) -> None:
         conn = self._conn
         if conn is not None and conn.in_transaction:
-            try:
+            # SQLite may have rolled back already (e.g. after SQLITE_FULL); nothing was committed either way
+            with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass  # SQLite already rolled back (e.g. after SQLITE_FULL); nothing was committed
 
     # -- the read side --------------------------------------------------------------------------------
 
     def _raw_stream(self, stream_id: str, after_version: int) -> list[RawRow]:
-        return self._read(f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version > ? ORDER BY version",
-                          (stream_id, after_version), f"read stream {stream_id!r} after version {after_version}")
+        return self._read(
+            f"SELECT {_COLUMNS} FROM events WHERE stream_id = ? AND version > ? ORDER BY version",
+            (stream_id, after_version),
+            f"read stream {stream_id!r} after version {after_version}",
+        )
 
     def _raw_range(self, after_position: int, limit: int | None) -> list[RawRow]:
-        return self._read(f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?",
-                          (after_position, -1 if limit is None else limit),
-                          f"read events after position {after_position}")
+        return self._read(
+            f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?",
+            (after_position, -1 if limit is None else limit),
+            f"read events after position {after_position}",
+        )
 
     def _hash_at(self, position: int) -> str | None:
-        rows = self._read("SELECT hash FROM events WHERE position = ?", (position,),
-                          f"read the hash at position {position}")
+        rows = self._read(
+            "SELECT hash FROM events WHERE position = ?", (position,), f"read the hash at position {position}"
+        )
         return rows[0][0] if rows else None
 
     def streams(self) -> list[str]:
         # walks the (stream_id, version) index one stream at a time instead of scanning every event
-        rows = self._read("WITH RECURSIVE s(id) AS (SELECT MIN(stream_id) FROM events UNION ALL "
-                          "SELECT (SELECT MIN(stream_id) FROM events WHERE stream_id > s.id) FROM s "
-                          "WHERE s.id IS NOT NULL) SELECT id FROM s WHERE id IS NOT NULL", (), "list the streams")
+        rows = self._read(
+            "WITH RECURSIVE s(id) AS (SELECT MIN(stream_id) FROM events UNION ALL "
+            "SELECT (SELECT MIN(stream_id) FROM events WHERE stream_id > s.id) FROM s "
+            "WHERE s.id IS NOT NULL) SELECT id FROM s WHERE id IS NOT NULL",
+            (),
+            "list the streams",
+        )
         return [row[0] for row in rows]
 
     def head(self) -> int:
         return self._read("SELECT MAX(position) FROM events", (), "read the last position")[0][0] or 0
 
     def stream_version(self, stream_id: str) -> int:
-        return self._read("SELECT MAX(version) FROM events WHERE stream_id = ?", (stream_id,),
-                          f"read the version of stream {stream_id!r}")[0][0] or 0
+        return (
+            self._read(
+                "SELECT MAX(version) FROM events WHERE stream_id = ?",
+                (stream_id,),
+                f"read the version of stream {stream_id!r}",
+            )[0][0]
+            or 0
+        )
 
     # -- snapshots ------------------------------------------------------------------------------------
 
@@ -309,21 +388,29 @@ class SQLiteEventStore(EventStore):
                 raise self._error(exc, action) from exc
 
     def _put_snapshot(self, stream_id: str, version: int, schema: str, state_text: str) -> None:
-        self._write("INSERT OR REPLACE INTO snapshots (stream_id, version, schema, state) VALUES (?, ?, ?, ?)",
-                    (stream_id, version, schema, state_text),
-                    f"save the snapshot of stream {stream_id!r} at version {version}")
+        self._write(
+            "INSERT OR REPLACE INTO snapshots (stream_id, version, schema, state) VALUES (?, ?, ?, ?)",
+            (stream_id, version, schema, state_text),
+            f"save the snapshot of stream {stream_id!r} at version {version}",
+        )
 
     def _get_snapshot(self, stream_id: str) -> tuple[int, str, str] | None:
-        rows = self._read("SELECT version, schema, state FROM snapshots WHERE stream_id = ?", (stream_id,),
-                          f"load the snapshot of stream {stream_id!r}")
+        rows = self._read(
+            "SELECT version, schema, state FROM snapshots WHERE stream_id = ?",
+            (stream_id,),
+            f"load the snapshot of stream {stream_id!r}",
+        )
         return tuple(rows[0]) if rows else None  # type: ignore[return-value]
 
     def delete_snapshots(self, stream_id: str | None = None) -> None:
         if stream_id is None:
             self._write("DELETE FROM snapshots", (), "delete all snapshots")
         else:
-            self._write("DELETE FROM snapshots WHERE stream_id = ?", (stream_id,),
-                        f"delete the snapshot of stream {stream_id!r}")
+            self._write(
+                "DELETE FROM snapshots WHERE stream_id = ?",
+                (stream_id,),
+                f"delete the snapshot of stream {stream_id!r}",
+            )
 
     # -- lifecycle ------------------------------------------------------------------------------------
 

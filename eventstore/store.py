@@ -54,8 +54,9 @@ class EventStore(abc.ABC):
 
     # -- the write side -------------------------------------------------------------------------------
 
-    def append(self, stream_id: str, events: Sequence[Any], expected_version: int,
-               idempotency_key: str | None = None) -> list[Recorded]:
+    def append(
+        self, stream_id: str, events: Sequence[Any], expected_version: int, idempotency_key: str | None = None
+    ) -> list[Recorded]:
         """Append ``events`` to ``stream_id`` atomically, if the stream is still at ``expected_version``.
 
         ``events`` are :class:`EventData` or instances of classes registered in ``self.codec``.
@@ -80,17 +81,23 @@ class EventStore(abc.ABC):
     def _prepare(self, stream_id: str, index: int, count: int, event: Any) -> Prepared:
         if not isinstance(event, EventData):
             if isinstance(event, dict) or not hasattr(event, "__dataclass_fields__"):
-                raise StoreError(f"stream {stream_id!r}, event {index + 1} of {count}: expected EventData or a "
-                                 f"registered event dataclass, got {type(event).__name__}")
+                raise StoreError(
+                    f"stream {stream_id!r}, event {index + 1} of {count}: expected EventData or a "
+                    f"registered event dataclass, got {type(event).__name__}"
+                )
             event = self.codec.encode(event)
         where = f"stream {stream_id!r}, event {index + 1} of {count} ({event.type!r})"
         if not isinstance(event.type, str) or not event.type:
-            raise StoreError(f"stream {stream_id!r}, event {index + 1} of {count}: type must be a non-empty "
-                             f"string, got {event.type!r}")
+            raise StoreError(
+                f"stream {stream_id!r}, event {index + 1} of {count}: type must be a non-empty "
+                f"string, got {event.type!r}"
+            )
         if type(event.schema_version) is not int or event.schema_version < 1:
             raise StoreError(f"{where}: schema_version must be an int >= 1, got {event.schema_version!r}")
         if not isinstance(event.payload, dict):
-            raise StoreError(f"{where}: payload must be a dict (a JSON object), got {type(event.payload).__name__}")
+            raise StoreError(
+                f"{where}: payload must be a dict (a JSON object), got {type(event.payload).__name__}"
+            )
         problem = json_problem(event.payload) or json_problem(event.type, "type")
         if problem:
             raise StoreError(f"{where}: {problem}; nothing was written")
@@ -104,16 +111,26 @@ class EventStore(abc.ABC):
         return now.astimezone(UTC).isoformat(timespec="microseconds")
 
     @staticmethod
-    def _chain(stream_id: str, prepared: list[Prepared], *, first_version: int, last_position: int,
-               last_hash: str, recorded_at: str) -> list[RawRow]:
+    def _chain(
+        stream_id: str,
+        prepared: list[Prepared],
+        *,
+        first_version: int,
+        last_position: int,
+        last_hash: str,
+        recorded_at: str,
+    ) -> list[RawRow]:
         """The rows for a batch, each linked to the one before (``last_position``/``last_hash``)."""
         rows: list[RawRow] = []
         previous = last_hash
         for offset, (type_, schema_version, payload_text) in enumerate(prepared):
             position, version = last_position + 1 + offset, first_version + offset
-            digest = record_hash_from_text(previous, position, stream_id, version, type_, schema_version,
-                                           payload_text, recorded_at)
-            rows.append((position, stream_id, version, type_, schema_version, payload_text, recorded_at, digest))
+            digest = record_hash_from_text(
+                previous, position, stream_id, version, type_, schema_version, payload_text, recorded_at
+            )
+            rows.append(
+                (position, stream_id, version, type_, schema_version, payload_text, recorded_at, digest)
+            )
             previous = digest
         return rows
 
@@ -136,8 +153,9 @@ class EventStore(abc.ABC):
                 return []
         return self._to_recorded(self._raw_range(after_position, limit))
 
-    def iter_all(self, after_position: int = 0, batch_size: int = 10000, *,
-                 verify: bool = False) -> Iterator[Recorded]:
+    def iter_all(
+        self, after_position: int = 0, batch_size: int = 10000, *, verify: bool = False
+    ) -> Iterator[Recorded]:
         """Stream events after ``after_position`` in global order, ``batch_size`` rows in memory at a time.
 
         With ``verify=True`` the hash chain (and position continuity) is checked on the way and a
@@ -154,8 +172,10 @@ class EventStore(abc.ABC):
         if verify:
             previous = GENESIS_HASH if after_position == 0 else self._hash_at(after_position)
             if previous is None:
-                raise StoreError(f"{self._describe()}: cannot verify from position {after_position}: there is "
-                                 f"no such position (head is {self.head()})")
+                raise StoreError(
+                    f"{self._describe()}: cannot verify from position {after_position}: there is "
+                    f"no such position (head is {self.head()})"
+                )
             checker = ChainChecker(previous, after_position, track_versions=after_position == 0)
         position = after_position
         while True:
@@ -172,8 +192,10 @@ class EventStore(abc.ABC):
                     problem = checker.check(row, payload)
                     if problem is not None:
                         yield from batch
-                        raise CorruptLogError(f"{self._describe()}: {problem}; run verify() for a full report, "
-                                              f"and restore the log from a backup")
+                        raise CorruptLogError(
+                            f"{self._describe()}: {problem}; run verify() for a full report, "
+                            f"and restore the log from a backup"
+                        )
                     batch.append(Recorded(row[0], row[1], row[2], row[3], row[4], payload, row[6], row[7]))
             yield from batch
             position = rows[-1][0]
@@ -213,12 +235,20 @@ class EventStore(abc.ABC):
             return VerifyResult(False, checked, bad, f"{exc} (after position {checker.last_position})")
         if checked != total:
             bad = checker.last_position + 1
-            return VerifyResult(False, checked, bad, f"{self._describe()}: the last position is {total} but "
-                                f"only {checked} records were found in order")
+            return VerifyResult(
+                False,
+                checked,
+                bad,
+                f"{self._describe()}: the last position is {total} but "
+                f"only {checked} records were found in order",
+            )
         if progress is not None and total:
             progress(total, total)
-        message = f"{self._describe()}: {checked} records, hash chain intact" if checked else \
-            f"{self._describe()}: empty log"
+        message = (
+            f"{self._describe()}: {checked} records, hash chain intact"
+            if checked
+            else f"{self._describe()}: empty log"
+        )
         return VerifyResult(True, checked, None, message)
 
     @abc.abstractmethod
@@ -249,8 +279,10 @@ class EventStore(abc.ABC):
             raise StoreError(f"snapshot of stream {stream_id!r} at version {version}: {problem}")
         current = self.stream_version(stream_id)
         if version > current:
-            raise StoreError(f"cannot snapshot stream {stream_id!r} at version {version}: the stream is only at "
-                             f"version {current}")
+            raise StoreError(
+                f"cannot snapshot stream {stream_id!r} at version {version}: the stream is only at "
+                f"version {current}"
+            )
         self._put_snapshot(stream_id, version, schema, canonical_json(state))
 
     def load_snapshot(self, stream_id: str, schema: str) -> Snapshot | None:
@@ -296,11 +328,15 @@ class EventStore(abc.ABC):
         try:
             payload = _loads(row[5])
         except (ValueError, TypeError) as exc:
-            raise CorruptLogError(f"{self._describe()}: position {row[0]}: payload is not JSON ({exc}); "
-                                  f"run verify() and restore the log from a backup") from None
+            raise CorruptLogError(
+                f"{self._describe()}: position {row[0]}: payload is not JSON ({exc}); "
+                f"run verify() and restore the log from a backup"
+            ) from None
         if not isinstance(payload, dict):
-            raise CorruptLogError(f"{self._describe()}: position {row[0]}: payload is not a JSON object; "
-                                  f"run verify() and restore the log from a backup")
+            raise CorruptLogError(
+                f"{self._describe()}: position {row[0]}: payload is not a JSON object; "
+                f"run verify() and restore the log from a backup"
+            )
         return payload
 
     def _to_recorded(self, rows: list[RawRow]) -> list[Recorded]:
@@ -310,8 +346,9 @@ class EventStore(abc.ABC):
             return [Recorded(r[0], r[1], r[2], r[3], r[4], self._payload(r), r[6], r[7]) for r in rows]
 
     @abc.abstractmethod
-    def _append_rows(self, stream_id: str, prepared: list[Prepared], expected_version: int,
-                     idempotency_key: str | None) -> list[RawRow]:
+    def _append_rows(
+        self, stream_id: str, prepared: list[Prepared], expected_version: int, idempotency_key: str | None
+    ) -> list[RawRow]:
         """Atomically: idempotency lookup, version check, chain and write the rows; return them."""
 
     @abc.abstractmethod
