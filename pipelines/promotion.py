@@ -64,15 +64,17 @@ def decide_promotion(
 ) -> PromotionVerdict:
     """Apply the promotion rule. `candidates` maps version to its holdout metrics; `strategies` names them.
 
-    When `settings.metric` is unset and `task` is not given, the task is read off the metrics (accuracy
-    present means classification).
+    Without `task`, the task follows `settings.metric`; when that is unset too, the metrics (accuracy present
+    means classification).
 
     >>> s = RetrainSettings(metric="accuracy", min_improvement=0.01)
     >>> v = decide_promotion({"accuracy": 0.838}, {"v7": {"accuracy": 0.842}}, s, strategies={"v7": "windowed"})
     >>> v.promote, v.reason
     (None, 'best candidate v7 (windowed) accuracy 0.842 does not beat champion 0.838 by 0.01')
     """
-    if task is None:
+    if task is None and settings.metric is not None:
+        task = "regression" if settings.metric in ("r2", "mae", "rmse") else "classification"
+    elif task is None:
         any_metrics = [*candidates.values(), champion_metrics or {}]
         task = "classification" if any("accuracy" in m for m in any_metrics) else "regression"
     metric = primary_metric(settings, task)  # type: ignore[arg-type]
