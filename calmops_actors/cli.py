@@ -8,33 +8,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from calmops_actors.errors import UserError
 
 # Modules under calmops_actors.commands, in the order `--help` lists them. Only working commands go here.
-COMMANDS: tuple[str, ...] = ()
-
-
-def default_home() -> Path:
-    """The home folder: `$CALMOPS_HOME`, else `./calmops_home`."""
-    return Path(os.environ.get("CALMOPS_HOME") or "calmops_home")
-
-
-def add_home_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--home",
-        type=Path,
-        default=None,
-        help="home folder with the log, artifacts and projections (default: $CALMOPS_HOME or ./calmops_home)",
-    )
-
-
-def resolve_home(args: argparse.Namespace) -> Path:
-    return args.home if getattr(args, "home", None) else default_home()
+COMMANDS: tuple[str, ...] = (
+    "run",
+    "generate",
+    "inject",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

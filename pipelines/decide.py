@@ -122,6 +122,7 @@ class RequestRetrain:
     seed: int
     occurred_at: str
     trigger: str = "drift"
+    new_blocks: tuple[str, ...] = ()
 
 
 @command
@@ -286,7 +287,8 @@ def decide_retrain(state: PipelineState, cmd: RequestRetrain) -> tuple[Event, ..
     return (RetrainRequested(
         round_id=cmd.round_id, block_id=cmd.block_id, strategies=cmd.strategies,
         training_blocks=cmd.training_blocks, holdout_blocks=cmd.holdout_blocks, holdout=cmd.holdout,
-        seed=cmd.seed, trial=trial, trigger=cmd.trigger, occurred_at=cmd.occurred_at),)
+        seed=cmd.seed, trial=trial, trigger=cmd.trigger, new_blocks=cmd.new_blocks,
+        occurred_at=cmd.occurred_at),)
 
 
 def next_version(state: PipelineState, offset: int) -> str:

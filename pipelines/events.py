@@ -160,6 +160,7 @@ class RetrainRequested(Event):
     seed: int
     trial: bool = False  # a half-open circuit's trial round
     trigger: str = "drift"  # "initial" (first model) | "drift"
+    new_blocks: tuple[str, ...] = ()  # labelled blocks the champion had not seen (the holdout is cut from them)
 
 
 @frozen

@@ -91,6 +91,8 @@ class RoundRecord:
     started_at: str
     trial: bool
     seed: int
+    trigger: str = "drift"
+    new_blocks: tuple[str, ...] = ()
     candidates: tuple[str, ...] = ()
     failures: tuple[str, ...] = ()
 
@@ -229,7 +231,8 @@ def evolve(state: PipelineState, event: Event) -> PipelineState:
             round_ = RoundRecord(
                 round_id=event.round_id, block_id=event.block_id, strategies=event.strategies,
                 training_blocks=event.training_blocks, holdout_blocks=event.holdout_blocks,
-                started_at=event.occurred_at, trial=event.trial, seed=event.seed,
+                started_at=event.occurred_at, trial=event.trial, seed=event.seed, trigger=event.trigger,
+                new_blocks=event.new_blocks,
             )
             return replace(state, round=round_, retrain_pending=False, counters=replace(c, rounds=c.rounds + 1))
         case CandidateTrained():

@@ -1,0 +1,34 @@
+"""Helpers shared by the CLI commands: the home option and plain-text tables."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+
+def default_home() -> Path:
+    """The home folder: `$CALMOPS_HOME`, else `./calmops_home`."""
+    return Path(os.environ.get("CALMOPS_HOME") or "calmops_home")
+
+
+def add_home_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--home", type=Path, default=None,
+        help="home folder with the log, artifacts and projections (default: $CALMOPS_HOME or ./calmops_home)")
+
+
+def resolve_home(args: argparse.Namespace) -> Path:
+    return args.home if getattr(args, "home", None) else default_home()
+
+
+def print_table(rows: Iterable[dict[str, Any]], columns: Sequence[str], out: TextIO) -> None:
+    """A left-aligned text table; None shows as '-'."""
+    rows = list(rows)
+    cells = [[("-" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)), file=out)
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)), file=out)

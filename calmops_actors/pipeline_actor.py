@@ -1,0 +1,424 @@
+"""`PipelineActor`: the thin shell that owns one pipeline (load, decide, append, evolve).
+
+It is a plain class. `spawn_actor` wraps it with `ray.remote(...)` (a named actor, `max_restarts=-1`), and the
+constructor rebuilds the state by replaying the pipeline's stream, which is how a restarted actor recovers.
+Heavy work leaves the actor: retraining strategies and the multivariate test run as Ray tasks that get ids,
+paths and object refs; their results come back as commands and go through `decide` like everything else.
+
+The per-block flow (docs/ARCHITECTURE.md): intake and validation -> `BlockArrived` (or `BlockRejected`) ->
+(no model yet) the initial round once `[training] initial_blocks` labelled blocks arrived -> for each block
+with a champion: `PerformanceMeasured` (labelled) and `DriftChecked` -> on drift, a retraining round.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import ray
+
+from calmops_actors import __version__
+from calmops_actors.artifacts import ArtifactRef, ArtifactStore
+from calmops_actors.drift_tasks import multivariate_task
+from calmops_actors.home import Home, stream_id
+from calmops_actors.hooks import load_preprocess
+from calmops_actors.training_tasks import (
+    CandidateResult,
+    await_round,
+    launch_round,
+    put_material,
+    score_artifact_task,
+)
+from eventstore import ConcurrencyError
+from pipelines.config import ConfigError, PipelineConfig, config_from_dict, config_sha256, config_to_dict
+from pipelines.decide import (
+    AcceptFile,
+    Command,
+    CommandRejected,
+    NewBlock,
+    RecordDriftCheck,
+    RecordPerformance,
+    RecordRoundOutcome,
+    RegisterPipeline,
+    RejectFile,
+    RequestRetrain,
+    ResumeRetraining,
+    Rollback,
+    StrategyOutcome,
+    decide,
+)
+from pipelines.drift import assess, check_features, fit_reference, performance_drift, update_concept
+from pipelines.evaluation import evaluate, higher_is_better, per_row_errors
+from pipelines.events import Artifact, Event
+from pipelines.intake import IntakeRules, parse_file
+from pipelines.models import ModelSpec
+from pipelines.retraining import LabelledBlock, build_round, fallback_to_run, primary_metric
+from pipelines.rounds import RoundPlan, plan_round
+from pipelines.state import PipelineState, evolve, replay
+
+log = logging.getLogger("calmops.actor")
+
+# artifact kinds of the store and the file extension it gives them (ArtifactRef.artifact_id = sha.ext)
+KIND_EXT = {"frame-parquet": "parquet", "model-skops": "skops", "model-pickle": "pkl"}
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def to_artifact(ref: ArtifactRef) -> Artifact:
+    return Artifact(sha256=ref.sha256, kind=ref.kind, size=ref.size, format=KIND_EXT.get(ref.kind, ""))
+
+
+def to_ref(artifact: Artifact) -> ArtifactRef:
+    ext = KIND_EXT.get(artifact.kind, artifact.format)
+    return ArtifactRef(artifact_id=f"{artifact.sha256}.{ext}", sha256=artifact.sha256, kind=artifact.kind,
+                       size=artifact.size)
+
+
+@dataclass
+class InFlightRound:
+    """The Ray side of a round in flight (object refs live only in this process; the log has the rest)."""
+
+    round_id: str
+    strategies: list[str]
+    refs: list[Any]
+    champion_ref: Any | None
+    started: float
+    material_refs: Any
+    holdout_ref: Any
+    seed: int
+
+
+class PipelineActor:
+    """Owns one pipeline's stream: every method is load, decide, append (expected version), evolve."""
+
+    def __init__(self, home: str, name: str) -> None:
+        self.home = Home(Path(home)).create()
+        self.name = name
+        self.stream = stream_id(name)
+        self.store = self.home.open_store()
+        self.artifacts = ArtifactStore(self.home.artifacts)
+        self.state = self.load()
+        self.config: PipelineConfig | None = (
+            config_from_dict(self.state.config, "<log>") if self.state.config else None)
+        self.preprocess = None
+        self.inflight: InFlightRound | None = None
+        self.references: dict[tuple[str, ...], Any] = {}
+        self.reference_frames: dict[tuple[str, ...], pd.DataFrame] = {}
+        self.models: dict[str, Any] = {}
+
+    # -- load / append ----------------------------------------------------------------------------
+
+    def load(self) -> PipelineState:
+        """Replay the stream: the only way state is built (at start, and after Ray restarts the actor)."""
+        return replay(self.store.codec.decode(r) for r in self.store.read(self.stream))
+
+    def execute(self, cmd: Command, key: str | None = None) -> tuple[Event, ...]:
+        """decide -> append with the expected version (and an idempotency key) -> evolve."""
+        for _attempt in range(3):
+            events = decide(self.state, cmd)
+            if not events:
+                return ()
+            try:
+                recorded = self.store.append(self.stream, events, expected_version=self.state.version,
+                                             idempotency_key=key)
+            except ConcurrencyError:
+                self.state = self.load()  # someone else appended (a zombie twin after a restart): catch up
+                continue
+            decoded = [self.store.codec.decode(r) for r in recorded]
+            for event in decoded:
+                self.state = evolve(self.state, event)
+            return tuple(decoded)
+        raise RuntimeError(f"pipeline {self.name}: could not append after 3 concurrent retries")
+
+    # -- configuration ----------------------------------------------------------------------------
+
+    def configure(self, config: dict[str, Any], config_dir: str) -> dict[str, Any]:
+        """Register the pipeline, or record `ConfigChanged` when the config differs from the log's."""
+        parsed = config_from_dict(config, f"{config_dir}/{config.get('name')}.toml")
+        if parsed.name != self.name:
+            raise ConfigError("<config>", "name", f"is {parsed.name!r}, but this actor owns {self.name!r}")
+        self.preprocess = (load_preprocess(parsed.preprocess, Path(config_dir), f"{parsed.name} config")
+                           if parsed.preprocess else None)
+        events = self.execute(RegisterPipeline(name=parsed.name, config=config_to_dict(parsed),
+                                               config_sha256=config_sha256(parsed), occurred_at=now_iso()))
+        self.config = parsed
+        self.config_dir = Path(config_dir)
+        return {"pipeline": self.name, "recorded": [type(e).__name__ for e in events]}
+
+    # -- intake -----------------------------------------------------------------------------------
+
+    def ingest(self, path: str, await_rounds: bool = False) -> dict[str, Any]:
+        """Read one file and record what became of it; with `await_rounds`, finish each round before going on."""
+        if self.config is None:
+            raise RuntimeError(f"pipeline {self.name} is not configured")
+        file = Path(path)
+        try:
+            size = file.stat().st_size
+            if size > self.config.intake.max_file_mb * 1024 * 1024:
+                data = b""
+                sha = hashlib.sha256(f"{file.name}:{size}:{file.stat().st_mtime_ns}".encode()).hexdigest()
+                return self.reject(file.name, sha, "file_too_large",
+                                   f"{file.name}: {size / 1e6:.1f} MB is over the limit of "
+                                   f"{self.config.intake.max_file_mb} MB ([intake] max_file_mb)")
+            data = file.read_bytes()
+        except OSError as err:
+            return {"file": file.name, "outcome": "unreadable", "message": f"{file.name}: {err.strerror}"}
+        sha = hashlib.sha256(data).hexdigest()
+        outcome = self.state.files.get(sha)
+        if outcome == "accepted" or outcome == f"rejected:{self.state.config_sha256}":
+            return {"file": file.name, "outcome": "duplicate", "sha256": sha}
+        intake = parse_file(file.name, data, self.intake_rules())
+        if not intake.accepted:
+            return self.reject(file.name, sha, intake.reason_code, intake.message)
+        blocks = tuple(
+            NewBlock(block_id=b.block_id, rows=b.rows, labelled=b.labelled,
+                     artifact=to_artifact(self.artifacts.put_frame(b.frame)), ignored_columns=intake.ignored_columns)
+            for b in intake.blocks)
+        events = self.execute(AcceptFile(file=file.name, sha256=sha, blocks=blocks, schema=intake.schema,
+                                         occurred_at=now_iso()), key=f"accept:{sha}")
+        arrived = [e.block_id for e in events if type(e).__name__ == "BlockArrived"]
+        rejected = [e for e in events if type(e).__name__ == "BlockRejected"]
+        if rejected:
+            return {"file": file.name, "outcome": "rejected", "reason_code": rejected[0].reason_code,
+                    "message": rejected[0].message}
+        frames = {b.block_id: b.frame for b in intake.blocks}
+        for block_id in arrived:
+            self.process_block(block_id, frames[block_id], await_rounds)
+        return {"file": file.name, "outcome": "accepted", "blocks": arrived}
+
+    def reject(self, file: str, sha: str, code: str, message: str) -> dict[str, Any]:
+        self.execute(RejectFile(file=file, sha256=sha, reason_code=code, message=message, occurred_at=now_iso()))
+        return {"file": file, "outcome": "rejected", "reason_code": code, "message": message}
+
+    def intake_rules(self) -> IntakeRules:
+        c = self.config
+        return IntakeRules(
+            target=c.target, formats=tuple(c.formats), block_col=c.block_col, features=c.features,
+            categorical=c.categorical, schema=self.state.schema, labels_required=self.state.champion is None,
+            max_file_mb=c.intake.max_file_mb, max_invalid_share=c.intake.max_invalid_share,
+            max_columns=c.intake.max_columns, preprocess=self.preprocess)
+
+    # -- monitoring -------------------------------------------------------------------------------
+
+    def process_block(self, block_id: str, frame: pd.DataFrame, await_rounds: bool) -> None:
+        if self.state.champion is not None:
+            self.monitor(block_id, frame)
+        self.maybe_start_round(block_id)
+        if await_rounds:
+            self.finish_round()
+
+    def monitor(self, block_id: str, frame: pd.DataFrame) -> None:
+        """Score the champion on a labelled block, then check the block for drift (always recorded)."""
+        c, schema, state = self.config, self.state.schema, self.state
+        champion = state.champion_record()
+        block = state.blocks[block_id]
+        errors = None
+        metrics = None
+        if block.labelled:
+            model = self.model(champion.version)
+            metrics = evaluate(model, frame, schema.features, schema.target, c.task)
+            errors = per_row_errors(model, frame, schema.features, schema.target, c.task)
+            self.execute(RecordPerformance(block_id=block_id, model_version=champion.version, metrics=metrics,
+                                           occurred_at=now_iso()), key=f"perf:{block_id}")
+        ref_ids = self.reference_blocks(block_id)
+        reference, reference_frame = self.reference(ref_ids)
+        features = check_features(reference, frame, c.drift)
+        multivariate = None
+        if c.drift.multivariate.enabled and schema.numeric:
+            seed = c.training.seed + block.seq
+            multivariate = ray.get(multivariate_task.remote(
+                reference_frame, frame, schema.numeric, c.drift, seed))
+        concept = None
+        if errors is not None and c.drift.concept_detector != "none":
+            concept = update_concept(c.drift.concept_detector, self.state.concept_state, errors)
+        performance = None
+        metric = primary_metric(c.retrain, c.task)
+        at_promotion = (champion.promoted_metrics or {}).get(metric)
+        if metrics is not None and at_promotion is not None and metric in metrics:
+            performance = performance_drift(metric, at_promotion, metrics[metric], c.drift.performance_tolerance,
+                                            higher_is_better=higher_is_better(metric))
+        assessment = assess(features, multivariate, concept, performance, c.drift)
+        self.execute(RecordDriftCheck(block_id=block_id, assessment=assessment, reference_blocks=ref_ids,
+                                      occurred_at=now_iso()), key=f"drift:{block_id}")
+
+    def reference_blocks(self, block_id: str) -> tuple[str, ...]:
+        """Which blocks the drift check compares with (`[drift] reference`)."""
+        d, state = self.config.drift, self.state
+        if d.reference == "pinned" and d.pinned_blocks:
+            return tuple(b for b in d.pinned_blocks if b in state.blocks)
+        if d.reference == "last_blocks":
+            before = [b.block_id for b in state.ordered_blocks() if b.seq < state.blocks[block_id].seq]
+            return tuple(before[-d.reference_blocks:]) or (block_id,)
+        return state.champion_record().training_blocks
+
+    def reference(self, ids: tuple[str, ...]) -> tuple[Any, pd.DataFrame]:
+        """The fitted reference, computed once per set of blocks and reused for every block."""
+        if ids not in self.references:
+            frame = pd.concat([self.frame(b) for b in ids], ignore_index=True)
+            schema = self.state.schema
+            self.references = {ids: fit_reference(frame, schema.numeric, schema.categorical, self.config.drift)}
+            self.reference_frames = {ids: frame}
+        return self.references[ids], self.reference_frames[ids]
+
+    def frame(self, block_id: str) -> pd.DataFrame:
+        return self.artifacts.get_frame(to_ref(self.state.blocks[block_id].artifact))
+
+    def model(self, version: str) -> Any:
+        if version not in self.models:
+            self.models = {version: self.artifacts.get_model(to_ref(self.state.models[version].artifact))}
+        return self.models[version]
+
+    # -- retraining -------------------------------------------------------------------------------
+
+    def maybe_start_round(self, block_id: str) -> None:
+        plan = plan_round(self.state, self.config, block_id)
+        if plan is not None:
+            self.start_round(plan)
+
+    def start_round(self, plan: RoundPlan, reissue: bool = False) -> None:
+        """Cut the holdout, record `RetrainRequested`, and launch one Ray task per strategy."""
+        c, schema = self.config, self.state.schema
+        settings = self.round_settings(plan.trigger)
+        blocks = [LabelledBlock(b, self.frame(b)) for b in plan.labelled_blocks]
+        material, holdout, description = build_round(
+            blocks, plan.new_blocks, settings, features=schema.features, categorical=schema.categorical,
+            target=schema.target, task=c.task)
+        if not reissue:
+            events = self.execute(RequestRetrain(
+                round_id=plan.round_id, block_id=plan.block_id, strategies=plan.strategies,
+                training_blocks=plan.labelled_blocks, holdout_blocks=tuple(s.block_id for s in description.spans),
+                holdout=str(description), seed=plan.seed, trigger=plan.trigger, new_blocks=plan.new_blocks,
+                occurred_at=now_iso()), key=f"round:{plan.round_id}:start")
+            if not events:
+                return  # in flight already, or the circuit is open
+        refs = put_material(material)
+        holdout_ref = ray.put(holdout)
+        champion = self.state.champion_record()
+        champion_artifact = to_ref(champion.artifact) if champion else None
+        tasks = launch_round(refs, holdout_ref, ModelSpec(c.model.class_path, c.model.params), settings, plan.seed,
+                             champion=champion_artifact, artifact_root=str(self.artifacts.root),
+                             strategies=list(plan.strategies))
+        champion_task = None
+        if champion_artifact is not None:
+            champion_task = score_artifact_task.remote(champion_artifact, str(self.artifacts.root), holdout_ref,
+                                                       schema.features, schema.target, c.task)
+        self.inflight = InFlightRound(round_id=plan.round_id, strategies=list(plan.strategies), refs=tasks,
+                                      champion_ref=champion_task, started=time.monotonic(),
+                                      material_refs=refs, holdout_ref=holdout_ref, seed=plan.seed)
+
+    def round_settings(self, trigger: str):
+        c = self.config
+        if trigger == "initial":  # the first model is scored on [training] holdout_fraction of its rows
+            return replace(c.retrain, strategies=("full",), holdout_fraction=c.training.holdout_fraction,
+                           holdout_blocks=None, fallback=None)
+        return c.retrain
+
+    def poll(self, wait_seconds: float = 0.0) -> dict[str, Any]:
+        """Record the in-flight round's outcome if its tasks are done (or timed out); start the next if due."""
+        if self.inflight is None and self.state.round is not None:
+            self.reissue_round()
+        flight = self.inflight
+        if flight is None:
+            return {"pipeline": self.name, "round": None}
+        timeout = self.round_settings(self.state.round.trigger).task_timeout_seconds
+        elapsed = time.monotonic() - flight.started
+        ready, _ = ray.wait(flight.refs, num_returns=len(flight.refs), timeout=max(0.0, wait_seconds))
+        if len(ready) < len(flight.refs) and elapsed + wait_seconds < timeout:
+            return {"pipeline": self.name, "round": flight.round_id, "done": False}
+        self.record_round(flight, max(0.0, timeout - elapsed))
+        if self.state.last_block is not None:
+            self.maybe_start_round(self.state.last_block)
+        return {"pipeline": self.name, "round": flight.round_id, "done": True}
+
+    def finish_round(self) -> None:
+        """Block until the round in flight (if any) is recorded: `run`'s deterministic mode."""
+        while self.inflight is not None or self.state.round is not None:
+            self.poll(wait_seconds=1.0)
+
+    def record_round(self, flight: InFlightRound, remaining: float) -> None:
+        settings = self.round_settings(self.state.round.trigger)
+        results = list(await_round(flight.refs, flight.strategies, remaining, seed=flight.seed))
+        fallback = fallback_to_run({r.strategy: r.status for r in results}, settings)
+        if fallback is not None:
+            c = self.config
+            champion = self.state.champion_record()
+            extra = launch_round(flight.material_refs, flight.holdout_ref, ModelSpec(c.model.class_path,
+                                 c.model.params), settings, flight.seed,
+                                 champion=to_ref(champion.artifact) if champion else None,
+                                 artifact_root=str(self.artifacts.root), strategies=[fallback])
+            results += await_round(extra, [fallback], settings.task_timeout_seconds, seed=flight.seed)
+        champion_metrics: dict[str, float] = {}
+        if flight.champion_ref is not None:
+            try:
+                champion_metrics = ray.get(flight.champion_ref, timeout=max(remaining, 60.0))
+            except Exception as err:  # the champion could not be scored: no promotion on a guess
+                log.error("pipeline %s: scoring the champion failed: %s", self.name, err)
+                results = [CandidateResult(strategy=r.strategy, status="failed", seed=r.seed,
+                                           reason=f"champion could not be scored: {err}") for r in results]
+        self.inflight = None
+        self.execute(RecordRoundOutcome(
+            round_id=flight.round_id, outcomes=tuple(outcome_of(r) for r in results),
+            champion_metrics=champion_metrics, code_version=__version__, occurred_at=now_iso()),
+            key=f"round:{flight.round_id}:end")
+
+    def reissue_round(self) -> None:
+        """After a restart, a round in the log has no tasks in this process: launch it again, same seed."""
+        r = self.state.round
+        plan = RoundPlan(round_id=r.round_id, block_id=r.block_id, trigger=r.trigger, strategies=r.strategies,
+                         labelled_blocks=r.training_blocks, new_blocks=r.new_blocks, seed=r.seed)
+        log.info("pipeline %s: re-issuing round %s after a restart", self.name, r.round_id)
+        self.start_round(plan, reissue=True)
+
+    # -- operator commands ------------------------------------------------------------------------
+
+    def rollback(self, to_version: str, reason: str) -> dict[str, Any]:
+        try:
+            events = self.execute(Rollback(to_version=to_version, reason=reason, occurred_at=now_iso()))
+        except CommandRejected as err:
+            return {"ok": False, "message": str(err)}
+        return {"ok": True, "recorded": [type(e).__name__ for e in events], "champion": self.state.champion}
+
+    def resume(self, reason: str) -> dict[str, Any]:
+        events = self.execute(ResumeRetraining(reason=reason, occurred_at=now_iso()))
+        return {"ok": True, "recorded": [type(e).__name__ for e in events]}
+
+    def summary(self) -> dict[str, Any]:
+        s = self.state
+        champion = s.champion_record()
+        return {
+            "pipeline": self.name, "version": s.version, "health": s.health, "champion": s.champion,
+            "champion_strategy": champion.strategy if champion else None, "blocks": s.counters.blocks,
+            "rejected_files": s.counters.rejected_files, "drifts": s.counters.drifts,
+            "rounds": s.counters.rounds, "promotions": s.counters.promotions,
+            "challenger_rejections": s.counters.challenger_rejections, "circuit_open": s.circuit.open,
+            "round_in_flight": s.round.round_id if s.round else None, "last_block": s.last_block,
+        }
+
+    def ping(self) -> str:
+        return self.name
+
+
+def outcome_of(result: CandidateResult) -> StrategyOutcome:
+    if result.status != "trained" or result.artifact is None:
+        return StrategyOutcome(strategy=result.strategy, error=result.reason or result.status,
+                               skipped=result.status == "skipped", seconds=result.seconds, seed=result.seed)
+    return StrategyOutcome(
+        strategy=result.strategy, artifact=to_artifact(result.artifact), metrics=result.metrics,
+        training_blocks=result.training_blocks, rows=result.rows, seconds=result.seconds, seed=result.seed,
+        params=jsonable(result.params), notes=(result.notes,) if result.notes else ())
+
+
+def jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    """Strategy params as JSON values (anything else becomes its repr)."""
+    out = {}
+    for k, v in params.items():
+        out[str(k)] = v if isinstance(v, (str, int, float, bool, type(None))) else repr(v)
+    return out
