@@ -8,10 +8,14 @@ import sys
 import time
 from pathlib import Path
 
-from calmops_actors import blockfiles
 from calmops_actors.errors import UserError
-from pipelines.scenarios import SCENARIOS, SWITCHES, Scenario, generate_scenario
-from pipelines.shifts import ShiftError
+
+# Kept here so that building the parser (every `calmops` call) does not import pandas and River;
+# tests/unit/test_scenarios.py checks them against pipelines.scenarios.
+SCENARIO_NAMES: tuple[str, ...] = ("sea", "agrawal", "hyperplane", "sine", "stagger", "friedman")
+SWITCH_NAMES: tuple[str, ...] = ("abrupt", "gradual", "recurring", "none")
+FORMATS: tuple[str, ...] = ("csv", "parquet")
+MANIFEST = "manifest.json"
 
 EPILOG = """\
 shift specs (repeat --shift; amounts are measured on the blocks before the drift):
@@ -60,7 +64,7 @@ def add_shared_options(parser: argparse.ArgumentParser) -> None:
                         help="a covariate or label shift from --drift-at on (repeatable; see below)")
     parser.add_argument("--no-labels-after", type=int, default=None, metavar="K", dest="labels_until",
                         help="blocks after block K have no target column (0: no block is labelled)")
-    parser.add_argument("--format", choices=blockfiles.FORMATS, default=None,
+    parser.add_argument("--format", choices=FORMATS, default=None,
                         help="file format (generate default: csv; inject default: the input's)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace block files and manifest.json already in --out")
@@ -77,11 +81,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("scenario", choices=sorted(SCENARIOS), metavar="SCENARIO",
-                        help=f"one of: {', '.join(SCENARIOS)}")
+    parser.add_argument("scenario", choices=SCENARIO_NAMES, metavar="SCENARIO",
+                        help=f"one of: {', '.join(SCENARIO_NAMES)}")
     parser.add_argument("--blocks", type=int, default=10, help="number of blocks (default 10)")
     parser.add_argument("--rows", type=int, default=1000, help="rows per block (default 1000)")
-    parser.add_argument("--switch", choices=SWITCHES, default=None,
+    parser.add_argument("--switch", choices=SWITCH_NAMES, default=None,
                         help="how the concept changes at --drift-at: abrupt, gradual, recurring, or none "
                              "(shifts only). Default: gradual for hyperplane, abrupt otherwise")
     add_shared_options(parser)
@@ -112,11 +116,13 @@ def finish(manifest: dict, out: Path, as_json: bool) -> None:
         print(json.dumps(manifest, indent=2))
     else:
         drifting = sum(1 for b in manifest["blocks"] if b["drift"])
-        print(f"wrote {len(manifest['blocks'])} blocks ({drifting} drifting) and {blockfiles.MANIFEST} to {out}")
+        print(f"wrote {len(manifest['blocks'])} blocks ({drifting} drifting) and {MANIFEST} to {out}")
 
 
-def write_live(scenario: Scenario, out: Path, fmt: str, interval: float) -> int:
+def write_live(scenario, out: Path, fmt: str, interval: float) -> int:
     """Write one block every `interval` seconds, refreshing the manifest after each; Ctrl-C stops cleanly."""
+    from calmops_actors import blockfiles
+
     manifest = blockfiles.with_output(scenario.manifest, fmt, None, complete=False)
     written = 0
     try:
@@ -133,11 +139,15 @@ def write_live(scenario: Scenario, out: Path, fmt: str, interval: float) -> int:
         return 130
     manifest["output"]["complete"] = True
     blockfiles.write_manifest(out, manifest)
-    print(f"done: {written} blocks and {blockfiles.MANIFEST} in {out}", flush=True)
+    print(f"done: {written} blocks and {MANIFEST} in {out}", flush=True)
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
+    from calmops_actors import blockfiles
+    from pipelines.scenarios import generate_scenario
+    from pipelines.shifts import ShiftError
+
     block_col = block_col_of(args)
     if args.live and block_col:
         raise UserError("--live writes one file per block; drop --block-col/--single-file")

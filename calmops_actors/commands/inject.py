@@ -5,11 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from calmops_actors import blockfiles
 from calmops_actors.commands.generate import add_shared_options, describe, finish
 from calmops_actors.errors import UserError
-from pipelines.scenarios import inject_scenario
-from pipelines.shifts import ShiftError
 
 EPILOG = """\
 shift specs (repeat --shift; amounts are measured on the blocks before --drift-at):
@@ -55,6 +52,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from calmops_actors import blockfiles
+    from pipelines.scenarios import inject_scenario
+    from pipelines.shifts import ShiftError
+
     frame = blockfiles.read_table(args.input)
     try:
         scenario = inject_scenario(

@@ -239,3 +239,13 @@ def test_inject_shifts_a_users_table_from_the_drift_block() -> None:
     assert manifest["blocks"][2]["kinds"] == ["covariate", "label"]
     with pytest.raises(ShiftError, match="cannot be shifted"):
         inject_scenario(table, ["missing:week:0.1"], seed=1, block_col="week")
+
+
+def test_the_cli_lists_the_same_scenarios_switches_and_formats() -> None:
+    from calmops_actors import blockfiles
+    from calmops_actors.commands import generate
+    from pipelines.scenarios import SWITCHES
+
+    assert tuple(SCENARIOS) == generate.SCENARIO_NAMES
+    assert generate.SWITCH_NAMES == SWITCHES
+    assert generate.FORMATS == blockfiles.FORMATS and generate.MANIFEST == blockfiles.MANIFEST
