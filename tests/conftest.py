@@ -27,3 +27,11 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))  # `import builders` from any test folder
+
+
+@pytest.fixture(scope="session")
+def scenario_home(ray_local, tmp_path_factory):
+    """A home folder with a realistic log (drift, rounds, promotion, rejection, rollback): see scenario_home.py."""
+    from scenario_home import build_scenario_home
+
+    return build_scenario_home(tmp_path_factory.mktemp("scenario"))
