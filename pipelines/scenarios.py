@@ -191,23 +191,27 @@ def _to_frame(spec: _Spec, pairs: list) -> pd.DataFrame:
 
 
 def _dtype_name(series: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(series):
+        return "bool"
     if pd.api.types.is_integer_dtype(series):
         return "int64"
     if pd.api.types.is_float_dtype(series):
         return "float64"
-    if pd.api.types.is_bool_dtype(series):
-        return "bool"
-    return "string"
+    if pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series):
+        return "string"
+    return str(series.dtype)
 
 
 def _unify(frames: list[pd.DataFrame]) -> tuple[list[pd.DataFrame], dict[str, str]]:
-    """Give every block the same dtypes: a column that became float in one block is float in all."""
+    """Give every block the same dtypes: a column that became float in one block is float in all (and one
+    that became text, e.g. a new category in a pandas categorical, is text in all)."""
     schema: dict[str, str] = {}
     for frame in frames:
         for column in frame.columns:
             name = _dtype_name(frame[column])
-            previous = schema.get(column, name)
-            schema[column] = "float64" if {previous, name} == {"int64", "float64"} else previous
+            previous = schema.setdefault(column, name)
+            if previous != name:
+                schema[column] = "float64" if {previous, name} == {"int64", "float64"} else "string"
     out = []
     for frame in frames:
         frame = frame.copy()
@@ -447,7 +451,7 @@ def inject_scenario(
                        "shifts": [s.spec for s in parsed], "labels_until": labels_until},
         "concepts": None,
         "columns": {"features": features,
-                    "categorical": [c for c in features if schema[c] != "float64" and schema[c] != "int64"],
+                    "categorical": [c for c in features if schema[c] in ("string", "bool", "category")],
                     "target": target if has_target else None, "dtypes": schema},
         "reference": reference,
         "blocks": entries,
