@@ -214,25 +214,31 @@ class EventStore(abc.ABC):
         position = 0
         if progress is not None:
             progress(0, total)
-        try:
-            while position < total:
-                rows = self._raw_range(position, 10000)
-                if not rows:
+        batch = 10000
+        while position < total:
+            try:
+                rows = self._raw_range(position, batch)
+            except CorruptLogError as exc:
+                if batch > 1:  # narrow down to the first record that cannot be read
+                    batch = 1
+                    continue
+                bad = checker.last_position + 1
+                return VerifyResult(
+                    False, checked, bad, f"{exc}; position {bad} cannot be read, the records before it check out"
+                )
+            if not rows:
+                break
+            for row in rows:
+                if isinstance(row[0], int) and row[0] > total:
                     break
-                for row in rows:
-                    if isinstance(row[0], int) and row[0] > total:
-                        break
-                    problem = checker.check(row)
-                    if problem is not None:
-                        bad = checker.last_position + 1
-                        return VerifyResult(False, checked, bad, f"{self._describe()}: {problem}")
-                    checked += 1
-                position = rows[-1][0]
-                if progress is not None:
-                    progress(min(checked, total), total)
-        except CorruptLogError as exc:
-            bad = checker.last_position + 1
-            return VerifyResult(False, checked, bad, f"{exc} (after position {checker.last_position})")
+                problem = checker.check(row)
+                if problem is not None:
+                    bad = checker.last_position + 1
+                    return VerifyResult(False, checked, bad, f"{self._describe()}: {problem}")
+                checked += 1
+            position = rows[-1][0]
+            if progress is not None and (batch > 1 or checked % 10000 == 0):
+                progress(min(checked, total), total)
         if checked != total:
             bad = checker.last_position + 1
             return VerifyResult(
