@@ -39,6 +39,7 @@ __all__ = [
     "put_material",
     "run_round",
     "score_artifact_task",
+    "train_candidate",
     "train_candidate_task",
 ]
 
@@ -103,10 +104,9 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{last}"
 
 
-@ray.remote(max_retries=0)
-def train_candidate_task(
+def train_candidate(
     strategy: str,
-    material: MaterialRefs,
+    material: TrainingMaterial,
     spec: ModelSpec,
     settings: RetrainSettings,
     seed: int,
@@ -114,15 +114,14 @@ def train_candidate_task(
     artifact_root: str,
     holdout: pd.DataFrame,
 ) -> CandidateResult:
-    """Train one strategy's candidate, store it, score it on the holdout (Ray resolves the holdout ref)."""
+    """The body of `train_candidate_task` without Ray: train, store, score; never raises."""
     start = time.perf_counter()
     try:
         store = ArtifactStore(artifact_root)
-        resolved = material.resolve()
         champion_model = store.get_model(champion) if champion is not None else None
-        candidate = run_strategy(strategy, resolved, spec, settings, seed, champion_model)
+        candidate = run_strategy(strategy, material, spec, settings, seed, champion_model)
         ref = store.put_model(candidate.model)
-        metrics = evaluate(candidate.model, holdout, resolved.features, resolved.target, resolved.task)
+        metrics = evaluate(candidate.model, holdout, material.features, material.target, material.task)
         return CandidateResult(
             strategy=strategy, status="trained", seed=seed, artifact=ref, metrics=metrics,
             training_blocks=candidate.training_blocks, rows=candidate.rows, params=candidate.params,
@@ -138,6 +137,27 @@ def train_candidate_task(
             strategy=strategy, status="failed", seed=seed, reason=_error_text(exc),
             seconds=time.perf_counter() - start,
         )
+
+
+@ray.remote(max_retries=0)
+def train_candidate_task(
+    strategy: str,
+    material: MaterialRefs,
+    spec: ModelSpec,
+    settings: RetrainSettings,
+    seed: int,
+    champion: ArtifactRef | None,
+    artifact_root: str,
+    holdout: pd.DataFrame,
+) -> CandidateResult:
+    """Train one strategy's candidate, store it, score it on the holdout (Ray resolves the holdout ref)."""
+    start = time.perf_counter()
+    try:
+        resolved = material.resolve()
+    except Exception as exc:
+        return CandidateResult(strategy=strategy, status="failed", seed=seed, reason=_error_text(exc),
+                               seconds=time.perf_counter() - start)
+    return train_candidate(strategy, resolved, spec, settings, seed, champion, artifact_root, holdout)
 
 
 @ray.remote(max_retries=0)
