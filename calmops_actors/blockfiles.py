@@ -82,8 +82,12 @@ def write_manifest(out: Path, manifest: dict) -> None:
 def with_output(manifest: dict, fmt: str, block_col: str | None, complete: bool) -> dict:
     """A copy of the manifest with the `output` section; block entries get `file` and `sha256` when written."""
     result = json.loads(json.dumps(manifest))
-    result["output"] = {"format": fmt, "layout": "single_file" if block_col else "per_block",
-                        "block_col": block_col, "complete": complete}
+    result["output"] = {
+        "format": fmt,
+        "layout": "single_file" if block_col else "per_block",
+        "block_col": block_col,
+        "complete": complete,
+    }
     for entry in result["blocks"]:
         entry.setdefault("file", None)
         entry.setdefault("sha256", None)
@@ -106,11 +110,18 @@ def check_block_col(scenario: Scenario, block_col: str | None) -> None:
     """Refuse a block column name that would overwrite a data column (the input's own block column is fine)."""
     own = scenario.manifest["parameters"].get("block_col")
     if block_col and block_col != own and any(block_col in f.columns for _, f in scenario.frames):
-        raise UserError(f"the data already has a column {block_col!r}; pick another name for the block column")
+        raise UserError(
+            f"the data already has a column {block_col!r}; pick another name for the block column"
+        )
 
 
-def write_scenario(scenario: Scenario, out: Path, fmt: str, block_col: str | None = None,
-                   on_block: Callable[[dict], None] | None = None) -> dict:
+def write_scenario(
+    scenario: Scenario,
+    out: Path,
+    fmt: str,
+    block_col: str | None = None,
+    on_block: Callable[[dict], None] | None = None,
+) -> dict:
     """Write all blocks (one file each, or one file with `block_col`) and the manifest; return the manifest."""
     check_block_col(scenario, block_col)
     manifest = with_output(scenario.manifest, fmt, block_col, complete=False)
@@ -173,7 +184,9 @@ def _cast(frame: pd.DataFrame, dtypes: dict[str, str]) -> pd.DataFrame:
 def read_manifest(out: Path) -> dict:
     path = out / MANIFEST
     if not path.exists():
-        raise UserError(f"{out} has no {MANIFEST}; point at a folder written by `calmops generate` or `inject`")
+        raise UserError(
+            f"{out} has no {MANIFEST}; point at a folder written by `calmops generate` or `inject`"
+        )
     return json.loads(path.read_text(encoding="utf-8"))
 
 

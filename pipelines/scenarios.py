@@ -77,8 +77,11 @@ def _agrawal_columns(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-_STAGGER_LABELS = {"size": ("small", "medium", "large"), "color": ("red", "blue", "green"),
-                   "shape": ("circle", "square", "triangle")}
+_STAGGER_LABELS = {
+    "size": ("small", "medium", "large"),
+    "color": ("red", "blue", "green"),
+    "shape": ("circle", "square", "triangle"),
+}
 
 
 def _stagger_columns(frame: pd.DataFrame) -> pd.DataFrame:
@@ -89,38 +92,57 @@ def _stagger_columns(frame: pd.DataFrame) -> pd.DataFrame:
 
 SCENARIOS: dict[str, _Spec] = {
     "sea": _Spec(
-        "classification", "SEA variant 0: target = feat_1 + feat_2 > 8",
-        "SEA variant 3: target = feat_1 + feat_2 > 9.5", ("feat_1", "feat_2"),
-        lambda s: synth.SEA(variant=0, seed=s), lambda s: synth.SEA(variant=3, seed=s)),
+        "classification",
+        "SEA variant 0: target = feat_1 + feat_2 > 8",
+        "SEA variant 3: target = feat_1 + feat_2 > 9.5",
+        ("feat_1", "feat_2"),
+        lambda s: synth.SEA(variant=0, seed=s),
+        lambda s: synth.SEA(variant=3, seed=s),
+    ),
     "agrawal": _Spec(
-        "classification", "Agrawal function 0: target depends on age",
-        "Agrawal function 2: target depends on age and elevel", ("age", "elevel"),
+        "classification",
+        "Agrawal function 0: target depends on age",
+        "Agrawal function 2: target depends on age and elevel",
+        ("age", "elevel"),
         lambda s: synth.Agrawal(classification_function=0, seed=s),
-        lambda s: synth.Agrawal(classification_function=2, seed=s), rename=_agrawal_columns),
+        lambda s: synth.Agrawal(classification_function=2, seed=s),
+        rename=_agrawal_columns,
+    ),
     "hyperplane": _Spec(
-        "classification", "Hyperplane with fixed random weights (5% label noise)",
+        "classification",
+        "Hyperplane with fixed random weights (5% label noise)",
         "another random hyperplane whose first 2 weights keep moving (mag_change=0.001, 5% label noise)",
         tuple(f"feat_{i}" for i in range(1, 11)),
         lambda s: synth.Hyperplane(n_features=10, mag_change=0.0, seed=s),
         lambda s: synth.Hyperplane(n_features=10, n_drift_features=2, mag_change=0.001, sigma=0.1, seed=s),
-        default_switch="gradual"),
+        default_switch="gradual",
+    ),
     "sine": _Spec(
-        "classification", "SINE1: target = 1 when feat_1 < sin(feat_2)",
-        "reversed SINE1: target = 1 when feat_1 >= sin(feat_2)", ("feat_1", "feat_2"),
+        "classification",
+        "SINE1: target = 1 when feat_1 < sin(feat_2)",
+        "reversed SINE1: target = 1 when feat_1 >= sin(feat_2)",
+        ("feat_1", "feat_2"),
         lambda s: synth.Sine(classification_function=0, seed=s),
-        lambda s: synth.Sine(classification_function=1, seed=s)),
+        lambda s: synth.Sine(classification_function=1, seed=s),
+    ),
     "stagger": _Spec(
-        "classification", "STAGGER function 0: target = size is small and color is red",
-        "STAGGER function 1: target = color is green or shape is circle", ("size", "color", "shape"),
+        "classification",
+        "STAGGER function 0: target = size is small and color is red",
+        "STAGGER function 1: target = color is green or shape is circle",
+        ("size", "color", "shape"),
         lambda s: synth.STAGGER(classification_function=0, seed=s),
-        lambda s: synth.STAGGER(classification_function=1, seed=s), rename=_stagger_columns),
+        lambda s: synth.STAGGER(classification_function=1, seed=s),
+        rename=_stagger_columns,
+    ),
     "friedman": _Spec(
-        "regression", "Friedman #1: 10 sin(pi f1 f2) + 20 (f3 - 0.5)^2 + 10 f4 + 5 f5 + N(0, 1)",
+        "regression",
+        "Friedman #1: 10 sin(pi f1 f2) + 20 (f3 - 0.5)^2 + 10 f4 + 5 f5 + N(0, 1)",
         "FriedmanDrift 'gra' concept: 10 sin(pi f4 f6) + 20 (f2 - 0.5)^2 + 10 f1 + 5 f3 + N(0, 1)",
         tuple(f"feat_{i}" for i in range(1, 7)),
         lambda s: synth.Friedman(seed=s),
         # FriedmanDrift 'gra' uses its second concept between the two positions: here, from row 0 on.
-        lambda s: synth.FriedmanDrift(drift_type="gra", position=(0, 2**62), seed=s)),
+        lambda s: synth.FriedmanDrift(drift_type="gra", position=(0, 2**62), seed=s),
+    ),
 }
 
 
@@ -164,8 +186,9 @@ def _take(iterator: Iterator, n: int) -> list:
     return list(islice(iterator, n))
 
 
-def _concept_rows(spec: _Spec, seeds: Sequence[int], total: int, start: int, end: int, switch: str,
-                  width: int | None) -> list:
+def _concept_rows(
+    spec: _Spec, seeds: Sequence[int], total: int, start: int, end: int, switch: str, width: int | None
+) -> list:
     """The (x, y) pairs of the whole stream: concept A, then B from row `start` (until `end` if recurring)."""
     before = iter(spec.make_before(seeds[0]))
     if switch == "none":
@@ -178,8 +201,13 @@ def _concept_rows(spec: _Spec, seeds: Sequence[int], total: int, start: int, end
         return head + middle + _take(before, total - end)
     # Gradual: River's ConceptDriftStream mixes a fresh concept-A stream with concept B along a sigmoid
     # centred width // 2 rows after the drift block starts (never width=1 at a far position: exp overflows).
-    mixed = synth.ConceptDriftStream(stream=spec.make_before(seeds[2]), drift_stream=spec.make_after(seeds[1]),
-                                     position=width // 2, width=width, seed=seeds[3])
+    mixed = synth.ConceptDriftStream(
+        stream=spec.make_before(seeds[2]),
+        drift_stream=spec.make_after(seeds[1]),
+        position=width // 2,
+        width=width,
+        seed=seeds[3],
+    )
     return head + _take(iter(mixed), total - start)
 
 
@@ -234,8 +262,14 @@ def _check_int(name: str, value: int, low: int, high: int | None = None) -> None
         raise ScenarioError(f"{name} must be a whole number {bound}, got {value!r}")
 
 
-def _resolve_timing(block_rows: Sequence[int], drift_at: int | None, switch: str, drift_width: int | None,
-                    recur_after: int | None, labels_until: int | None) -> tuple[int, int | None, int | None]:
+def _resolve_timing(
+    block_rows: Sequence[int],
+    drift_at: int | None,
+    switch: str,
+    drift_width: int | None,
+    recur_after: int | None,
+    labels_until: int | None,
+) -> tuple[int, int | None, int | None]:
     blocks = len(block_rows)
     if switch not in SWITCHES:
         raise ScenarioError(f"unknown switch {switch!r}; use one of {', '.join(SWITCHES)}")
@@ -248,7 +282,9 @@ def _resolve_timing(block_rows: Sequence[int], drift_at: int | None, switch: str
         drift_width = None
     if switch == "recurring":
         recur_after = max(1, (blocks - drift_at + 1) // 2) if recur_after is None else recur_after
-        _check_int("the number of drifted blocks before the old concept returns (--recur-after)", recur_after, 1)
+        _check_int(
+            "the number of drifted blocks before the old concept returns (--recur-after)", recur_after, 1
+        )
     else:
         recur_after = None
     if labels_until is not None:
@@ -289,18 +325,36 @@ def _assemble(
         frame, records = shift_block(frame, shifts, rng, reference, share)
         changes = list(records)
         if concept is not None and share > 0:
-            changes.insert(0, {"kind": "concept", "features": list(concept["features"]),
-                               "before": concept["before"], "after": concept["after"],
-                               "new_concept_fraction": share})
+            changes.insert(
+                0,
+                {
+                    "kind": "concept",
+                    "features": list(concept["features"]),
+                    "before": concept["before"],
+                    "after": concept["after"],
+                    "new_concept_fraction": share,
+                },
+            )
         shifted.append(frame)
         kinds = sorted({c["kind"] for c in changes})
-        features = sorted({f for c in changes for f in (c["features"] if "features" in c else [c["feature"]])})
-        entries.append({
-            "block_id": block_id, "index": index, "rows": len(frame), "labelled": labelled,
-            "drift": bool(changes), "kinds": kinds, "features": features,
-            "concept": "before" if concept is None or share == 0 else ("after" if share == 1 else "transition"),
-            "changes": changes,
-        })
+        features = sorted(
+            {f for c in changes for f in (c["features"] if "features" in c else [c["feature"]])}
+        )
+        entries.append(
+            {
+                "block_id": block_id,
+                "index": index,
+                "rows": len(frame),
+                "labelled": labelled,
+                "drift": bool(changes),
+                "kinds": kinds,
+                "features": features,
+                "concept": "before"
+                if concept is None or share == 0
+                else ("after" if share == 1 else "transition"),
+                "changes": changes,
+            }
+        )
     frames, schema = _unify(shifted)
     reference_info = {"blocks": list(ids[:ref_count]), "rows": int(sum(len(f) for f in clean[:ref_count]))}
     return tuple(zip(ids, frames, strict=True)), entries, schema, reference_info, reference.task
@@ -337,8 +391,9 @@ def generate_scenario(
     _check_int("the rows per block (--rows)", rows, 1)
     switch = spec.default_switch if switch is None else switch
     block_rows = [rows] * blocks
-    drift_at, drift_width, recur_after = _resolve_timing(block_rows, drift_at, switch, drift_width, recur_after,
-                                                         labels_until)
+    drift_at, drift_width, recur_after = _resolve_timing(
+        block_rows, drift_at, switch, drift_width, recur_after, labels_until
+    )
     parsed = _as_shifts(shifts)
     seeds = [int(s) for s in np.random.SeedSequence(seed).generate_state(5)]
     total = rows * blocks
@@ -346,28 +401,46 @@ def generate_scenario(
     end = min(total, start + rows * (recur_after or 0))
     pairs = _concept_rows(spec, seeds, total, start, end, switch, drift_width)
     data = _to_frame(spec, pairs)
-    clean = [data.iloc[i * rows:(i + 1) * rows].reset_index(drop=True) for i in range(blocks)]
+    clean = [data.iloc[i * rows : (i + 1) * rows].reset_index(drop=True) for i in range(blocks)]
     ids = [block_name(i) for i in range(1, blocks + 1)]
     shares = drift_schedule(block_rows, drift_at, switch, drift_width, recur_after)
     concept = None
     if switch != "none":
         concept = {"before": spec.before, "after": spec.after, "features": list(spec.concept_features)}
     frames, entries, schema, reference, _ = _assemble(
-        ids, clean, shifts=parsed, shift_seed=seeds[4], shares=shares, concept=concept, drift_at=drift_at,
-        labels_until=labels_until, target=TARGET)
+        ids,
+        clean,
+        shifts=parsed,
+        shift_seed=seeds[4],
+        shares=shares,
+        concept=concept,
+        drift_at=drift_at,
+        labels_until=labels_until,
+        target=TARGET,
+    )
     features = [c for c in clean[0].columns if c != TARGET]
     manifest = {
         "schema": MANIFEST_SCHEMA,
         "scenario": name,
         "task": spec.task,
         "seed": seed,
-        "parameters": {"blocks": blocks, "rows": rows, "drift_at": drift_at, "switch": switch,
-                       "drift_width": drift_width, "recur_after": recur_after,
-                       "shifts": [s.spec for s in parsed], "labels_until": labels_until},
+        "parameters": {
+            "blocks": blocks,
+            "rows": rows,
+            "drift_at": drift_at,
+            "switch": switch,
+            "drift_width": drift_width,
+            "recur_after": recur_after,
+            "shifts": [s.spec for s in parsed],
+            "labels_until": labels_until,
+        },
         "concepts": concept,
-        "columns": {"features": features,
-                    "categorical": [c for c in features if schema[c] == "string"],
-                    "target": TARGET, "dtypes": schema},
+        "columns": {
+            "features": features,
+            "categorical": [c for c in features if schema[c] == "string"],
+            "target": TARGET,
+            "dtypes": schema,
+        },
         "reference": reference,
         "blocks": entries,
     }
@@ -390,11 +463,14 @@ def split_blocks(
     if rows is not None:
         _check_int("the rows per block (--rows)", rows, 1)
         count = math.ceil(len(frame) / rows)
-        return tuple((block_name(i + 1), frame.iloc[i * rows:(i + 1) * rows].reset_index(drop=True))
-                     for i in range(count))
+        return tuple(
+            (block_name(i + 1), frame.iloc[i * rows : (i + 1) * rows].reset_index(drop=True))
+            for i in range(count)
+        )
     if block_col not in frame.columns:
         raise ScenarioError(
-            f"no column {block_col!r} to split blocks by; the columns are: {', '.join(map(str, frame.columns))}")
+            f"no column {block_col!r} to split blocks by; the columns are: {', '.join(map(str, frame.columns))}"
+        )
     if frame[block_col].isna().any():
         raise ScenarioError(f"the block column {block_col!r} has empty values; fill them or split by --rows")
     keys = pd.unique(frame[block_col])
@@ -424,21 +500,33 @@ def inject_scenario(
     [0, 0, 5, 5]
     """
     if switch == "none":
-        raise ScenarioError("inject has no concept to keep or switch; use --switch abrupt, gradual or recurring")
+        raise ScenarioError(
+            "inject has no concept to keep or switch; use --switch abrupt, gradual or recurring"
+        )
     parsed = _as_shifts(shifts)
     frame = frame.rename(columns=str)
     blocks = split_blocks(frame, rows=rows, block_col=block_col)
     ids = [b for b, _ in blocks]
     clean = [f for _, f in blocks]
     block_rows = [len(f) for f in clean]
-    drift_at, drift_width, recur_after = _resolve_timing(block_rows, drift_at, switch, drift_width, recur_after,
-                                                         labels_until)
+    drift_at, drift_width, recur_after = _resolve_timing(
+        block_rows, drift_at, switch, drift_width, recur_after, labels_until
+    )
     shares = drift_schedule(block_rows, drift_at, switch, drift_width, recur_after)
     shift_seed = int(np.random.SeedSequence(seed).generate_state(1)[0])
     protected = [block_col] if block_col else []
     frames, entries, schema, reference, task = _assemble(
-        ids, clean, shifts=parsed, shift_seed=shift_seed, shares=shares, concept=None, drift_at=drift_at,
-        labels_until=labels_until, target=target, protected=protected)
+        ids,
+        clean,
+        shifts=parsed,
+        shift_seed=shift_seed,
+        shares=shares,
+        concept=None,
+        drift_at=drift_at,
+        labels_until=labels_until,
+        target=target,
+        protected=protected,
+    )
     has_target = target in frame.columns
     features = [c for c in frame.columns if c != target and c != block_col]
     manifest = {
@@ -446,13 +534,24 @@ def inject_scenario(
         "scenario": "inject",
         "task": task,
         "seed": seed,
-        "parameters": {"blocks": len(blocks), "rows": rows, "block_col": block_col, "drift_at": drift_at,
-                       "switch": switch, "drift_width": drift_width, "recur_after": recur_after,
-                       "shifts": [s.spec for s in parsed], "labels_until": labels_until},
+        "parameters": {
+            "blocks": len(blocks),
+            "rows": rows,
+            "block_col": block_col,
+            "drift_at": drift_at,
+            "switch": switch,
+            "drift_width": drift_width,
+            "recur_after": recur_after,
+            "shifts": [s.spec for s in parsed],
+            "labels_until": labels_until,
+        },
         "concepts": None,
-        "columns": {"features": features,
-                    "categorical": [c for c in features if schema[c] in ("string", "bool", "category")],
-                    "target": target if has_target else None, "dtypes": schema},
+        "columns": {
+            "features": features,
+            "categorical": [c for c in features if schema[c] in ("string", "bool", "category")],
+            "target": target if has_target else None,
+            "dtypes": schema,
+        },
         "reference": reference,
         "blocks": entries,
     }

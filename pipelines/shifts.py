@@ -183,11 +183,15 @@ def check_shifts(shifts: Sequence[Shift], reference: Reference, protected: Itera
                     "name it with --target or drop this shift"
                 )
             if reference.task == "classification" and len(reference.classes) < 2:
-                raise ShiftError(f"--shift {shift.spec}: the reference has fewer than two classes to flip between")
+                raise ShiftError(
+                    f"--shift {shift.spec}: the reference has fewer than two classes to flip between"
+                )
             continue
         feature = shift.feature
         if feature == reference.target:
-            raise ShiftError(f"--shift {shift.spec}: {feature!r} is the target; use label_noise:FRACTION for labels")
+            raise ShiftError(
+                f"--shift {shift.spec}: {feature!r} is the target; use label_noise:FRACTION for labels"
+            )
         if feature in protected:
             raise ShiftError(f"--shift {shift.spec}: {feature!r} is the block column and cannot be shifted")
         if feature not in columns:
@@ -244,29 +248,62 @@ def shift_block(
             mean, sd = reference.mean[feature], reference.sd[feature]
             sd_units = shift.amount * intensity
             out[feature] = out[feature].astype("float64") + sd_units * sd
-            records.append({"kind": "covariate", "shift": "mean", "feature": feature, "sd_units": sd_units,
-                            "delta": sd_units * sd, "reference_mean": mean, "reference_sd": sd})
+            records.append(
+                {
+                    "kind": "covariate",
+                    "shift": "mean",
+                    "feature": feature,
+                    "sd_units": sd_units,
+                    "delta": sd_units * sd,
+                    "reference_mean": mean,
+                    "reference_sd": sd,
+                }
+            )
         elif shift.kind == "scale":
             mean, sd = reference.mean[feature], reference.sd[feature]
             factor = 1.0 + (shift.amount - 1.0) * intensity
             out[feature] = mean + factor * (out[feature].astype("float64") - mean)
-            records.append({"kind": "covariate", "shift": "scale", "feature": feature, "factor": factor,
-                            "reference_mean": mean, "reference_sd": sd})
+            records.append(
+                {
+                    "kind": "covariate",
+                    "shift": "scale",
+                    "feature": feature,
+                    "factor": factor,
+                    "reference_mean": mean,
+                    "reference_sd": sd,
+                }
+            )
         elif shift.kind == "missing":
             rows = _pick(rng, n, shift.amount * intensity)
-            column = out[feature].astype("float64") if is_numeric(out[feature]) else out[feature].astype(object)
+            column = (
+                out[feature].astype("float64") if is_numeric(out[feature]) else out[feature].astype(object)
+            )
             column.iloc[rows] = np.nan
             out[feature] = column
-            records.append({"kind": "covariate", "shift": "missing", "feature": feature,
-                            "fraction": shift.amount * intensity, "rows_affected": int(len(rows))})
+            records.append(
+                {
+                    "kind": "covariate",
+                    "shift": "missing",
+                    "feature": feature,
+                    "fraction": shift.amount * intensity,
+                    "rows_affected": int(len(rows)),
+                }
+            )
         elif shift.kind == "category":
             rows = _pick(rng, n, shift.amount * intensity)
             column = out[feature].astype(object)
             column.iloc[rows] = shift.value
             out[feature] = column
-            records.append({"kind": "covariate", "shift": "new_category", "feature": feature,
-                            "value": shift.value, "fraction": shift.amount * intensity,
-                            "rows_affected": int(len(rows))})
+            records.append(
+                {
+                    "kind": "covariate",
+                    "shift": "new_category",
+                    "feature": feature,
+                    "value": shift.value,
+                    "fraction": shift.amount * intensity,
+                    "rows_affected": int(len(rows)),
+                }
+            )
         else:
             target = reference.target
             if target is None or target not in out.columns:
@@ -278,15 +315,25 @@ def shift_block(
                 classes = list(reference.classes)
                 offsets = rng.integers(1, len(classes), size=len(rows))
                 # A label outside the reference classes counts as position 0 and still changes.
-                values[rows] = [classes[((classes.index(v) if v in classes else 0) + o) % len(classes)]
-                                for v, o in zip(values[rows], offsets, strict=True)]
+                values[rows] = [
+                    classes[((classes.index(v) if v in classes else 0) + o) % len(classes)]
+                    for v, o in zip(values[rows], offsets, strict=True)
+                ]
                 method = "flipped to another class"
             else:
                 values[rows] = values[rows][rng.permutation(len(rows))]
                 method = "targets shuffled among the affected rows"
             out[target] = pd.Series(values, dtype=out[target].dtype)
-            records.append({"kind": "label", "shift": "label_noise", "feature": target, "method": method,
-                            "fraction": shift.amount * intensity, "rows_affected": int(len(rows))})
+            records.append(
+                {
+                    "kind": "label",
+                    "shift": "label_noise",
+                    "feature": target,
+                    "method": method,
+                    "fraction": shift.amount * intensity,
+                    "rows_affected": int(len(rows)),
+                }
+            )
     return out, tuple(records)
 
 

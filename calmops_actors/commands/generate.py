@@ -51,23 +51,58 @@ def positive_float(text: str) -> float:
 
 def add_shared_options(parser: argparse.ArgumentParser) -> None:
     """Options `generate` and `inject` share: schedule, shifts, labels, output."""
-    parser.add_argument("--out", type=Path, required=True, help="folder for the block files and manifest.json")
-    parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
-    parser.add_argument("--drift-at", type=int, default=None, metavar="K",
-                        help="first drifting block, 1-based (default: the middle block, blocks // 2 + 1)")
-    parser.add_argument("--drift-width", type=int, default=None, metavar="W",
-                        help="gradual switch: rows over which the new concept takes over (default: 2 blocks)")
-    parser.add_argument("--recur-after", type=int, default=None, metavar="B",
-                        help="recurring switch: blocks the drift lasts before the old state returns "
-                             "(default: half of the remaining blocks)")
-    parser.add_argument("--shift", action="append", default=[], metavar="SPEC",
-                        help="a covariate or label shift from --drift-at on (repeatable; see below)")
-    parser.add_argument("--no-labels-after", type=int, default=None, metavar="K", dest="labels_until",
-                        help="blocks after block K have no target column (0: no block is labelled)")
-    parser.add_argument("--format", choices=FORMATS, default=None,
-                        help="file format (generate default: csv; inject default: the input's)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace block files and manifest.json already in --out")
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="folder for the block files and manifest.json"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, metavar="S", help="random seed; same seed, same bytes (default 0)"
+    )
+    parser.add_argument(
+        "--drift-at",
+        type=int,
+        default=None,
+        metavar="K",
+        help="first drifting block, 1-based (default: the middle block, blocks // 2 + 1)",
+    )
+    parser.add_argument(
+        "--drift-width",
+        type=int,
+        default=None,
+        metavar="W",
+        help="gradual switch: rows over which the change ramps in (default: 2 blocks)",
+    )
+    parser.add_argument(
+        "--recur-after",
+        type=int,
+        default=None,
+        metavar="B",
+        help="recurring switch: blocks the drift lasts before the old state returns "
+        "(default: half of the remaining blocks)",
+    )
+    parser.add_argument(
+        "--shift",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="a covariate or label shift from --drift-at on (repeatable; see below)",
+    )
+    parser.add_argument(
+        "--no-labels-after",
+        type=int,
+        default=None,
+        metavar="K",
+        dest="labels_until",
+        help="blocks after block K have no target column (0: no block is labelled)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="file format (generate default: csv; inject default: the input's)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace block files and manifest.json already in --out"
+    )
     parser.add_argument("--json", action="store_true", help="print the manifest as JSON instead of a table")
 
 
@@ -76,27 +111,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "generate",
         help="write a synthetic stream with known drift as block files",
         description="Generate blocks from a River stream whose labelling function switches at a known block, "
-                    "optionally with covariate and label shifts, and write them with a ground-truth "
-                    "manifest.json.",
+        "optionally with covariate and label shifts, and write them with a ground-truth "
+        "manifest.json.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("scenario", choices=SCENARIO_NAMES, metavar="SCENARIO",
-                        help=f"one of: {', '.join(SCENARIO_NAMES)}")
-    parser.add_argument("--blocks", type=int, default=10, help="number of blocks (default 10)")
-    parser.add_argument("--rows", type=int, default=1000, help="rows per block (default 1000)")
-    parser.add_argument("--switch", choices=SWITCH_NAMES, default=None,
-                        help="how the concept changes at --drift-at: abrupt, gradual, recurring, or none "
-                             "(shifts only). Default: gradual for hyperplane, abrupt otherwise")
+    parser.add_argument(
+        "scenario", choices=SCENARIO_NAMES, metavar="SCENARIO", help=f"one of: {', '.join(SCENARIO_NAMES)}"
+    )
+    parser.add_argument("--blocks", type=int, default=10, metavar="N", help="number of blocks (default 10)")
+    parser.add_argument("--rows", type=int, default=1000, metavar="R", help="rows per block (default 1000)")
+    parser.add_argument(
+        "--switch",
+        choices=SWITCH_NAMES,
+        default=None,
+        help="how the concept changes at --drift-at: abrupt, gradual, recurring, or none "
+        "(shifts only). Default: gradual for hyperplane, abrupt otherwise",
+    )
     add_shared_options(parser)
     layout = parser.add_mutually_exclusive_group()
-    layout.add_argument("--block-col", default=None, metavar="NAME",
-                        help="write one file with the block id in column NAME instead of one file per block")
+    layout.add_argument(
+        "--block-col",
+        default=None,
+        metavar="NAME",
+        help="write one file with the block id in column NAME instead of one file per block",
+    )
     layout.add_argument("--single-file", action="store_true", help="same as --block-col block")
-    parser.add_argument("--live", action="store_true",
-                        help="write the blocks one at a time, --interval seconds apart (Ctrl-C stops)")
-    parser.add_argument("--interval", type=positive_float, default=1.0, metavar="SECONDS",
-                        help="--live: seconds between blocks (default 1)")
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="write the blocks one at a time, --interval seconds apart (Ctrl-C stops)",
+    )
+    parser.add_argument(
+        "--interval",
+        type=positive_float,
+        default=1.0,
+        metavar="SECONDS",
+        help="--live: seconds between blocks (default 1)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -153,9 +205,17 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--live writes one file per block; drop --block-col/--single-file")
     try:
         scenario = generate_scenario(
-            args.scenario, blocks=args.blocks, rows=args.rows, seed=args.seed, drift_at=args.drift_at,
-            drift_width=args.drift_width, switch=args.switch, shifts=args.shift,
-            labels_until=args.labels_until, recur_after=args.recur_after)
+            args.scenario,
+            blocks=args.blocks,
+            rows=args.rows,
+            seed=args.seed,
+            drift_at=args.drift_at,
+            drift_width=args.drift_width,
+            switch=args.switch,
+            shifts=args.shift,
+            labels_until=args.labels_until,
+            recur_after=args.recur_after,
+        )
     except ShiftError as err:  # ScenarioError is a ShiftError too
         raise UserError(str(err)) from None
     fmt = args.format or "csv"

@@ -32,22 +32,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "inject",
         help="apply known shifts to your own CSV/Parquet and write it as block files",
         description="Split a CSV or Parquet file into blocks and apply covariate and label shifts from a "
-                    "chosen block on, writing the blocks with a ground-truth manifest.json.",
+        "chosen block on, writing the blocks with a ground-truth manifest.json.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("input", type=Path, metavar="INPUT", help="a .csv or .parquet file")
     split = parser.add_mutually_exclusive_group(required=True)
-    split.add_argument("--rows", type=int, default=None, help="rows per block (the last block may be shorter)")
-    split.add_argument("--block-col", default=None, metavar="NAME",
-                       help="split by this existing column, in order of first appearance")
-    parser.add_argument("--target", default="target",
-                        help="the label column (default: target; a table without it is fine)")
-    parser.add_argument("--switch", choices=("abrupt", "gradual", "recurring"), default="abrupt",
-                        help="how the shifts start at --drift-at (default abrupt)")
+    split.add_argument(
+        "--rows", type=int, default=None, metavar="R", help="rows per block (the last block may be shorter)"
+    )
+    split.add_argument(
+        "--block-col",
+        default=None,
+        metavar="NAME",
+        help="split by this existing column, in order of first appearance",
+    )
+    parser.add_argument(
+        "--target", default="target", help="the label column (default: target; a table without it is fine)"
+    )
+    parser.add_argument(
+        "--switch",
+        choices=("abrupt", "gradual", "recurring"),
+        default="abrupt",
+        help="how the shifts start at --drift-at (default abrupt)",
+    )
     add_shared_options(parser)
-    parser.add_argument("--single-file", action="store_true",
-                        help="write one file with a block column (the --block-col name, else `block`)")
+    parser.add_argument(
+        "--single-file",
+        action="store_true",
+        help="write one file with a block column (the --block-col name, else `block`)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -59,13 +73,25 @@ def run(args: argparse.Namespace) -> int:
     frame = blockfiles.read_table(args.input)
     try:
         scenario = inject_scenario(
-            frame, args.shift, seed=args.seed, rows=args.rows, block_col=args.block_col,
-            drift_at=args.drift_at, switch=args.switch, drift_width=args.drift_width,
-            recur_after=args.recur_after, labels_until=args.labels_until, target=args.target)
+            frame,
+            args.shift,
+            seed=args.seed,
+            rows=args.rows,
+            block_col=args.block_col,
+            drift_at=args.drift_at,
+            switch=args.switch,
+            drift_width=args.drift_width,
+            recur_after=args.recur_after,
+            labels_until=args.labels_until,
+            target=args.target,
+        )
     except ShiftError as err:  # ScenarioError is a ShiftError too
         raise UserError(str(err)) from None
-    scenario.manifest["source"] = {"path": str(args.input), "rows": len(frame),
-                                   "columns": [str(c) for c in frame.columns]}
+    scenario.manifest["source"] = {
+        "path": str(args.input),
+        "rows": len(frame),
+        "columns": [str(c) for c in frame.columns],
+    }
     fmt = args.format or ("parquet" if args.input.suffix.lower() in (".parquet", ".pq") else "csv")
     block_col = (args.block_col or "block") if args.single_file else None
     blockfiles.check_block_col(scenario, block_col)

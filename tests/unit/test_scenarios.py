@@ -57,8 +57,10 @@ def test_columns_are_strings_categoricals_stay_text_and_target_is_last(name: str
     for column in columns["categorical"]:
         assert frame[column].map(type).eq(str).all()
         assert not frame[column].str.fullmatch(r"\d+").any()  # survives a CSV round trip as text
-    assert columns["categorical"] == {"agrawal": ["elevel", "car", "zipcode"],
-                                      "stagger": ["size", "color", "shape"]}.get(name, [])
+    assert columns["categorical"] == {
+        "agrawal": ["elevel", "car", "zipcode"],
+        "stagger": ["size", "color", "shape"],
+    }.get(name, [])
     expected_target = "float64" if name == "friedman" else "int64"
     assert str(frame["target"].dtype) == columns["dtypes"]["target"] == expected_target
     assert scenario.manifest["task"] == ("regression" if name == "friedman" else "classification")
@@ -83,7 +85,9 @@ def test_concept_switch_costs_a_model_fit_before_it_on_sea() -> None:
     # The labelling function is exactly the one the manifest names, on either side of the switch.
     total = [b["feat_1"] + b["feat_2"] for b in blocks]
     assert all(((t > 8).astype(int) == b["target"]).all() for t, b in zip(total[:3], blocks[:3], strict=True))
-    assert all(((t > 9.5).astype(int) == b["target"]).all() for t, b in zip(total[3:], blocks[3:], strict=True))
+    assert all(
+        ((t > 9.5).astype(int) == b["target"]).all() for t, b in zip(total[3:], blocks[3:], strict=True)
+    )
     assert [b["concept"] for b in scenario.manifest["blocks"]] == ["before"] * 3 + ["after"] * 3
 
 
@@ -92,7 +96,7 @@ def test_every_scenario_switch_degrades_a_model_fit_before_it(name: str) -> None
     scenario = generate_scenario(name, blocks=4, rows=1000, seed=3, drift_at=3, switch="abrupt")
     blocks = frames(scenario)
     features = pd.get_dummies(pd.concat(blocks).drop(columns="target"), dtype=float)
-    x = [features.iloc[i * 1000:(i + 1) * 1000] for i in range(4)]
+    x = [features.iloc[i * 1000 : (i + 1) * 1000] for i in range(4)]
     y = [b["target"] for b in blocks]
     if name == "hyperplane":
         model = LogisticRegression(max_iter=1000)
@@ -108,8 +112,9 @@ def test_every_scenario_switch_degrades_a_model_fit_before_it(name: str) -> None
 
 
 def test_recurring_switch_returns_to_the_old_labelling_function() -> None:
-    scenario = generate_scenario("sine", blocks=6, rows=500, seed=9, drift_at=3, switch="recurring",
-                                 recur_after=2)
+    scenario = generate_scenario(
+        "sine", blocks=6, rows=500, seed=9, drift_at=3, switch="recurring", recur_after=2
+    )
     sine1 = [(b["feat_1"] < np.sin(b["feat_2"])).astype(int) for b in frames(scenario)]
     agreement = [float((s == b["target"]).mean()) for s, b in zip(sine1, frames(scenario), strict=True)]
     assert agreement == [1.0, 1.0, 0.0, 0.0, 1.0, 1.0]  # reversed SINE1 in blocks 3-4 only
@@ -122,14 +127,16 @@ def test_recurring_switch_returns_to_the_old_labelling_function() -> None:
 
 
 def test_gradual_switch_mixes_concepts_in_the_recorded_proportions() -> None:
-    scenario = generate_scenario("sine", blocks=8, rows=1000, seed=4, drift_at=3, switch="gradual",
-                                 drift_width=3000)
+    scenario = generate_scenario(
+        "sine", blocks=8, rows=1000, seed=4, drift_at=3, switch="gradual", drift_width=3000
+    )
     reversed_share = []
     for frame in frames(scenario):
         reversed_sine1 = (frame["feat_1"] >= np.sin(frame["feat_2"])).astype(int)
         reversed_share.append(float((reversed_sine1 == frame["target"]).mean()))
-    recorded = [e["changes"][0]["new_concept_fraction"] if e["drift"] else 0.0
-                for e in scenario.manifest["blocks"]]
+    recorded = [
+        e["changes"][0]["new_concept_fraction"] if e["drift"] else 0.0 for e in scenario.manifest["blocks"]
+    ]
     assert reversed_share[:2] == [0.0, 0.0]
     assert reversed_share == pytest.approx(recorded, abs=0.05)
     assert recorded[2] < 0.5 < recorded[4] and recorded[-1] > 0.95
@@ -160,14 +167,22 @@ def test_blocks_after_the_label_cutoff_have_no_target() -> None:
 
 
 def test_manifest_is_json_and_describes_the_run() -> None:
-    scenario = generate_scenario("agrawal", blocks=4, rows=50, seed=7, drift_at=2,
-                                 shifts=["mean:salary:0.5", "missing:car:0.1"])
+    scenario = generate_scenario(
+        "agrawal", blocks=4, rows=50, seed=7, drift_at=2, shifts=["mean:salary:0.5", "missing:car:0.1"]
+    )
     manifest = json.loads(json.dumps(scenario.manifest, allow_nan=False))
     assert manifest["schema"] == "calmops.scenario/1"
     assert manifest["scenario"] == "agrawal" and manifest["seed"] == 7
-    assert manifest["parameters"] == {"blocks": 4, "rows": 50, "drift_at": 2, "switch": "abrupt",
-                                      "drift_width": None, "recur_after": None,
-                                      "shifts": ["mean:salary:0.5", "missing:car:0.1"], "labels_until": None}
+    assert manifest["parameters"] == {
+        "blocks": 4,
+        "rows": 50,
+        "drift_at": 2,
+        "switch": "abrupt",
+        "drift_width": None,
+        "recur_after": None,
+        "shifts": ["mean:salary:0.5", "missing:car:0.1"],
+        "labels_until": None,
+    }
     assert manifest["reference"] == {"blocks": ["block_0001"], "rows": 50}
     assert [e["rows"] for e in manifest["blocks"]] == [50] * 4
     assert manifest["blocks"][1]["features"] == ["age", "car", "elevel", "salary"]
@@ -218,14 +233,28 @@ def test_split_blocks_by_rows_and_by_column() -> None:
 
 def test_inject_shifts_a_users_table_from_the_drift_block() -> None:
     rng = np.random.default_rng(0)
-    table = pd.DataFrame({"week": np.repeat([1, 2, 3, 4], 250), "price": rng.normal(10, 2, 1000),
-                          "city": rng.choice(["x", "y"], 1000), "churned": rng.integers(0, 2, 1000)})
-    scenario = inject_scenario(table, ["mean:price:1", "category:city:z:0.5", "label_noise:0.2"], seed=1,
-                               block_col="week", drift_at=3, target="churned")
+    table = pd.DataFrame(
+        {
+            "week": np.repeat([1, 2, 3, 4], 250),
+            "price": rng.normal(10, 2, 1000),
+            "city": rng.choice(["x", "y"], 1000),
+            "churned": rng.integers(0, 2, 1000),
+        }
+    )
+    scenario = inject_scenario(
+        table,
+        ["mean:price:1", "category:city:z:0.5", "label_noise:0.2"],
+        seed=1,
+        block_col="week",
+        drift_at=3,
+        target="churned",
+    )
     blocks = frames(scenario)
     assert [b for b, _ in scenario.frames] == ["1", "2", "3", "4"]
     reference = table[table["week"] <= 2]["price"]
-    for index, (original, shifted) in enumerate(zip(split_blocks(table, block_col="week"), blocks, strict=True)):
+    for index, (original, shifted) in enumerate(
+        zip(split_blocks(table, block_col="week"), blocks, strict=True)
+    ):
         original = original[1]
         drifting = index >= 2
         assert np.allclose(shifted["price"] - original["price"], reference.std() if drifting else 0.0)

@@ -22,11 +22,21 @@ def changes_of(scenario, index: int, shift: str) -> list[dict]:
 
 
 def test_parse_every_kind_and_feature_lists() -> None:
-    shifts = parse_shifts(["mean:feat_1,feat_2:0.5", "scale:feat_3:2", "category:color:purple:0.3",
-                           "missing:age:0.25", "label-noise:0.1"])
+    shifts = parse_shifts(
+        [
+            "mean:feat_1,feat_2:0.5",
+            "scale:feat_3:2",
+            "category:color:purple:0.3",
+            "missing:age:0.25",
+            "label-noise:0.1",
+        ]
+    )
     assert shifts == (
-        Shift("mean", "feat_1", 0.5), Shift("mean", "feat_2", 0.5), Shift("scale", "feat_3", 2.0),
-        Shift("category", "color", 0.3, "purple"), Shift("missing", "age", 0.25),
+        Shift("mean", "feat_1", 0.5),
+        Shift("mean", "feat_2", 0.5),
+        Shift("scale", "feat_3", 2.0),
+        Shift("category", "color", 0.3, "purple"),
+        Shift("missing", "age", 0.25),
         Shift("label_noise", None, 0.1),
     )
     assert parse_shifts([s.spec for s in shifts]) == shifts
@@ -60,12 +70,14 @@ def test_bad_specs_say_what_to_write(spec: str, message: str) -> None:
 
 # --- fitting the data ------------------------------------------------------------------------------------
 
-TABLE = pd.DataFrame({
-    "x": np.linspace(0.0, 10.0, 50),
-    "flat": np.ones(50),
-    "city": ["a", "b"] * 25,
-    "target": [0, 1] * 25,
-})
+TABLE = pd.DataFrame(
+    {
+        "x": np.linspace(0.0, 10.0, 50),
+        "flat": np.ones(50),
+        "city": ["a", "b"] * 25,
+        "target": [0, 1] * 25,
+    }
+)
 
 
 @pytest.mark.parametrize(
@@ -132,8 +144,9 @@ def test_mean_shift_moves_the_feature_by_the_recorded_sd_units_from_the_drift_bl
 
 
 def test_scale_shift_widens_the_spread_by_the_factor() -> None:
-    scenario = generate_scenario("friedman", blocks=4, rows=3000, seed=2, drift_at=3, switch="none",
-                                 shifts=["scale:feat_2:2"])
+    scenario = generate_scenario(
+        "friedman", blocks=4, rows=3000, seed=2, drift_at=3, switch="none", shifts=["scale:feat_2:2"]
+    )
     blocks = frames(scenario)
     reference_sd = pd.concat(blocks[:2])["feat_2"].std()
     assert blocks[1]["feat_2"].std() / reference_sd == pytest.approx(1.0, abs=0.05)
@@ -142,8 +155,15 @@ def test_scale_shift_widens_the_spread_by_the_factor() -> None:
 
 
 def test_new_category_appears_only_from_the_drift_block() -> None:
-    scenario = generate_scenario("stagger", blocks=5, rows=1000, seed=5, drift_at=3, switch="none",
-                                 shifts=["category:color:purple:0.3"])
+    scenario = generate_scenario(
+        "stagger",
+        blocks=5,
+        rows=1000,
+        seed=5,
+        drift_at=3,
+        switch="none",
+        shifts=["category:color:purple:0.3"],
+    )
     seen = [int((frame["color"] == "purple").sum()) for frame in frames(scenario)]
     recorded = [sum(c["rows_affected"] for c in changes_of(scenario, i, "new_category")) for i in range(5)]
     assert seen == recorded == [0, 0, 300, 300, 300]
@@ -151,8 +171,9 @@ def test_new_category_appears_only_from_the_drift_block() -> None:
 
 
 def test_missing_value_surge_is_visible_and_counted() -> None:
-    scenario = generate_scenario("agrawal", blocks=4, rows=500, seed=8, drift_at=3, switch="none",
-                                 shifts=["missing:salary,elevel:0.4"])
+    scenario = generate_scenario(
+        "agrawal", blocks=4, rows=500, seed=8, drift_at=3, switch="none", shifts=["missing:salary,elevel:0.4"]
+    )
     for index, frame in enumerate(frames(scenario)):
         recorded = {c["feature"]: c["rows_affected"] for c in changes_of(scenario, index, "missing")}
         expected = 200 if index >= 2 else 0
@@ -174,9 +195,19 @@ def test_label_noise_flips_exactly_the_recorded_number_of_labels() -> None:
 
 
 def test_gradual_schedule_scales_the_shift_with_the_new_concept_share() -> None:
-    scenario = generate_scenario("sea", blocks=6, rows=500, seed=1, drift_at=3, switch="gradual",
-                                 drift_width=1500, shifts=["mean:feat_3:1"])
-    shares = [b["changes"][0]["new_concept_fraction"] if b["drift"] else 0.0 for b in scenario.manifest["blocks"]]
+    scenario = generate_scenario(
+        "sea",
+        blocks=6,
+        rows=500,
+        seed=1,
+        drift_at=3,
+        switch="gradual",
+        drift_width=1500,
+        shifts=["mean:feat_3:1"],
+    )
+    shares = [
+        b["changes"][0]["new_concept_fraction"] if b["drift"] else 0.0 for b in scenario.manifest["blocks"]
+    ]
     units = [changes_of(scenario, i, "mean")[0]["sd_units"] if shares[i] else 0.0 for i in range(6)]
     assert shares[:2] == [0.0, 0.0]
     assert 0 < shares[2] < shares[3] < shares[4] < shares[5] < 1
