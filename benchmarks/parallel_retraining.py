@@ -28,8 +28,9 @@ from pipelines.models import ModelSpec
 from pipelines.retraining import LabelledBlock, RetrainSettings, TrainingMaterial, build_round, run_strategy
 
 TARGET = 0.65
-SPEC = ModelSpec("sklearn.ensemble.RandomForestClassifier",
-                 {"n_estimators": 24, "min_samples_leaf": 5, "n_jobs": 1})
+SPEC = ModelSpec(
+    "sklearn.ensemble.RandomForestClassifier", {"n_estimators": 24, "min_samples_leaf": 5, "n_jobs": 1}
+)
 N_FEATURES = 20
 N_BLOCKS = 12
 NEW_BLOCKS = 3
@@ -60,7 +61,9 @@ def log(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.parallel_retraining", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.parallel_retraining", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--rows", type=int, default=50_000, help="labelled rows in total (default 50000)")
     parser.add_argument("--repeats", type=int, default=3, help="timed sequential+parallel pairs (default 3)")
@@ -78,15 +81,25 @@ def main(argv: list[str] | None = None) -> int:
     blocks = make_blocks(args.rows)
     features = tuple(c for c in blocks[0].frame.columns if c != "y")
     material, holdout, description = build_round(
-        blocks, [b.block_id for b in blocks[-NEW_BLOCKS:]], settings,
-        features=features, categorical=("region",), target="y", task="classification",
+        blocks,
+        [b.block_id for b in blocks[-NEW_BLOCKS:]],
+        settings,
+        features=features,
+        categorical=("region",),
+        target="y",
+        task="classification",
     )
     log(f"{args.rows} rows x {len(features)} features, {description}")
     root = Path(tempfile.mkdtemp(prefix="calmops-bench-"))
     store = ArtifactStore(root)
-    old = TrainingMaterial(blocks=material.blocks[:N_BLOCKS - NEW_BLOCKS], new_block_ids=(),
-                           features=material.features, categorical=material.categorical,
-                           target="y", task="classification")
+    old = TrainingMaterial(
+        blocks=material.blocks[: N_BLOCKS - NEW_BLOCKS],
+        new_block_ids=(),
+        features=material.features,
+        categorical=material.categorical,
+        target="y",
+        task="classification",
+    )
     champion_ref = store.put_model(run_strategy("full", old, SPEC, settings, seed=1).model)
 
     def sequential() -> tuple[float, dict[str, float], dict[str, float]]:
@@ -100,14 +113,18 @@ def main(argv: list[str] | None = None) -> int:
                 assert result.status == "trained", result.reason
         return sum(per.values()), per, fit
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(
+        address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False
+    )
     try:
         refs = put_material(material)
         holdout_ref = ray.put(holdout)
 
         def parallel() -> tuple[float, dict[str, float]]:
             start = time.perf_counter()
-            tasks = launch_round(refs, holdout_ref, SPEC, settings, 0, champion=champion_ref, artifact_root=root)
+            tasks = launch_round(
+                refs, holdout_ref, SPEC, settings, 0, champion=champion_ref, artifact_root=root
+            )
             results = await_round(tasks, strategies, settings.task_timeout_seconds)
             elapsed = time.perf_counter() - start
             assert all(r.status == "trained" for r in results), [r.reason for r in results]
@@ -119,29 +136,46 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.repeats):
             seq_total, per, fit_here = sequential()
             par, fit_in_ray = parallel()
-            pairs.append({"sequential_s": seq_total, "parallel_s": par, "ratio": par / seq_total,
-                          "per_strategy_s": per, "fit_seconds_sequential": fit_here,
-                          "fit_seconds_in_ray": fit_in_ray})
-            log(f"repeat {i + 1}/{args.repeats}: sequential {seq_total:.2f} s, parallel {par:.2f} s, "
-                f"ratio {par / seq_total:.3f}")
+            pairs.append(
+                {
+                    "sequential_s": seq_total,
+                    "parallel_s": par,
+                    "ratio": par / seq_total,
+                    "per_strategy_s": per,
+                    "fit_seconds_sequential": fit_here,
+                    "fit_seconds_in_ray": fit_in_ray,
+                }
+            )
+            log(
+                f"repeat {i + 1}/{args.repeats}: sequential {seq_total:.2f} s, parallel {par:.2f} s, "
+                f"ratio {par / seq_total:.3f}"
+            )
     finally:
         ray.shutdown()
 
     ratio = statistics.median(p["ratio"] for p in pairs)
     per_strategy = {n: statistics.median(p["per_strategy_s"][n] for p in pairs) for n in strategies}
     figures = {
-        "command": "python -m benchmarks.parallel_retraining" + (f" --rows {args.rows}" if args.rows != 50_000 else ""),
-        "rows": args.rows, "features": len(features), "strategies": list(strategies),
-        "estimator": f"{SPEC.class_path}({SPEC.params})", "num_cpus": 2,
+        "command": "python -m benchmarks.parallel_retraining"
+        + (f" --rows {args.rows}" if args.rows != 50_000 else ""),
+        "rows": args.rows,
+        "features": len(features),
+        "strategies": list(strategies),
+        "estimator": f"{SPEC.class_path}({SPEC.params})",
+        "num_cpus": 2,
         "per_strategy_sequential_s": per_strategy,
         "pairs": pairs,
         "cold_parallel_s": cold_parallel,
         "cold_ratio": cold_parallel / statistics.median(p["sequential_s"] for p in pairs),
-        "ratio_median": ratio, "target": TARGET, "met": ratio <= TARGET,
+        "ratio_median": ratio,
+        "target": TARGET,
+        "met": ratio <= TARGET,
     }
     print(f"strategies: {', '.join(f'{n} {s:.2f} s' for n, s in per_strategy.items())}")
-    print(f"parallel/sequential wall time: {ratio:.3f} (median of {args.repeats}; target <= {TARGET}) "
-          f"{'met' if ratio <= TARGET else 'MISSED'}; cold first round {figures['cold_ratio']:.3f}")
+    print(
+        f"parallel/sequential wall time: {ratio:.3f} (median of {args.repeats}; target <= {TARGET}) "
+        f"{'met' if ratio <= TARGET else 'MISSED'}; cold first round {figures['cold_ratio']:.3f}"
+    )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     return 0

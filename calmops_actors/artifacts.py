@@ -92,7 +92,9 @@ class ArtifactStore:
         """Where `ref`'s file lives; checks the ref is well-formed (its id matches its hash and kind)."""
         ext = _EXT.get(ref.kind)
         if ext is None:
-            raise ArtifactError(f"artifact {ref.artifact_id}: unknown kind {ref.kind!r}; allowed: {', '.join(_EXT)}")
+            raise ArtifactError(
+                f"artifact {ref.artifact_id}: unknown kind {ref.kind!r}; allowed: {', '.join(_EXT)}"
+            )
         if ref.artifact_id != f"{ref.sha256}.{ext}" or not _NAME.match(ref.artifact_id):
             raise ArtifactError(
                 f"artifact reference {ref.artifact_id!r} does not match its sha256/kind "

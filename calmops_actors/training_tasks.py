@@ -60,7 +60,9 @@ class MaterialRefs:
     def resolve(self) -> TrainingMaterial:
         frames = ray.get([ref for _, ref in self.blocks])
         return TrainingMaterial(
-            blocks=tuple(LabelledBlock(bid, frame) for (bid, _), frame in zip(self.blocks, frames, strict=True)),
+            blocks=tuple(
+                LabelledBlock(bid, frame) for (bid, _), frame in zip(self.blocks, frames, strict=True)
+            ),
             new_block_ids=self.new_block_ids,
             features=self.features,
             categorical=self.categorical,
@@ -123,18 +125,31 @@ def train_candidate(
         ref = store.put_model(candidate.model)
         metrics = evaluate(candidate.model, holdout, material.features, material.target, material.task)
         return CandidateResult(
-            strategy=strategy, status="trained", seed=seed, artifact=ref, metrics=metrics,
-            training_blocks=candidate.training_blocks, rows=candidate.rows, params=candidate.params,
-            seconds=candidate.seconds, notes=candidate.notes,
+            strategy=strategy,
+            status="trained",
+            seed=seed,
+            artifact=ref,
+            metrics=metrics,
+            training_blocks=candidate.training_blocks,
+            rows=candidate.rows,
+            params=candidate.params,
+            seconds=candidate.seconds,
+            notes=candidate.notes,
         )
     except StrategySkipped as skipped:
         return CandidateResult(
-            strategy=strategy, status="skipped", seed=seed, reason=skipped.reason,
+            strategy=strategy,
+            status="skipped",
+            seed=seed,
+            reason=skipped.reason,
             seconds=time.perf_counter() - start,
         )
     except Exception as exc:
         return CandidateResult(
-            strategy=strategy, status="failed", seed=seed, reason=_error_text(exc),
+            strategy=strategy,
+            status="failed",
+            seed=seed,
+            reason=_error_text(exc),
             seconds=time.perf_counter() - start,
         )
 
@@ -155,14 +170,24 @@ def train_candidate_task(
     try:
         resolved = material.resolve()
     except Exception as exc:
-        return CandidateResult(strategy=strategy, status="failed", seed=seed, reason=_error_text(exc),
-                               seconds=time.perf_counter() - start)
+        return CandidateResult(
+            strategy=strategy,
+            status="failed",
+            seed=seed,
+            reason=_error_text(exc),
+            seconds=time.perf_counter() - start,
+        )
     return train_candidate(strategy, resolved, spec, settings, seed, champion, artifact_root, holdout)
 
 
 @ray.remote(max_retries=0)
 def score_artifact_task(
-    artifact: ArtifactRef, artifact_root: str, holdout: pd.DataFrame, features: tuple[str, ...], target: str, task: str
+    artifact: ArtifactRef,
+    artifact_root: str,
+    holdout: pd.DataFrame,
+    features: tuple[str, ...],
+    target: str,
+    task: str,
 ) -> dict[str, float]:
     """Holdout metrics of a stored model (the champion is scored on the same rows as the candidates)."""
     model = ArtifactStore(artifact_root).get_model(artifact)
@@ -189,7 +214,9 @@ def launch_round(
     holdout_ref = holdout if isinstance(holdout, ray.ObjectRef) else ray.put(holdout)
     names = tuple(settings.strategies if strategies is None else strategies)
     return [
-        train_candidate_task.remote(name, refs, spec, settings, seed, champion, str(artifact_root), holdout_ref)
+        train_candidate_task.remote(
+            name, refs, spec, settings, seed, champion, str(artifact_root), holdout_ref
+        )
         for name in names
     ]
 
@@ -199,22 +226,31 @@ def await_round(
 ) -> list[CandidateResult]:
     """Wait for every task up to `timeout_seconds` from now; tasks still running are cancelled as failures."""
     if len(refs) != len(strategies):
-        raise ValueError(f"{len(refs)} task refs for {len(strategies)} strategies; allowed: one ref per strategy")
+        raise ValueError(
+            f"{len(refs)} task refs for {len(strategies)} strategies; allowed: one ref per strategy"
+        )
     _, pending = ray.wait(list(refs), num_returns=len(refs), timeout=timeout_seconds)
     pending_ids = {ref.hex() for ref in pending}
     results = []
     for name, ref in zip(strategies, refs, strict=True):
         if ref.hex() in pending_ids:
             ray.cancel(ref, force=True)
-            results.append(CandidateResult(
-                strategy=name, status="failed", seed=seed, seconds=float(timeout_seconds),
-                reason=f"timed out after {timeout_seconds:g} s (task_timeout_seconds); cancelled",
-            ))
+            results.append(
+                CandidateResult(
+                    strategy=name,
+                    status="failed",
+                    seed=seed,
+                    seconds=float(timeout_seconds),
+                    reason=f"timed out after {timeout_seconds:g} s (task_timeout_seconds); cancelled",
+                )
+            )
             continue
         try:
             results.append(ray.get(ref))
         except Exception as exc:  # the worker died or the task was cancelled: still a result, not a crash
-            results.append(CandidateResult(strategy=name, status="failed", seed=seed, reason=_error_text(exc)))
+            results.append(
+                CandidateResult(strategy=name, status="failed", seed=seed, reason=_error_text(exc))
+            )
     return results
 
 
@@ -243,8 +279,16 @@ def run_round(
     refs = put_material(material)
     holdout_ref = ray.put(holdout)
     names = list(settings.strategies)
-    tasks = launch_round(refs, holdout_ref, spec, settings, seed, champion=champion,
-                         artifact_root=artifact_root, strategies=names)
+    tasks = launch_round(
+        refs,
+        holdout_ref,
+        spec,
+        settings,
+        seed,
+        champion=champion,
+        artifact_root=artifact_root,
+        strategies=names,
+    )
     champion_task = None
     if champion is not None:
         champion_task = score_artifact_task.remote(
@@ -253,8 +297,16 @@ def run_round(
     results = await_round(tasks, names, settings.task_timeout_seconds, seed=seed)
     fallback = fallback_to_run({r.strategy: r.status for r in results}, settings)
     if fallback is not None:
-        extra = launch_round(refs, holdout_ref, spec, settings, seed, champion=champion,
-                             artifact_root=artifact_root, strategies=[fallback])
+        extra = launch_round(
+            refs,
+            holdout_ref,
+            spec,
+            settings,
+            seed,
+            champion=champion,
+            artifact_root=artifact_root,
+            strategies=[fallback],
+        )
         results += await_round(extra, [fallback], settings.task_timeout_seconds, seed=seed)
     champion_metrics = None
     if champion_task is not None:

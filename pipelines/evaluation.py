@@ -52,7 +52,9 @@ def _check_task(task: str) -> None:
         raise ValueError(f"unknown task {task!r}; allowed: classification, regression")
 
 
-def evaluate(model: Any, frame: pd.DataFrame, features: Sequence[str], target: str, task: Task) -> dict[str, float]:
+def evaluate(
+    model: Any, frame: pd.DataFrame, features: Sequence[str], target: str, task: Task
+) -> dict[str, float]:
     """Metrics of `model` on `frame`: classification or regression set, only finite values."""
     _check_task(task)
     if len(frame) == 0:
@@ -84,11 +86,17 @@ def _classification_metrics(model: Any, X: pd.DataFrame, y_true: np.ndarray) -> 
     if len(present) >= 2:
         out["balanced_accuracy"] = skm.balanced_accuracy_score(y_true, y_pred)
     classes = getattr(model, "classes_", None)
-    known = np.asarray(classes) if classes is not None else np.unique(np.concatenate([present, np.unique(y_pred)]))
+    known = (
+        np.asarray(classes)
+        if classes is not None
+        else np.unique(np.concatenate([present, np.unique(y_pred)]))
+    )
     if len(known) == 2 and len(present) == 2:
         # The minority class of the rows being scored; on a tie, the second class (the conventional positive).
         minority = present[np.argmin(counts)] if counts[0] != counts[1] else present[1]
-        out["f1_minority"] = skm.f1_score(y_true, y_pred, pos_label=minority, average="binary", zero_division=0)
+        out["f1_minority"] = skm.f1_score(
+            y_true, y_pred, pos_label=minority, average="binary", zero_division=0
+        )
     if hasattr(model, "predict_proba") and classes is not None:
         try:
             proba = np.asarray(model.predict_proba(X), dtype=float)
@@ -209,7 +217,9 @@ def split_holdout(
     held = [frame.iloc[cut[bid] :] for bid, frame in blocks if bid in cut]
     holdout = pd.concat(held, ignore_index=True) if held else pd.DataFrame()
     if not train:
-        raise ValueError("the holdout takes every labelled row; allowed: a smaller holdout_fraction or more data")
+        raise ValueError(
+            "the holdout takes every labelled row; allowed: a smaller holdout_fraction or more data"
+        )
     if len(holdout) == 0:
         raise ValueError("the holdout is empty: the new blocks have no labelled rows")
     description = HoldoutDescription(rule=rule, spans=tuple(spans), rows=len(holdout))

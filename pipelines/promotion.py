@@ -80,7 +80,9 @@ def decide_promotion(
     metric = primary_metric(settings, task)  # type: ignore[arg-type]
     sign = 1.0 if higher_is_better(metric) else -1.0
 
-    scored = [(v, float(m[metric])) for v, m in candidates.items() if metric in m and math.isfinite(m[metric])]
+    scored = [
+        (v, float(m[metric])) for v, m in candidates.items() if metric in m and math.isfinite(m[metric])
+    ]
     order = {v: i for i, v in enumerate(candidates)}
     ranking = tuple(sorted(scored, key=lambda item: (-sign * item[1], order[item[0]])))
     if not candidates:

@@ -90,7 +90,9 @@ class RetrainSettings:
             if name not in STRATEGY_NAMES:
                 raise ValueError(f"strategies: unknown strategy {name!r}; allowed: {allowed}")
         if len(set(self.strategies)) != len(self.strategies):
-            raise ValueError(f"strategies = {list(self.strategies)} lists a strategy twice; allowed: each once")
+            raise ValueError(
+                f"strategies = {list(self.strategies)} lists a strategy twice; allowed: each once"
+            )
         if not _is_int(self.window_blocks) or self.window_blocks < 1:
             raise ValueError(f"window_blocks = {self.window_blocks!r}; allowed: an integer >= 1")
         if not _is_number(self.replay_fraction) or not 0.0 <= self.replay_fraction < 1.0:
@@ -121,9 +123,13 @@ class RetrainSettings:
         if not _is_number(self.task_timeout_seconds) or self.task_timeout_seconds <= 0:
             raise ValueError(f"task_timeout_seconds = {self.task_timeout_seconds!r}; allowed: a number > 0")
         if not _is_number(self.holdout_fraction) or not 0.0 < self.holdout_fraction < 1.0:
-            raise ValueError(f"holdout_fraction = {self.holdout_fraction!r}; allowed: 0 < holdout_fraction < 1")
+            raise ValueError(
+                f"holdout_fraction = {self.holdout_fraction!r}; allowed: 0 < holdout_fraction < 1"
+            )
         if self.holdout_blocks is not None and (not _is_int(self.holdout_blocks) or self.holdout_blocks < 1):
-            raise ValueError(f"holdout_blocks = {self.holdout_blocks!r}; allowed: an integer >= 1, or leave it out")
+            raise ValueError(
+                f"holdout_blocks = {self.holdout_blocks!r}; allowed: an integer >= 1, or leave it out"
+            )
         if not _is_int(self.retain_rejected) or self.retain_rejected < 0:
             raise ValueError(f"retain_rejected = {self.retain_rejected!r}; allowed: an integer >= 0")
         if self.calibration_method not in ("sigmoid", "isotonic"):
@@ -142,7 +148,9 @@ def primary_metric(settings: RetrainSettings, task: Task) -> str:
         return "accuracy" if task == "classification" else "r2"
     allowed = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
     if settings.metric not in allowed:
-        raise ValueError(f"metric = {settings.metric!r} does not apply to {task}; allowed: {', '.join(allowed)}")
+        raise ValueError(
+            f"metric = {settings.metric!r} does not apply to {task}; allowed: {', '.join(allowed)}"
+        )
     return settings.metric
 
 
@@ -176,7 +184,9 @@ class TrainingMaterial:
         for block in self.blocks:
             absent = [c for c in needed if c not in block.frame.columns]
             if absent:
-                raise ValueError(f"block {block.block_id!r} lacks columns {absent}; allowed: frames with {needed}")
+                raise ValueError(
+                    f"block {block.block_id!r} lacks columns {absent}; allowed: frames with {needed}"
+                )
 
     def frame(self, blocks: Sequence[LabelledBlock]) -> pd.DataFrame:
         """The rows of `blocks`, concatenated in order, restricted to the features and the target."""
@@ -228,7 +238,10 @@ def build_round(
             raise ValueError(f"block {block.block_id!r} has no target column {target!r}")
         labelled.append((block.block_id, block.frame[block.frame[target].notna()]))
     train, holdout, description = split_holdout(
-        labelled, new_block_ids, holdout_fraction=settings.holdout_fraction, holdout_blocks=settings.holdout_blocks
+        labelled,
+        new_block_ids,
+        holdout_fraction=settings.holdout_fraction,
+        holdout_blocks=settings.holdout_blocks,
     )
     kept_ids = {bid for bid, _ in train}
     material = TrainingMaterial(
@@ -274,7 +287,9 @@ def _xy(material: TrainingMaterial, frame: pd.DataFrame) -> tuple[pd.DataFrame, 
     return frame[list(material.features)], frame[material.target]
 
 
-def _fresh_fit(material: TrainingMaterial, spec: ModelSpec, blocks: Sequence[LabelledBlock], seed: int) -> Any:
+def _fresh_fit(
+    material: TrainingMaterial, spec: ModelSpec, blocks: Sequence[LabelledBlock], seed: int
+) -> Any:
     model = seeded(make_model(spec, material.features, material.categorical), seed, spec)
     X, y = _xy(material, material.frame(blocks))
     if len(X) == 0:
@@ -291,7 +306,9 @@ def _n_splits(material: TrainingMaterial, y: pd.Series, what: str) -> int:
     smallest = int(y.value_counts().min()) if material.task == "classification" else len(y)
     k = min(5, smallest)
     if k < 2:
-        raise StrategySkipped(f"{what} has a class (or a row count) below 2; cross-validation needs at least 2")
+        raise StrategySkipped(
+            f"{what} has a class (or a row count) below 2; cross-validation needs at least 2"
+        )
     return k
 
 
@@ -325,8 +342,13 @@ def full(
     used = _cap(material.blocks, settings.row_budget)
     model = _fresh_fit(material, spec, used, seed)
     return TrainedCandidate(
-        model=model, strategy="full", training_blocks=_ids(used), rows=_rows(used), seed=seed,
-        params={"row_budget": settings.row_budget}, seconds=0.0,
+        model=model,
+        strategy="full",
+        training_blocks=_ids(used),
+        rows=_rows(used),
+        seed=seed,
+        params={"row_budget": settings.row_budget},
+        seconds=0.0,
     )
 
 
@@ -338,8 +360,13 @@ def windowed(
     used = _cap(_window(material, settings), settings.row_budget)
     model = _fresh_fit(material, spec, used, seed)
     return TrainedCandidate(
-        model=model, strategy="windowed", training_blocks=_ids(used), rows=_rows(used), seed=seed,
-        params={"window_blocks": settings.window_blocks, "row_budget": settings.row_budget}, seconds=0.0,
+        model=model,
+        strategy="windowed",
+        training_blocks=_ids(used),
+        rows=_rows(used),
+        seed=seed,
+        params={"window_blocks": settings.window_blocks, "row_budget": settings.row_budget},
+        seconds=0.0,
     )
 
 
@@ -351,7 +378,9 @@ def incremental(
     _needs_champion(champion, "incremental")
     estimator = final_estimator(champion)
     if not callable(getattr(estimator, "partial_fit", None)):
-        raise StrategySkipped(f"{type(estimator).__name__} has no partial_fit; incremental learning does not apply")
+        raise StrategySkipped(
+            f"{type(estimator).__name__} has no partial_fit; incremental learning does not apply"
+        )
     new = [b for b in material.blocks if b.block_id in material.new_block_ids]
     used = _cap(new, settings.row_budget)
     if not _rows(used):
@@ -371,8 +400,13 @@ def incremental(
     else:
         model.partial_fit(X, y.to_numpy())
     return TrainedCandidate(
-        model=model, strategy="incremental", training_blocks=_ids(used), rows=_rows(used), seed=seed,
-        params={"row_budget": settings.row_budget}, seconds=0.0,
+        model=model,
+        strategy="incremental",
+        training_blocks=_ids(used),
+        rows=_rows(used),
+        seed=seed,
+        params={"row_budget": settings.row_budget},
+        seconds=0.0,
         notes="champion copy updated with partial_fit; preprocessing not refit (unseen categories ignored)",
     )
 
@@ -401,14 +435,21 @@ def stacking(
     members.append(("window", seeded(make_model(spec, material.features, material.categorical), seed, spec)))
     if material.task == "classification":
         model: Any = StackingClassifier(
-            members, final_estimator=LogisticRegression(max_iter=1000),
+            members,
+            final_estimator=LogisticRegression(max_iter=1000),
             cv=StratifiedKFold(n_splits=k, shuffle=True, random_state=seed),
         )
     else:
-        model = StackingRegressor(members, final_estimator=RidgeCV(), cv=KFold(n_splits=k, shuffle=True, random_state=seed))
+        model = StackingRegressor(
+            members, final_estimator=RidgeCV(), cv=KFold(n_splits=k, shuffle=True, random_state=seed)
+        )
     model.fit(X, y)
     return TrainedCandidate(
-        model=model, strategy="stacking", training_blocks=_ids(used), rows=_rows(used), seed=seed,
+        model=model,
+        strategy="stacking",
+        training_blocks=_ids(used),
+        rows=_rows(used),
+        seed=seed,
         params={"window_blocks": settings.window_blocks, "members": [m for m, _ in members], "cv_folds": k},
         seconds=0.0,
     )
@@ -431,7 +472,9 @@ def replay_mix(
         new = list(_cap(new, settings.row_budget - n_replay))
         n_new = _rows(new)
     rng = np.random.default_rng(seed)
-    chosen = np.sort(rng.choice(n_older, size=n_replay, replace=False)) if n_replay else np.array([], dtype=int)
+    chosen = (
+        np.sort(rng.choice(n_older, size=n_replay, replace=False)) if n_replay else np.array([], dtype=int)
+    )
     sampled: list[LabelledBlock] = []
     offset = 0
     for block in older:
@@ -442,9 +485,17 @@ def replay_mix(
     used = [*sampled, *new]
     model = _fresh_fit(material, spec, used, seed)
     return TrainedCandidate(
-        model=model, strategy="replay_mix", training_blocks=_ids(used), rows=_rows(used), seed=seed,
-        params={"replay_fraction": f, "replayed_rows": int(n_replay), "new_rows": n_new,
-                "row_budget": settings.row_budget},
+        model=model,
+        strategy="replay_mix",
+        training_blocks=_ids(used),
+        rows=_rows(used),
+        seed=seed,
+        params={
+            "replay_fraction": f,
+            "replayed_rows": int(n_replay),
+            "new_rows": n_new,
+            "row_budget": settings.row_budget,
+        },
         seconds=0.0,
     )
 
@@ -468,14 +519,20 @@ def recalibration(
         raise StrategySkipped(f"labels {unseen} are unknown to the champion; calibration cannot add classes")
     k = _n_splits(material, y, "the window")
     model = CalibratedClassifierCV(
-        FrozenEstimator(champion), method=settings.calibration_method,
+        FrozenEstimator(champion),
+        method=settings.calibration_method,
         cv=StratifiedKFold(n_splits=k, shuffle=True, random_state=seed),
     )
     model.fit(X, y)
     return TrainedCandidate(
-        model=model, strategy="recalibration", training_blocks=_ids(used), rows=_rows(used), seed=seed,
+        model=model,
+        strategy="recalibration",
+        training_blocks=_ids(used),
+        rows=_rows(used),
+        seed=seed,
         params={"method": settings.calibration_method, "window_blocks": settings.window_blocks},
-        seconds=0.0, notes="champion frozen; only the calibration map was fit",
+        seconds=0.0,
+        notes="champion frozen; only the calibration map was fit",
     )
 
 

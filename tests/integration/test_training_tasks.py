@@ -35,8 +35,15 @@ def _blocks(*, last_block_one_class: bool = False, rows: int = 150) -> list[Labe
 
 
 def _round(settings: RetrainSettings, **kw):
-    return build_round(_blocks(**kw), ["b3"], settings, features=FEATURES, categorical=("c",), target="y",
-                       task="classification")
+    return build_round(
+        _blocks(**kw),
+        ["b3"],
+        settings,
+        features=FEATURES,
+        categorical=("c",),
+        target="y",
+        task="classification",
+    )
 
 
 def _stored_champion(material, store: ArtifactStore):
@@ -45,13 +52,16 @@ def _stored_champion(material, store: ArtifactStore):
 
 
 def test_strategies_run_in_parallel_and_match_a_local_run(ray_local, tmp_path: Path) -> None:
-    settings = RetrainSettings(strategies=("full", "windowed", "replay_mix", "stacking", "recalibration"),
-                               window_blocks=2)
+    settings = RetrainSettings(
+        strategies=("full", "windowed", "replay_mix", "stacking", "recalibration"), window_blocks=2
+    )
     material, holdout, _ = _round(settings)
     store = ArtifactStore(tmp_path)
     champion, champion_ref = _stored_champion(material, store)
 
-    refs = launch_round(material, holdout, LOGREG, settings, 42, champion=champion_ref, artifact_root=tmp_path)
+    refs = launch_round(
+        material, holdout, LOGREG, settings, 42, champion=champion_ref, artifact_root=tmp_path
+    )
     assert len(refs) == 5  # all launched before any is awaited
     results = await_round(refs, settings.strategies, timeout_seconds=120, seed=42)
 
@@ -80,7 +90,10 @@ def test_a_raising_strategy_is_a_failure_and_the_others_still_count(ray_local, t
     assert by_name["windowed"].reason.startswith("ValueError: ")
     assert "class" in by_name["windowed"].reason
     assert by_name["incremental"].status == "skipped"
-    assert by_name["incremental"].reason == "LogisticRegression has no partial_fit; incremental learning does not apply"
+    assert (
+        by_name["incremental"].reason
+        == "LogisticRegression has no partial_fit; incremental learning does not apply"
+    )
     for name in ("full", "replay_mix"):
         assert by_name[name].status == "trained"
         assert store.verify_all([by_name[name].artifact]) == []

@@ -44,7 +44,9 @@ def test_model_round_trips_through_skops(tmp_path: Path) -> None:
 
 def test_frame_round_trips_through_parquet(tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path)
-    frame = _frame().assign(missing=[np.nan, 1.5] * 30, when=pd.date_range("2026-01-01", periods=60, freq="h"))
+    frame = _frame().assign(
+        missing=[np.nan, 1.5] * 30, when=pd.date_range("2026-01-01", periods=60, freq="h")
+    )
     ref = store.put_frame(frame)
     assert ref.kind == "frame-parquet"
     pd.testing.assert_frame_equal(store.get_frame(ref), frame)

@@ -24,7 +24,9 @@ def _classified(labels: list[str], n: int = 200, seed: int = 0) -> pd.DataFrame:
 def test_binary_metrics_with_string_labels_match_hand_computed_values() -> None:
     frame = pd.DataFrame({"x": [0, 1, 2, 3, 4, 5, 6, 7], "y": ["no"] * 6 + ["yes"] * 2})
     # A stump at x >= 5 predicts 'yes' on rows 5, 6, 7: one false positive, two true positives.
-    model = LogisticRegression(C=100).fit(pd.DataFrame({"x": [0, 1, 2, 3, 4, 5, 6, 7]}), ["no"] * 5 + ["yes"] * 3)
+    model = LogisticRegression(C=100).fit(
+        pd.DataFrame({"x": [0, 1, 2, 3, 4, 5, 6, 7]}), ["no"] * 5 + ["yes"] * 3
+    )
     m = evaluate(model, frame, ["x"], "y", "classification")
     assert model.predict(frame[["x"]]).tolist() == ["no"] * 5 + ["yes"] * 3
     assert m["accuracy"] == pytest.approx(7 / 8)
@@ -79,7 +81,12 @@ def test_per_row_errors_are_zero_one_or_absolute() -> None:
 
 def test_direction_of_metrics() -> None:
     assert [higher_is_better(m) for m in ("accuracy", "roc_auc", "r2", "log_loss", "mae", "rmse")] == [
-        True, True, True, False, False, False
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
     ]
     with pytest.raises(ValueError, match="allowed"):
         higher_is_better("auc")

@@ -52,7 +52,9 @@ def test_make_model_one_hot_encodes_categoricals_and_survives_unseen_and_missing
 
 def test_numeric_column_entirely_missing_keeps_its_width() -> None:
     frame = pd.DataFrame({"x": [np.nan] * 6, "z": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]})
-    model = make_model(ModelSpec("sklearn.linear_model.LinearRegression", {}), ("x", "z"), ()).fit(frame, frame["z"])
+    model = make_model(ModelSpec("sklearn.linear_model.LinearRegression", {}), ("x", "z"), ()).fit(
+        frame, frame["z"]
+    )
     assert model[:-1].transform(frame).shape == (6, 2)
 
 

@@ -80,8 +80,9 @@ def test_no_champion_promotes_the_best_candidate_meeting_thresholds() -> None:
 
 
 def test_default_metric_follows_the_task() -> None:
-    cls = decide_promotion({"accuracy": 0.5, "log_loss": 0.1}, {"v2": {"accuracy": 0.7, "log_loss": 0.9}},
-                           RetrainSettings())
+    cls = decide_promotion(
+        {"accuracy": 0.5, "log_loss": 0.1}, {"v2": {"accuracy": 0.7, "log_loss": 0.9}}, RetrainSettings()
+    )
     assert (cls.metric, cls.promote) == ("accuracy", "v2")
     with pytest.raises(ValueError, match="does not apply to classification"):
         decide_promotion(None, {"v1": {"accuracy": 0.5}}, RetrainSettings(metric="r2"), task="classification")

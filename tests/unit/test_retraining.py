@@ -27,7 +27,9 @@ FEATURES = ("x1", "x2", "c")
 KINDS = ("binary", "multiclass", "regression")
 
 
-def make_blocks(kind: str, *, n_blocks: int = 5, rows: int = 120, seed: int = 0, flip_from: int | None = None):
+def make_blocks(
+    kind: str, *, n_blocks: int = 5, rows: int = 120, seed: int = 0, flip_from: int | None = None
+):
     """Blocks b0..b{n-1}: x1, x2 (5% missing), a categorical c; after `flip_from` the concept reverses on x1."""
     rng = np.random.default_rng(seed)
     blocks = []
@@ -60,15 +62,20 @@ def sgd_spec(kind: str) -> ModelSpec:
 
 def round_for(kind: str, settings: RetrainSettings, blocks=None, new=("b3", "b4")):
     blocks = blocks or make_blocks(kind)
-    return build_round(blocks, list(new), settings, features=FEATURES, categorical=("c",), target="y",
-                       task=task_of(kind))
+    return build_round(
+        blocks, list(new), settings, features=FEATURES, categorical=("c",), target="y", task=task_of(kind)
+    )
 
 
 def champion_on(material: TrainingMaterial, spec: ModelSpec, block_ids: tuple[str, ...]):
     """A champion trained on the given (old) blocks only."""
     old = TrainingMaterial(
-        blocks=tuple(b for b in material.blocks if b.block_id in block_ids), new_block_ids=(),
-        features=material.features, categorical=material.categorical, target=material.target, task=material.task,
+        blocks=tuple(b for b in material.blocks if b.block_id in block_ids),
+        new_block_ids=(),
+        features=material.features,
+        categorical=material.categorical,
+        target=material.target,
+        task=material.task,
     )
     return run_strategy("full", old, spec, RetrainSettings(), seed=1).model
 
@@ -139,9 +146,18 @@ def test_incremental_cannot_add_classes_and_says_so() -> None:
     material, _, _ = round_for("multiclass", SETTINGS, blocks=blocks)
     spec = sgd_spec("multiclass")
     old = [LabelledBlock(b.block_id, b.frame[b.frame["y"] != "high"]) for b in material.blocks[:2]]
-    champion = champion_on(TrainingMaterial(blocks=tuple(old), new_block_ids=(), features=FEATURES,
-                                            categorical=("c",), target="y", task="classification"),
-                           spec, ("b0", "b1"))
+    champion = champion_on(
+        TrainingMaterial(
+            blocks=tuple(old),
+            new_block_ids=(),
+            features=FEATURES,
+            categorical=("c",),
+            target="y",
+            task="classification",
+        ),
+        spec,
+        ("b0", "b1"),
+    )
     with pytest.raises(StrategySkipped, match=r"new labels \['high'\] are unknown to the champion"):
         run_strategy("incremental", material, spec, SETTINGS, seed=0, champion=champion)
 
@@ -189,7 +205,11 @@ def test_row_budget_keeps_the_most_recent_rows() -> None:
     # b4 keeps 60 rows after the holdout; the 40 before them are the tail of b3
     assert (candidate.training_blocks, candidate.rows) == (("b3", "b4"), 100)
     mix = run_strategy("replay_mix", material, sgd_spec("regression"), settings, seed=0)
-    assert (mix.rows, mix.params["replayed_rows"], mix.params["new_rows"]) == (100, 30, 70)  # replay_fraction 0.3 of the budget
+    assert (mix.rows, mix.params["replayed_rows"], mix.params["new_rows"]) == (
+        100,
+        30,
+        70,
+    )  # replay_fraction 0.3 of the budget
 
 
 def test_replay_sample_depends_on_the_seed() -> None:
@@ -325,8 +345,15 @@ def test_build_round_drops_unlabelled_rows_and_describes_the_holdout() -> None:
     frame = blocks[2].frame.copy()
     frame.loc[[0, 9], "y"] = np.nan
     blocks[2] = LabelledBlock("b2", frame)
-    material, holdout, desc = build_round(blocks, ["b2"], RetrainSettings(holdout_fraction=0.5),
-                                          features=FEATURES, categorical=("c",), target="y", task="regression")
+    material, holdout, desc = build_round(
+        blocks,
+        ["b2"],
+        RetrainSettings(holdout_fraction=0.5),
+        features=FEATURES,
+        categorical=("c",),
+        target="y",
+        task="regression",
+    )
     # 8 labelled rows in b2, the last ceil(0.5 * 8) = 4 held out: original rows 5..8
     assert holdout["x1"].tolist() == frame["x1"].iloc[5:9].tolist()
     assert str(desc) == "4 holdout rows (last 50% of rows of new blocks): b2[4:8]"
