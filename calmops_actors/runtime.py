@@ -22,10 +22,20 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, dashboard
     if address:
         ctx = ray.init(address=address, **kwargs)
     else:
+        # A local Ray binds its dashboard to 127.0.0.1 only; its token authentication would make the UI's
+        # dashboard link answer 401, so it is off for this single-user local instance (docs/cluster.md).
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         ctx = ray.init(address="local", num_cpus=num_cpus, include_dashboard=dashboard,
                        dashboard_host="127.0.0.1", **kwargs)
     url = getattr(ctx, "dashboard_url", None) or None
     return {"dashboard_url": f"http://{url}" if url and not url.startswith("http") else url}
+
+
+def local_dashboard() -> bool:
+    """True when `ray[default]` (the dashboard's dependencies) is installed."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("aiohttp", "aiohttp_cors", "opencensus"))
 
 
 def actor_name(pipeline: str) -> str:

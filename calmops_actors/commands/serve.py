@@ -1,0 +1,160 @@
+"""`calmops serve`: run every pipeline of a config folder continuously, with the watcher, projections and UI.
+
+Starts (or joins, with --ray-address) Ray, the supervisor (one actor per config), the file watcher, the
+projection updater and the Gradio UI; prints the UI URL, the Ray dashboard URL and the home folder. Ctrl-C
+and SIGTERM stop it cleanly; everything already recorded stays in the log, and the next `serve` carries on
+where this one stopped.
+
+`--demo` needs no configuration: it writes three demo pipelines into <home>/pipelines and feeds them
+drifting data live, so within about two minutes the UI shows drift, retraining and promotions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from calmops_actors.cli_common import add_home_option, resolve_home
+from calmops_actors.errors import UserError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve", help="run all pipelines continuously: watcher, actors, projections and the UI",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  calmops serve --demo\n  calmops serve --config-dir pipelines/ --ui-port 8080\n"
+               "  calmops serve --config-dir pipelines/ --no-ui --ray-address ray://head:10001")
+    p.add_argument("--config-dir", type=Path, default=None,
+                   help="folder of pipeline configs (*.toml); default: <home>/pipelines")
+    p.add_argument("--demo", action="store_true", help="create and feed three demo pipelines (no setup needed)")
+    p.add_argument("--demo-interval", type=float, default=5.0, help="--demo: seconds between blocks (default 5)")
+    p.add_argument("--ui-port", type=int, default=7860, help="UI port (default 7860)")
+    p.add_argument("--ui-host", default="127.0.0.1",
+                   help="UI bind address (default 127.0.0.1; 0.0.0.0 exposes it: use --ui-auth then)")
+    p.add_argument("--ui-auth", default=None, metavar="USER:PASSWORD",
+                   help="turn on the UI's login (also $CALMOPS_UI_AUTH); enables rollback/resume buttons")
+    p.add_argument("--no-ui", action="store_true", help="do not start the UI")
+    p.add_argument("--ray-address", default=None, help="join this Ray cluster instead of starting a local one")
+    p.add_argument("--scan-interval", type=float, default=5.0, help="seconds between config folder scans")
+    p.add_argument("--exit-after", type=float, default=None, help=argparse.SUPPRESS)  # tests and benchmarks
+    add_home_option(p)
+    p.set_defaults(func=run)
+
+
+def parse_auth(text: str | None) -> tuple[str, str] | None:
+    if not text:
+        return None
+    user, sep, password = text.partition(":")
+    if not sep or not user or not password:
+        raise UserError("--ui-auth must look like USER:PASSWORD")
+    return user, password
+
+
+class Actions:
+    """The UI's only write path (rollback, resume), through the same actor methods as the CLI."""
+
+    def __init__(self, supervisor) -> None:
+        self.supervisor = supervisor
+
+    def rollback(self, pipeline: str, version: str, reason: str) -> dict:
+        import ray
+
+        actor = self.supervisor.actors().get(pipeline)
+        if actor is None:
+            return {"ok": False, "message": f"no running pipeline {pipeline!r}"}
+        return ray.get(actor.rollback.remote(version, reason))
+
+    def resume(self, pipeline: str, reason: str) -> dict:
+        import ray
+
+        actor = self.supervisor.actors().get(pipeline)
+        if actor is None:
+            return {"ok": False, "message": f"no running pipeline {pipeline!r}"}
+        return ray.get(actor.resume.remote(reason))
+
+
+def run(args: argparse.Namespace) -> int:
+    t_start = time.monotonic()
+    home_path = resolve_home(args).resolve()
+    auth = parse_auth(args.ui_auth or os.environ.get("CALMOPS_UI_AUTH"))
+    if args.ui_host not in ("127.0.0.1", "localhost", "::1") and auth is None and not args.no_ui:
+        print(f"warning: the UI listens on {args.ui_host} without --ui-auth: anyone who reaches it can read "
+              "your pipelines", file=sys.stderr)
+    from calmops_actors.home import Home
+
+    home = Home(home_path).create()
+    logging.basicConfig(filename=home.logs / "serve.log", level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config_dir = args.config_dir.resolve() if args.config_dir else home.demo_configs
+    feeder = None
+    if args.demo:
+        from calmops_actors.demo import DemoFeeder, write_demo_configs
+
+        config_dir = write_demo_configs(home_path)
+    if not config_dir.is_dir():
+        raise UserError(f"config folder {config_dir} does not exist; create it with a pipeline config "
+                        "(`calmops init NAME`), or run `calmops serve --demo`")
+
+    from calmops_actors.runtime import local_dashboard, start_ray
+    from calmops_actors.supervisor import Supervisor
+
+    print(f"calmops serve: home {home_path}", flush=True)
+    print(f"  configs   {config_dir}", flush=True)
+    ray_info = start_ray(args.ray_address, dashboard=local_dashboard())
+    if ray_info.get("dashboard_url"):
+        print(f"  Ray dashboard  {ray_info['dashboard_url']}", flush=True)
+    supervisor = Supervisor(home_path, config_dir)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    updater = None
+    try:
+        report = supervisor.scan()
+        for file, message in report.errors.items():
+            print(f"  config rejected: {message}", file=sys.stderr, flush=True)
+        print(f"  pipelines {', '.join(sorted(supervisor.pipelines)) or '(none yet)'}", flush=True)
+        from calmops_actors.projector import ProjectionUpdater
+
+        updater = ProjectionUpdater(home_path).start()
+        if not args.no_ui:
+            from ui.server import launch
+
+            url = launch(home_path, host=args.ui_host, port=args.ui_port, auth=auth,
+                         ray_dashboard_url=ray_info.get("dashboard_url"),
+                         actions=Actions(supervisor) if auth else None, block=False)
+            print(f"  UI        {url}  (ready {time.monotonic() - t_start:.1f} s after start)", flush=True)
+        if args.demo:
+            feeder = DemoFeeder(home_path, args.demo_interval).start()
+            print(f"  demo: writing a block per pipeline every {args.demo_interval:g} s", flush=True)
+        print("Ctrl-C stops.", flush=True)
+        last_scan = time.monotonic()
+        while not stop.is_set():
+            for result in supervisor.poll():
+                if result.get("outcome") == "rejected":
+                    print(f"  rejected {result['message']}", file=sys.stderr, flush=True)
+            if time.monotonic() - last_scan >= args.scan_interval:
+                for file, message in supervisor.scan().errors.items():
+                    print(f"  config rejected: {message}", file=sys.stderr, flush=True)
+                last_scan = time.monotonic()
+            if args.exit_after is not None and time.monotonic() - t_start >= args.exit_after:
+                break
+            stop.wait(1.0)
+    finally:
+        print("stopping...", flush=True)
+        if feeder is not None:
+            feeder.stop()
+        supervisor.close()
+        if updater is not None:
+            updater.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        import ray
+
+        ray.shutdown()
+        print("stopped.", flush=True)
+    return 0

@@ -1,0 +1,139 @@
+"""The supervisor: one actor per valid config in a folder, started, reconfigured and stopped as files change.
+
+Every `*.toml` in the config folder declares one pipeline. A valid config spawns (or finds) the pipeline's
+named actor and registers it (`PipelineRegistered`, or `ConfigChanged` with a diff when the file changed). An
+invalid config is reported with its message, its pipeline keeps its last good config, and the others run
+on. A removed config stops watching that pipeline's folder (its log stays).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from calmops_actors.runtime import spawn_actor
+from calmops_actors.watcher import Watcher
+from pipelines.config import ConfigError, PipelineConfig, config_from_dict, resolve_source
+
+log = logging.getLogger("calmops.supervisor")
+
+
+@dataclass
+class Managed:
+    config: PipelineConfig
+    path: Path
+    file_sha: str
+    actor: Any
+    source: Path
+
+
+@dataclass
+class ScanReport:
+    started: list[str] = field(default_factory=list)
+    reconfigured: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)  # config file -> message
+
+
+class Supervisor:
+    """Keeps actors and folder watches in line with the config folder."""
+
+    def __init__(self, home: Path, config_dir: Path, resources: dict[str, float] | None = None,
+                 watch: bool = True) -> None:
+        self.home = home
+        self.config_dir = config_dir
+        self.resources = resources
+        self.pipelines: dict[str, Managed] = {}
+        self.errors: dict[str, str] = {}
+        self.watcher = Watcher(self.submit) if watch else None
+        self.inflight: list[Any] = []
+
+    def scan(self) -> ScanReport:
+        """Read every config; start, reconfigure or stop pipelines accordingly."""
+        report = ScanReport()
+        seen: set[str] = set()
+        for path in sorted(self.config_dir.glob("*.toml")):
+            try:
+                data = path.read_bytes()
+                sha = hashlib.sha256(data).hexdigest()
+                name = self.apply(path, data, sha, report)
+            except ConfigError as err:
+                report.errors[str(path)] = str(err)
+                continue
+            seen.add(name)
+        for name in [n for n in self.pipelines if n not in seen]:
+            self.stop(name)
+            report.stopped.append(name)
+        for file, message in report.errors.items():
+            if self.errors.get(file) != message:
+                log.error("config rejected: %s", message)
+        self.errors = report.errors
+        return report
+
+    def apply(self, path: Path, data: bytes, sha: str, report: ScanReport) -> str:
+        current = next((m for m in self.pipelines.values() if m.path == path), None)
+        if current is not None and current.file_sha == sha:
+            return current.config.name
+        try:
+            raw = tomllib.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+            raise ConfigError(str(path), None, f"not valid TOML: {err}") from None
+        config = config_from_dict(raw, str(path))
+        other = self.pipelines.get(config.name)
+        if other is not None and other.path != path:
+            raise ConfigError(str(path), "name", f"{config.name!r} is already declared by {other.path.name}")
+        actor = other.actor if other else spawn_actor(self.home, config.name, self.resources)
+        try:
+            ray.get(actor.configure.remote(raw, str(path.parent.resolve())))
+        except ray.exceptions.RayTaskError as err:
+            cause = err.cause if err.cause is not None else err
+            raise ConfigError(str(path), None, str(cause)) from None
+        source = resolve_source(config, path.parent)
+        self.pipelines[config.name] = Managed(config, path, sha, actor, source)
+        (report.reconfigured if other else report.started).append(config.name)
+        if self.watcher is not None:
+            t = config.trigger
+            self.watcher.watch(config.name, source, t.mode, t.interval_seconds, t.settle_seconds)
+        return config.name
+
+    def stop(self, name: str) -> None:
+        managed = self.pipelines.pop(name, None)
+        if managed is not None and self.watcher is not None:
+            self.watcher.unwatch(name)
+
+    def submit(self, pipeline: str, path: Path) -> None:
+        """Hand a complete file to its pipeline's actor (calls on one actor run in submission order)."""
+        managed = self.pipelines.get(pipeline)
+        if managed is None:
+            return
+        self.inflight.append(managed.actor.ingest.remote(str(path), False))
+
+    def poll(self) -> list[dict[str, Any]]:
+        """Let every actor record finished rounds; collect ingestion results that are ready."""
+        refs = [m.actor.poll.remote(0.0) for m in self.pipelines.values()]
+        results = []
+        if self.inflight:
+            done, self.inflight = ray.wait(self.inflight, num_returns=len(self.inflight), timeout=0)
+            for ref in done:
+                try:
+                    results.append(ray.get(ref))
+                except Exception as err:  # an actor failed on one file; it is logged, the others go on
+                    log.error("ingestion failed: %s", err)
+        try:
+            ray.get(refs, timeout=60)
+        except Exception as err:
+            log.error("poll failed: %s", err)
+        return results
+
+    def actors(self) -> dict[str, Any]:
+        return {name: m.actor for name, m in self.pipelines.items()}
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
