@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     updater = None
     try:
         report = supervisor.scan()
-        for file, message in report.errors.items():
+        for message in report.errors.values():
             print(f"  config rejected: {message}", file=sys.stderr, flush=True)
         print(f"  pipelines {', '.join(sorted(supervisor.pipelines)) or '(none yet)'}", flush=True)
         from calmops_actors.projector import ProjectionUpdater
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
                 if result.get("outcome") == "rejected":
                     print(f"  rejected {result['message']}", file=sys.stderr, flush=True)
             if time.monotonic() - last_scan >= args.scan_interval:
-                for file, message in supervisor.scan().errors.items():
+                for message in supervisor.scan().errors.values():
                     print(f"  config rejected: {message}", file=sys.stderr, flush=True)
                 last_scan = time.monotonic()
             if args.exit_after is not None and time.monotonic() - t_start >= args.exit_after:
