@@ -25,7 +25,14 @@ import numpy as np
 import pandas as pd
 
 from pipelines.models import ModelSpec
-from pipelines.retraining import LabelledBlock, RetrainSettings, TrainingMaterial, build_round, run_strategy
+from pipelines.retraining import (
+    LabelledBlock,
+    RetrainSettings,
+    TrainingMaterial,
+    build_round,
+    launch_order,
+    run_strategy,
+)
 
 TARGET = 0.65
 SPEC = ModelSpec(
@@ -67,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--rows", type=int, default=50_000, help="labelled rows in total (default 50000)")
     parser.add_argument("--repeats", type=int, default=3, help="timed sequential+parallel pairs (default 3)")
+    parser.add_argument(
+        "--strategies",
+        default=",".join(RetrainSettings().strategies),
+        help="comma-separated strategies (default: the [retrain] default set)",
+    )
     args = parser.parse_args(argv)
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -76,7 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     from calmops_actors.artifacts import ArtifactStore
     from calmops_actors.training_tasks import await_round, launch_round, put_material, train_candidate
 
-    settings = RetrainSettings(window_blocks=6, replay_fraction=0.5, task_timeout_seconds=1800)
+    settings = RetrainSettings(
+        strategies=tuple(args.strategies.split(",")),
+        window_blocks=6,
+        replay_fraction=0.5,
+        task_timeout_seconds=1800,
+    )
     strategies = settings.strategies
     blocks = make_blocks(args.rows)
     features = tuple(c for c in blocks[0].frame.columns if c != "y")
@@ -155,9 +172,16 @@ def main(argv: list[str] | None = None) -> int:
 
     ratio = statistics.median(p["ratio"] for p in pairs)
     per_strategy = {n: statistics.median(p["per_strategy_s"][n] for p in pairs) for n in strategies}
+    # Best possible on 2 CPUs with these durations and this launch order (no overhead at all).
+    cores = [0.0, 0.0]
+    block_rows = [(b.block_id, len(b.frame)) for b in material.blocks]
+    for name in launch_order(strategies, block_rows, material.new_block_ids, settings):
+        cores[cores.index(min(cores))] += per_strategy[name]
+    ideal = max(cores) / sum(per_strategy.values())
     figures = {
-        "command": "python -m benchmarks.parallel_retraining"
-        + (f" --rows {args.rows}" if args.rows != 50_000 else ""),
+        "command": " ".join(
+            ["python -m benchmarks.parallel_retraining", *(sys.argv[1:] if argv is None else argv)]
+        ),
         "rows": args.rows,
         "features": len(features),
         "strategies": list(strategies),
@@ -168,13 +192,15 @@ def main(argv: list[str] | None = None) -> int:
         "cold_parallel_s": cold_parallel,
         "cold_ratio": cold_parallel / statistics.median(p["sequential_s"] for p in pairs),
         "ratio_median": ratio,
+        "ideal_ratio": ideal,
         "target": TARGET,
         "met": ratio <= TARGET,
     }
     print(f"strategies: {', '.join(f'{n} {s:.2f} s' for n, s in per_strategy.items())}")
     print(
         f"parallel/sequential wall time: {ratio:.3f} (median of {args.repeats}; target <= {TARGET}) "
-        f"{'met' if ratio <= TARGET else 'MISSED'}; cold first round {figures['cold_ratio']:.3f}"
+        f"{'met' if ratio <= TARGET else 'MISSED'}; cold first round {figures['cold_ratio']:.3f}; "
+        f"best possible with these durations {ideal:.3f}"
     )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))

@@ -27,6 +27,7 @@ from pipelines.retraining import (
     StrategySkipped,
     TrainingMaterial,
     fallback_to_run,
+    launch_order,
     run_strategy,
 )
 
@@ -51,6 +52,7 @@ class MaterialRefs:
     """`TrainingMaterial` with each block's frame in Ray's object store (one `ray.put` per block)."""
 
     blocks: tuple[tuple[str, Any], ...]
+    block_rows: tuple[tuple[str, int], ...]
     new_block_ids: tuple[str, ...]
     features: tuple[str, ...]
     categorical: tuple[str, ...]
@@ -92,6 +94,7 @@ def put_material(material: TrainingMaterial) -> MaterialRefs:
     """Put each block's frame in the object store once, so every task of the round shares it."""
     return MaterialRefs(
         blocks=tuple((b.block_id, ray.put(b.frame)) for b in material.blocks),
+        block_rows=tuple((b.block_id, len(b.frame)) for b in material.blocks),
         new_block_ids=material.new_block_ids,
         features=material.features,
         categorical=material.categorical,
@@ -207,18 +210,20 @@ def launch_round(
 ) -> list[ray.ObjectRef]:
     """Start one task per strategy (default: `settings.strategies`) at once; refs come back in that order.
 
+    Tasks are submitted most expensive first (`launch_order`), so queued cheap ones fill in behind them.
     Frames go to the object store once (`material` and `holdout` may already be refs); every task gets the
     same seed.
     """
     refs = material if isinstance(material, MaterialRefs) else put_material(material)
     holdout_ref = holdout if isinstance(holdout, ray.ObjectRef) else ray.put(holdout)
     names = tuple(settings.strategies if strategies is None else strategies)
-    return [
-        train_candidate_task.remote(
+    submitted = {
+        name: train_candidate_task.remote(
             name, refs, spec, settings, seed, champion, str(artifact_root), holdout_ref
         )
-        for name in names
-    ]
+        for name in launch_order(names, refs.block_rows, refs.new_block_ids, settings)
+    }
+    return [submitted[name] for name in names]
 
 
 def await_round(

@@ -44,6 +44,7 @@ __all__ = [
     "TrainingMaterial",
     "build_round",
     "fallback_to_run",
+    "launch_order",
     "primary_metric",
     "run_strategy",
 ]
@@ -558,6 +559,39 @@ def run_strategy(
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; allowed: {', '.join(STRATEGY_NAMES)}")
     return STRATEGIES[name](material, spec, settings, seed, champion)
+
+
+def launch_order(
+    strategies: Sequence[str],
+    block_rows: Sequence[tuple[str, int]],
+    new_block_ids: Sequence[str],
+    settings: RetrainSettings,
+) -> tuple[str, ...]:
+    """Strategies ordered by a rough cost estimate, most expensive first (longest-job-first scheduling).
+
+    `block_rows` is (block id, training rows) oldest first. Cost is rows fit: `full` all rows, `windowed` the
+    window, `replay_mix` new rows / (1 - replay_fraction), `stacking` five fits of the window plus the older
+    history, 0.2 x rows for `incremental` and `recalibration` (one cheap pass). Ties keep the configured order.
+    Only the launch order changes: with more strategies than CPUs, starting the longest first shortens a round.
+
+    >>> launch_order(("recalibration", "windowed", "full", "stacking"), [("a", 90), ("b", 10)], ["b"],
+    ...              RetrainSettings(window_blocks=1))
+    ('stacking', 'full', 'windowed', 'recalibration')
+    """
+    budget = settings.row_budget or math.inf
+    total = sum(n for _, n in block_rows)
+    window = sum(n for _, n in block_rows[-settings.window_blocks :])
+    new = sum(n for bid, n in block_rows if bid in set(new_block_ids))
+    cost = {
+        "full": min(total, budget),
+        "windowed": min(window, budget),
+        "replay_mix": min(new / (1.0 - settings.replay_fraction), total, budget),
+        "stacking": 5 * min(window, budget) + min(total - window, budget),
+        "incremental": 0.2 * min(new, budget),
+        "recalibration": 0.2 * min(window, budget),
+    }
+    order = {name: i for i, name in enumerate(strategies)}
+    return tuple(sorted(strategies, key=lambda name: (-cost.get(name, 0.0), order[name])))
 
 
 def fallback_to_run(outcomes: Mapping[str, str], settings: RetrainSettings) -> str | None:
