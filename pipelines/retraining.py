@@ -155,7 +155,7 @@ def primary_metric(settings: RetrainSettings, task: Task) -> str:
     return settings.metric
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class LabelledBlock:
     """One block of labelled rows in arrival order."""
 
@@ -163,7 +163,7 @@ class LabelledBlock:
     frame: pd.DataFrame
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False)
 class TrainingMaterial:
     """Everything a strategy may train on: labelled blocks (oldest first, holdout already removed)."""
 
@@ -197,7 +197,7 @@ class TrainingMaterial:
         return pd.concat([b.frame[cols] for b in blocks], ignore_index=True)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False)
 class TrainedCandidate:
     """A fitted candidate and how it came to be (no data, only ids and numbers besides the model)."""
 

@@ -19,6 +19,7 @@ from pipelines.retraining import (
     TrainingMaterial,
     build_round,
     fallback_to_run,
+    launch_order,
     primary_metric,
     run_strategy,
 )
@@ -359,3 +360,23 @@ def test_build_round_drops_unlabelled_rows_and_describes_the_holdout() -> None:
     assert str(desc) == "4 holdout rows (last 50% of rows of new blocks): b2[4:8]"
     assert [len(b.frame) for b in material.blocks] == [10, 10, 4]
     assert material.new_block_ids == ("b2",)
+
+
+def test_launch_order_puts_the_costliest_strategies_first() -> None:
+    rows = [("b0", 1000), ("b1", 1000), ("b2", 1000), ("b3", 500)]
+    s = RetrainSettings(strategies=STRATEGY_NAMES, window_blocks=1, replay_fraction=0.5)
+    # full 3500, stacking 5*500 + 3000 = 5500, replay_mix 500/0.5 = 1000, windowed 500, 0.2*500 = 100 each
+    assert launch_order(STRATEGY_NAMES, rows, ["b3"], s) == (
+        "stacking",
+        "full",
+        "replay_mix",
+        "windowed",
+        "incremental",
+        "recalibration",
+    )
+    capped = RetrainSettings(strategies=STRATEGY_NAMES, window_blocks=3, row_budget=600)
+    assert launch_order(("full", "windowed", "stacking"), rows, ["b3"], capped)[0] == "stacking"
+    assert launch_order(("windowed", "full"), rows, ["b3"], capped) == (
+        "windowed",
+        "full",
+    )  # tie: config order
