@@ -15,7 +15,10 @@ from calmops_actors.errors import UserError
 
 # Modules under calmops_actors.commands, in the order `--help` lists them. Only working commands go here.
 COMMANDS: tuple[str, ...] = (
+    "serve",
     "run",
+    "init",
+    "predict",
     "generate",
     "inject",
 )
@@ -46,3 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `calmops ... | head`: the reader left; not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
