@@ -9,7 +9,10 @@ import json
 import math
 from typing import Any
 
-__all__ = ["canonical_json", "json_problem"]
+__all__ = ["canonical_json", "canonical_payload", "json_problem"]
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_encode = _ENCODER.encode
 
 
 def canonical_json(obj: Any) -> str:
@@ -18,7 +21,55 @@ def canonical_json(obj: Any) -> str:
     >>> canonical_json({"b": 1, "a": [1.5, None, "é"]})
     '{"a":[1.5,null,"é"],"b":1}'
     """
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _encode(obj)
+
+
+def canonical_payload(value: Any, path: str = "payload") -> tuple[str, Any]:
+    """``(canonical_json(value), a fresh plain-JSON copy of value)``, or ValueError saying what and where.
+
+    The copy has lists for tuples and shares nothing with ``value``: it is exactly what reading the text
+    back gives. The fast path copies while checking keys (``json.dumps`` would silently turn non-str keys
+    into strings) and lets the C encoder refuse NaN and foreign types; the slow path names the field.
+
+    >>> canonical_payload({"b": (1, 2), "a": None})
+    ('{"a":null,"b":[1,2]}', {'b': [1, 2], 'a': None})
+    >>> canonical_payload({"x": {2: "two"}})
+    Traceback (most recent call last):
+    ...
+    ValueError: payload['x'] has a key 2 of type int; JSON keys must be str
+    """
+    try:
+        copy = _plain_copy(value)
+        text = _encode(copy)
+        text.encode("utf-8")  # lone surrogates can be neither stored nor hashed
+        return text, copy
+    except (ValueError, TypeError, RecursionError):
+        pass
+    problem = json_problem(value, path)
+    if problem is not None:
+        raise ValueError(problem)
+    text = _encode(value)  # subclasses of str/int/float (an IntEnum, say): JSON after all
+    return text, json.loads(text)
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain_copy(value: Any) -> Any:
+    """A deep copy made of dict/list/scalars only; TypeError on anything else (the slow path explains)."""
+    kind = type(value)
+    if kind is dict:
+        out = {}
+        for key, sub in value.items():
+            if type(key) is not str:
+                raise TypeError(key)
+            out[key] = sub if type(sub) in _SCALARS else _plain_copy(sub)
+        return out
+    if kind is list or kind is tuple:
+        return [sub if type(sub) in _SCALARS else _plain_copy(sub) for sub in value]
+    if kind in _SCALARS:
+        return value
+    raise TypeError(kind)
 
 
 def json_problem(value: Any, path: str = "payload") -> str | None:

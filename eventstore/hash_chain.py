@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from json.encoder import encode_basestring  # the exact string spelling json.dumps(ensure_ascii=False) uses
-from typing import Any
+from typing import Any, TypeVar
 
 from eventstore.canonical import canonical_json
 
@@ -24,6 +24,8 @@ GENESIS_HASH = "0" * 64
 RawRow = tuple[int, str, int, str, int, str, str, str]
 
 _sha256 = hashlib.sha256
+_scan_once = json.decoder.JSONDecoder().scan_once  # json.loads minus its Python wrapper (text is canonical)
+T = TypeVar("T")
 
 
 def record_hash(
@@ -99,18 +101,18 @@ class ChainChecker:
     def check(self, row: RawRow, payload: Any = None) -> str | None:
         """Check one row (``payload`` may be given when the caller already decoded it)."""
         position, stream_id, version, type_, schema_version, payload_text, recorded_at, stored = row
-        if not isinstance(position, int) or position != self.last_position + 1:
-            if isinstance(position, int) and position > self.last_position + 1:
-                return (
-                    f"positions jump from {self.last_position} to {position}: "
-                    f"{position - self.last_position - 1} record(s) are missing"
-                )
-            return f"position {position!r} does not follow position {self.last_position}"
-        bad_type = _field_types_problem(
-            stream_id, version, type_, schema_version, payload_text, recorded_at, stored
-        )
-        if bad_type:
-            return f"position {position}: {bad_type}"
+        if not (
+            position == self.last_position + 1
+            and type(position) is int
+            and type(stream_id) is str
+            and type(version) is int
+            and type(type_) is str
+            and type(schema_version) is int
+            and type(payload_text) is str
+            and type(recorded_at) is str
+            and type(stored) is str
+        ):
+            return self._shape_problem(row)
         if payload is None:
             try:
                 payload = json.loads(payload_text)
@@ -137,6 +139,68 @@ class ChainChecker:
         self.previous_hash = stored
         self.last_position = position
         return None
+
+    def check_rows(
+        self, rows: list[RawRow], make: Callable[[RawRow, dict[str, Any]], T]
+    ) -> tuple[list[T], str | None]:
+        """Check rows in order and decode their payloads: ``([make(row, payload) ...], None)``, or the items
+        before the first bad row and its problem. The same rules as :meth:`check`, in one tight loop."""
+        out: list[T] = []
+        append = out.append
+        previous, last = self.previous_hash, self.last_position
+        versions = self.versions if self.track_versions else None
+        scan, enc, sha256 = _scan_once, encode_basestring, _sha256
+        for row in rows:
+            position, stream_id, version, type_, schema_version, payload_text, recorded_at, stored = row
+            ok = (
+                position == last + 1
+                and type(position) is int
+                and type(stream_id) is str
+                and type(version) is int
+                and type(type_) is str
+                and type(schema_version) is int
+                and type(payload_text) is str
+                and type(recorded_at) is str
+                and type(stored) is str
+            )
+            if ok:
+                try:
+                    payload, end = scan(payload_text, 0)
+                    ok = end == len(payload_text) and type(payload) is dict
+                except (ValueError, StopIteration):
+                    ok = False
+            if ok and versions is not None:
+                ok = versions.get(stream_id, 0) + 1 == version
+            if ok:
+                body = (
+                    f'{previous}{{"payload":{payload_text},"position":{position:d},'
+                    f'"recorded_at":{enc(recorded_at)},"schema_version":{schema_version:d},'
+                    f'"stream_id":{enc(stream_id)},"type":{enc(type_)},"version":{version:d}}}'
+                )
+                ok = sha256(body.encode("utf-8")).hexdigest() == stored
+            if not ok:  # let the plain checker explain (or accept, e.g. JSON with surrounding spaces)
+                self.previous_hash, self.last_position = previous, last
+                problem = self.check(row)
+                if problem is not None:
+                    return out, problem
+                payload = json.loads(payload_text)
+            elif versions is not None:
+                versions[stream_id] = version
+            previous, last = stored, position
+            append(make(row, payload))
+        self.previous_hash, self.last_position = previous, last
+        return out, None
+
+    def _shape_problem(self, row: RawRow) -> str:
+        position = row[0]
+        if not isinstance(position, int) or position != self.last_position + 1:
+            if isinstance(position, int) and position > self.last_position + 1:
+                return (
+                    f"positions jump from {self.last_position} to {position}: "
+                    f"{position - self.last_position - 1} record(s) are missing"
+                )
+            return f"position {position!r} does not follow position {self.last_position}"
+        return f"position {position}: {_field_types_problem(*row[1:])}"
 
     def check_all(self, rows: Iterable[RawRow]) -> tuple[int, int | None, str | None]:
         """Check rows until the first bad one: ``(checked_ok, first_bad_position, message)``."""

@@ -38,13 +38,13 @@ class InMemoryEventStore(EventStore):
 
     def _append_rows(
         self, stream_id: str, prepared: list[Prepared], expected_version: int, idempotency_key: str | None
-    ) -> list[RawRow]:
+    ) -> tuple[list[RawRow], bool]:
         with self._lock:
             self._check_open()
             if idempotency_key is not None:
                 done = self._keys.get((stream_id, idempotency_key))
                 if done is not None:
-                    return self._rows[done[0] - 1 : done[1]]
+                    return self._rows[done[0] - 1 : done[1]], False
             positions = self._by_stream.get(stream_id, [])
             actual = len(positions)
             if actual != expected_version:
@@ -69,7 +69,7 @@ class InMemoryEventStore(EventStore):
             self._by_stream.setdefault(stream_id, positions).extend(r[0] for r in rows)
             if idempotency_key is not None:
                 self._keys[(stream_id, idempotency_key)] = (rows[0][0], rows[-1][0])
-            return rows
+            return rows, True
 
     def _raw_stream(self, stream_id: str, after_version: int) -> list[RawRow]:
         with self._lock:

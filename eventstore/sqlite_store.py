@@ -242,7 +242,7 @@ class SQLiteEventStore(EventStore):
 
     def _append_rows(
         self, stream_id: str, prepared: list[Prepared], expected_version: int, idempotency_key: str | None
-    ) -> list[RawRow]:
+    ) -> tuple[list[RawRow], bool]:
         action = f"append {len(prepared)} event(s) to stream {stream_id!r} at version {expected_version}"
         with self._lock:
             self._check_open()
@@ -265,7 +265,7 @@ class SQLiteEventStore(EventStore):
                             done,
                         ).fetchall()
                         conn.execute("COMMIT")
-                        return rows
+                        return rows, False
                 actual = (
                     conn.execute(
                         "SELECT MAX(version) FROM events WHERE stream_id = ?", (stream_id,)
@@ -304,7 +304,7 @@ class SQLiteEventStore(EventStore):
                         (stream_id, idempotency_key, rows[0][0], rows[-1][0]),
                     )
                 conn.execute("COMMIT")
-                return rows
+                return rows, True
             except BaseException as exc:
                 self._rollback()
                 if isinstance(exc, sqlite3.IntegrityError) and "events.stream_id" in str(exc):

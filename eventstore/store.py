@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from eventstore.canonical import canonical_json, json_problem
+from eventstore.canonical import canonical_json, canonical_payload, json_problem
 from eventstore.codec import Codec
 from eventstore.errors import CorruptLogError, StoreError
 from eventstore.hash_chain import GENESIS_HASH, ChainChecker, RawRow, record_hash_from_text
@@ -23,10 +23,11 @@ from eventstore.records import EventData, Recorded, Snapshot, VerifyResult
 __all__ = ["EventStore", "Clock", "Prepared"]
 
 Clock = Callable[[], datetime]
-# an event ready to be written: (type, schema_version, canonical payload text)
-Prepared = tuple[str, int, str]
+# an event ready to be written: (type, schema_version, canonical payload text, the payload as read back)
+Prepared = tuple[str, int, str, dict[str, Any]]
 
 _loads = json.loads
+_scan_once = json.decoder.JSONDecoder().scan_once  # json.loads without its Python-level wrapper
 
 
 def _utc_now() -> datetime:
@@ -75,8 +76,13 @@ class EventStore(abc.ABC):
         if not events:
             return []
         prepared = [self._prepare(stream_id, i, len(events), event) for i, event in enumerate(events)]
-        rows = self._append_rows(stream_id, prepared, expected_version, idempotency_key)
-        return self._to_recorded(rows)
+        rows, written = self._append_rows(stream_id, prepared, expected_version, idempotency_key)
+        if written:  # the payloads are the fresh copies made by _prepare
+            return [
+                Recorded(r[0], r[1], r[2], r[3], r[4], p[3], r[6], r[7])
+                for r, p in zip(rows, prepared, strict=True)
+            ]
+        return self._to_recorded(rows)  # an earlier call's events, read back
 
     def _prepare(self, stream_id: str, index: int, count: int, event: Any) -> Prepared:
         if not isinstance(event, EventData):
@@ -98,10 +104,14 @@ class EventStore(abc.ABC):
             raise StoreError(
                 f"{where}: payload must be a dict (a JSON object), got {type(event.payload).__name__}"
             )
-        problem = json_problem(event.payload) or json_problem(event.type, "type")
+        try:
+            text, payload = canonical_payload(event.payload)
+        except ValueError as exc:
+            raise StoreError(f"{where}: {exc}; nothing was written") from None
+        problem = json_problem(event.type, "type")
         if problem:
             raise StoreError(f"{where}: {problem}; nothing was written")
-        return (event.type, event.schema_version, canonical_json(event.payload))
+        return (event.type, event.schema_version, text, payload)
 
     def _recorded_at(self) -> str:
         """Now, from the injected clock, as ISO-8601 UTC with microseconds. Backends call it while locked."""
@@ -123,7 +133,7 @@ class EventStore(abc.ABC):
         """The rows for a batch, each linked to the one before (``last_position``/``last_hash``)."""
         rows: list[RawRow] = []
         previous = last_hash
-        for offset, (type_, schema_version, payload_text) in enumerate(prepared):
+        for offset, (type_, schema_version, payload_text, _) in enumerate(prepared):
             position, version = last_position + 1 + offset, first_version + offset
             digest = record_hash_from_text(
                 previous, position, stream_id, version, type_, schema_version, payload_text, recorded_at
@@ -186,17 +196,13 @@ class EventStore(abc.ABC):
             if checker is None:
                 batch = self._to_recorded(rows)
             else:
-                batch = []
-                for row in rows:
-                    payload = self._payload(row)
-                    problem = checker.check(row, payload)
-                    if problem is not None:
-                        yield from batch
-                        raise CorruptLogError(
-                            f"{self._describe()}: {problem}; run verify() for a full report, "
-                            f"and restore the log from a backup"
-                        )
-                    batch.append(Recorded(row[0], row[1], row[2], row[3], row[4], payload, row[6], row[7]))
+                batch, problem = self._checked(rows, checker)
+                if problem is not None:
+                    yield from batch
+                    raise CorruptLogError(
+                        f"{self._describe()}: {problem}; run verify() for a full report, "
+                        f"and restore the log from a backup"
+                    )
             yield from batch
             position = rows[-1][0]
 
@@ -224,7 +230,10 @@ class EventStore(abc.ABC):
                     continue
                 bad = checker.last_position + 1
                 return VerifyResult(
-                    False, checked, bad, f"{exc}; position {bad} cannot be read, the records before it check out"
+                    False,
+                    checked,
+                    bad,
+                    f"{exc}; position {bad} cannot be read, the records before it check out",
                 )
             if not rows:
                 break
@@ -346,16 +355,32 @@ class EventStore(abc.ABC):
         return payload
 
     def _to_recorded(self, rows: list[RawRow]) -> list[Recorded]:
+        """Envelopes for raw rows; the payload text is decoded with the C scanner directly (it is canonical,
+        so there is no surrounding whitespace to skip); anything unusual goes the slow, explaining way."""
+        out: list[Recorded] = []
+        append = out.append
         try:
-            return [Recorded(r[0], r[1], r[2], r[3], r[4], _loads(r[5]), r[6], r[7]) for r in rows]
-        except (ValueError, TypeError):
+            for r in rows:
+                text = r[5]
+                payload, end = _scan_once(text, 0)
+                if end != len(text) or type(payload) is not dict:
+                    raise ValueError
+                append(Recorded(r[0], r[1], r[2], r[3], r[4], payload, r[6], r[7]))
+        except (ValueError, TypeError, StopIteration):
             return [Recorded(r[0], r[1], r[2], r[3], r[4], self._payload(r), r[6], r[7]) for r in rows]
+        return out
+
+    def _checked(self, rows: list[RawRow], checker: ChainChecker) -> tuple[list[Recorded], str | None]:
+        """Envelopes for rows that pass ``checker``, up to the first that does not (and its problem)."""
+        return checker.check_rows(rows, _make_recorded)
 
     @abc.abstractmethod
     def _append_rows(
         self, stream_id: str, prepared: list[Prepared], expected_version: int, idempotency_key: str | None
-    ) -> list[RawRow]:
-        """Atomically: idempotency lookup, version check, chain and write the rows; return them."""
+    ) -> tuple[list[RawRow], bool]:
+        """Atomically: idempotency lookup, version check, chain and write the rows.
+
+        Returns the rows and True, or the rows of the earlier call with the same key and False."""
 
     @abc.abstractmethod
     def _raw_stream(self, stream_id: str, after_version: int) -> list[RawRow]: ...
@@ -371,6 +396,10 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     def _get_snapshot(self, stream_id: str) -> tuple[int, str, str] | None: ...
+
+
+def _make_recorded(r: RawRow, payload: dict[str, Any]) -> Recorded:
+    return Recorded(r[0], r[1], r[2], r[3], r[4], payload, r[6], r[7])
 
 
 def _check_stream_id(stream_id: Any) -> None:

@@ -116,28 +116,47 @@ def tampered(index: int, column: int, value) -> list[tuple]:
     return [tuple(r) for r in rows]
 
 
-@pytest.mark.parametrize(
-    "rows, bad, message",
-    [
-        (tampered(2, 5, '{"x":[1,"e"]}'), 3, "position 3: hash mismatch"),
-        (tampered(2, 5, '{"x": [1, "é"]}'), 3, "position 3: hash mismatch"),  # only the spacing changed
-        (tampered(1, 7, "f" * 64), 2, "position 2: hash mismatch"),
-        (tampered(3, 6, "2026-11-28T00:00:00.000000+00:00"), 4, "position 4: hash mismatch"),
-        (tampered(0, 3, "V"), 1, "position 1: hash mismatch"),
-        (tampered(3, 5, "{not json"), 4, "position 4: payload is not JSON"),
-        (tampered(3, 5, "[1, 2]"), 4, "payload is a JSON list, not an object"),
-        (tampered(4, 2, 3), 5, "stream 'b' jumps to version 3, expected 2"),
-        (tampered(4, 4, "1"), 5, "schema_version is '1' (str), expected int"),
-        (GOOD[:2] + GOOD[3:], 3, "positions jump from 2 to 4: 1 record(s) are missing"),
-        (GOOD[1:], 1, "positions jump from 0 to 2"),
-        ([GOOD[0], GOOD[2], GOOD[1]] + GOOD[3:], 2, "positions jump from 1 to 3"),
-        (GOOD[:3] + [GOOD[2]] + GOOD[3:], 4, "position 3 does not follow position 3"),
-    ],
-)
+TAMPERED = [
+    (tampered(2, 5, '{"x":[1,"e"]}'), 3, "position 3: hash mismatch"),
+    (tampered(2, 5, '{"x": [1, "é"]}'), 3, "position 3: hash mismatch"),  # only the spacing changed
+    (tampered(1, 7, "f" * 64), 2, "position 2: hash mismatch"),
+    (tampered(3, 6, "2026-11-28T00:00:00.000000+00:00"), 4, "position 4: hash mismatch"),
+    (tampered(0, 3, "V"), 1, "position 1: hash mismatch"),
+    (tampered(3, 5, "{not json"), 4, "position 4: payload is not JSON"),
+    (tampered(3, 5, "[1, 2]"), 4, "payload is a JSON list, not an object"),
+    (tampered(4, 2, 3), 5, "stream 'b' jumps to version 3, expected 2"),
+    (tampered(4, 4, "1"), 5, "schema_version is '1' (str), expected int"),
+    (GOOD[:2] + GOOD[3:], 3, "positions jump from 2 to 4: 1 record(s) are missing"),
+    (GOOD[1:], 1, "positions jump from 0 to 2"),
+    ([GOOD[0], GOOD[2], GOOD[1]] + GOOD[3:], 2, "positions jump from 1 to 3"),
+    (GOOD[:3] + [GOOD[2]] + GOOD[3:], 4, "position 3 does not follow position 3"),
+]
+
+
+@pytest.mark.parametrize("rows, bad, message", TAMPERED)
 def test_the_checker_names_the_first_bad_position(rows, bad, message):
     checked, first_bad, problem = ChainChecker().check_all(rows)
     assert (checked, first_bad) == (bad - 1, bad)
     assert message in problem
+
+
+@pytest.mark.parametrize("rows", [GOOD] + [rows for rows, _, _ in TAMPERED])
+def test_the_fast_loop_agrees_with_the_plain_checker(rows):
+    checked, first_bad, problem = ChainChecker().check_all(rows)
+    fast = ChainChecker()
+    items, fast_problem = fast.check_rows(rows, lambda row, payload: (row[0], payload))
+    assert (len(items), fast_problem) == (checked, problem)
+    assert [payload for _, payload in items] == [json.loads(r[5]) for r in rows[:checked]]
+    if problem is None:
+        assert (fast.previous_hash, fast.last_position) == (rows[-1][7], len(rows))
+
+
+def test_the_fast_loop_accepts_json_with_spaces_only_if_the_hash_says_so():
+    row = list(chain([("a", 1, "T", 1, {"n": 1})])[0])
+    row[5] = ' {"n":1} '
+    row[7] = record_hash_from_text(GENESIS_HASH, 1, "a", 1, "T", 1, row[5], AT)  # hashed as stored
+    items, problem = ChainChecker().check_rows([tuple(row)], lambda r, p: p)
+    assert (items, problem) == ([{"n": 1}], None)
 
 
 def test_a_rehashed_forgery_breaks_at_the_next_untouched_record():
