@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         task="classification",
     )
     log(f"{args.rows} rows x {len(features)} features, {description}")
+    load_before = os.getloadavg()[0]
     root = Path(tempfile.mkdtemp(prefix="calmops-bench-"))
     store = ArtifactStore(root)
     old = TrainingMaterial(
@@ -193,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         "cold_ratio": cold_parallel / statistics.median(p["sequential_s"] for p in pairs),
         "ratio_median": ratio,
         "ideal_ratio": ideal,
+        "load_average_1min": [load_before, os.getloadavg()[0]],
         "target": TARGET,
         "met": ratio <= TARGET,
     }
@@ -201,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         f"parallel/sequential wall time: {ratio:.3f} (median of {args.repeats}; target <= {TARGET}) "
         f"{'met' if ratio <= TARGET else 'MISSED'}; cold first round {figures['cold_ratio']:.3f}; "
         f"best possible with these durations {ideal:.3f}"
+    )
+    print(
+        f"machine load average (1 min) before/after: {load_before:.1f} / {os.getloadavg()[0]:.1f} on 2 cores"
     )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
