@@ -70,7 +70,8 @@ def update_concept(detector: str, state: str | None, errors: Sequence[float], *,
 
     DDM and EDDM read 0/1 errors only; use "adwin" or "page_hinkley" for a numeric error series.
     A `state` recorded by a different detector is ignored (the detector starts fresh). A block longer
-    than `max_rows` is thinned to `max_rows` evenly spaced rows (the detectors cost 10-200 us per row);
+    than `max_rows` is thinned to every k-th row, k = ceil(rows / max_rows) (the detectors cost
+    10-200 us per row in Python);
     `drift_rows` still name positions in the whole block.
 
     >>> first = update_concept("ddm", None, [0, 0, 0, 1] * 100)  # 25% errors: the model's usual level
@@ -89,7 +90,7 @@ def update_concept(detector: str, state: str | None, errors: Sequence[float], *,
                          "= 'adwin' or 'page_hinkley' for a regression error series")
     positions = np.arange(len(values))
     if max_rows is not None and len(values) > max_rows:
-        positions = np.unique(np.linspace(0, len(values) - 1, max_rows).round().astype(int))
+        positions = positions[:: math.ceil(len(values) / max_rows)]
     det, meta = decode_state(detector, state)
     drift_rows: list[int] = []
     warning = False
