@@ -258,6 +258,11 @@ class Codec:
         if origin is typing.Literal:
             return _literal(args)
         if origin is typing.Union or origin is types.UnionType:
+            others = [a for a in args if a is not _NoneType]
+            if (
+                len(others) == 1 and len(args) == 2
+            ):  # `X | None`: test for None first, no exception on the way
+                return _optional(self._decoder(others[0], owner), hint)
             return _union([self._decoder(a, owner) for a in args], hint)
         if hint is tuple or hint is list or hint is dict:
             return _exact(dict, "an object") if hint is dict else _sequence(hint, _identity)
@@ -299,26 +304,55 @@ class Codec:
         )
         names = frozenset(decoders)
         cls_name = cls.__qualname__
+        # values whose JSON type already is the field's Python type pass through without a decoder call
+        passthrough = {f.name: _passthrough(hints[f.name]) for f in fields}
 
         def decode(value: Any) -> Any:
             if type(value) is not dict:
                 raise _DecodeError(f"expected an object for {cls_name}, got {_json_kind(value)}")
-            if not value.keys() <= names:
-                raise _DecodeError(f"unexpected field(s) {sorted(value.keys() - names)} for {cls_name}")
-            if not required <= value.keys():
-                raise _DecodeError(f"missing field(s) {sorted(required - value.keys())} for {cls_name}")
-            kwargs = {}
-            for key, item in value.items():
-                try:
-                    kwargs[key] = decoders[key](item)
-                except _DecodeError as exc:
-                    exc.path.insert(0, f".{key}")
-                    raise
+            keys = value.keys()
+            if not keys <= names:
+                raise _DecodeError(f"unexpected field(s) {sorted(keys - names)} for {cls_name}")
+            if not required <= keys:
+                raise _DecodeError(f"missing field(s) {sorted(required - keys)} for {cls_name}")
+            try:  # the fast path; on a bad value, walk again to name the field
+                kwargs = {
+                    key: item if type(item) in passthrough[key] else decoders[key](item)
+                    for key, item in value.items()
+                }
+            except _DecodeError:
+                for key, item in value.items():
+                    try:
+                        decoders[key](item)
+                    except _DecodeError as exc:
+                        exc.path.insert(0, f".{key}")
+                        raise
+                raise
             return cls(**kwargs)
 
         cell.append(decode)
         self._decoders[cls] = decode
         return decode
+
+
+_SCALARS = (str, int, float, bool)
+
+
+def _passthrough(hint: Any) -> frozenset[type]:
+    """The value types a field of type `hint` takes from JSON unchanged (what its decoder returns as is)."""
+    if hint is None or hint is _NoneType:
+        return frozenset({_NoneType})
+    if hint in _SCALARS:
+        return frozenset({hint})
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if (origin is typing.Union or origin is types.UnionType) and all(
+        a is _NoneType or a in _SCALARS for a in args
+    ):
+        kept = set(args)
+        if float in args and (int not in args or args.index(float) < args.index(int)):
+            kept.discard(int)  # the float arm takes an int first and turns it into a float
+        return frozenset(kept)
+    return frozenset()
 
 
 def _json_kind(value: Any) -> str:
@@ -366,6 +400,20 @@ def _literal(options: tuple[Any, ...]) -> _Decoder:
             if type(value) is type(option) and value == option:
                 return option
         raise _DecodeError(f"expected one of {list(options)!r}, got {value!r:.60}")
+
+    return decode
+
+
+def _optional(arm: _Decoder, hint: Any) -> _Decoder:
+    """`X | None`: the same answers and errors as `_union([X, None])`, without raising on the way to None."""
+
+    def decode(value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return arm(value)
+        except _DecodeError:
+            raise _DecodeError(f"{_json_kind(value)} {value!r:.60} fits none of {hint!r}") from None
 
     return decode
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from eventstore.canonical import canonical_json
 
-__all__ = ["GENESIS_HASH", "record_hash", "record_hash_from_text", "ChainChecker", "RawRow"]
+__all__ = ["GENESIS_HASH", "record_hash", "record_hash_from_text", "chain_link", "ChainChecker", "RawRow"]
 
 GENESIS_HASH = "0" * 64
 
@@ -79,6 +79,30 @@ def record_hash_from_text(
         f'"stream_id":{encode_basestring(stream_id)},"type":{encode_basestring(type_)},"version":{version:d}}}'
     )
     return _sha256(body.encode("utf-8")).hexdigest()
+
+
+def chain_link(stream_id: str, recorded_at: str) -> Callable[[str, int, int, str, int, str], str]:
+    """:func:`record_hash_from_text` for a batch sharing one stream and timestamp (their spelling is reused).
+
+    ``link(previous_hash, position, version, type, schema_version, payload_text) -> hash``
+    """
+    stream_json, at_json = encode_basestring(stream_id), encode_basestring(recorded_at)
+    types: dict[str, str] = {}
+
+    def link(
+        previous: str, position: int, version: int, type_: str, schema_version: int, payload_text: str
+    ) -> str:
+        type_json = types.get(type_)
+        if type_json is None:
+            type_json = types[type_] = encode_basestring(type_)
+        body = (
+            f'{previous}{{"payload":{payload_text},"position":{position:d},"recorded_at":{at_json},'
+            f'"schema_version":{schema_version:d},"stream_id":{stream_json},"type":{type_json},'
+            f'"version":{version:d}}}'
+        )
+        return _sha256(body.encode("utf-8")).hexdigest()
+
+    return link
 
 
 class ChainChecker:

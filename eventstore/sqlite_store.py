@@ -60,6 +60,11 @@ CREATE TABLE IF NOT EXISTS snapshots (
 );
 """
 
+_STATE_SQL = (
+    "SELECT COALESCE((SELECT MAX(version) FROM events WHERE stream_id = ?), 0), "
+    "COALESCE((SELECT MAX(position) FROM events), 0), "
+    f"COALESCE((SELECT hash FROM events ORDER BY position DESC LIMIT 1), '{GENESIS_HASH}')"
+)
 _COLUMNS = "position, stream_id, version, type, schema_version, payload, recorded_at, hash"
 
 
@@ -266,12 +271,8 @@ class SQLiteEventStore(EventStore):
                         ).fetchall()
                         conn.execute("COMMIT")
                         return rows, False
-                actual = (
-                    conn.execute(
-                        "SELECT MAX(version) FROM events WHERE stream_id = ?", (stream_id,)
-                    ).fetchone()[0]
-                    or 0
-                )
+                # one statement: the stream's version and the chain's last link, under the write lock
+                actual, last_position, last_hash = conn.execute(_STATE_SQL, (stream_id,)).fetchone()
                 if actual != expected_version:
                     raise ConcurrencyError(
                         f"stream {stream_id!r} in {self.path}: expected version {expected_version} but it is at "
@@ -280,10 +281,6 @@ class SQLiteEventStore(EventStore):
                         expected=expected_version,
                         actual=actual,
                     )
-                last = conn.execute(
-                    "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1"
-                ).fetchone()
-                last_position, last_hash = last if last is not None else (0, GENESIS_HASH)
                 rows = self._chain(
                     stream_id,
                     prepared,

@@ -17,7 +17,7 @@ from typing import Any
 from eventstore.canonical import canonical_json, canonical_payload, json_problem
 from eventstore.codec import Codec
 from eventstore.errors import CorruptLogError, StoreError
-from eventstore.hash_chain import GENESIS_HASH, ChainChecker, RawRow, record_hash_from_text
+from eventstore.hash_chain import GENESIS_HASH, ChainChecker, RawRow, chain_link
 from eventstore.records import EventData, Recorded, Snapshot, VerifyResult
 
 __all__ = ["EventStore", "Clock", "Prepared"]
@@ -52,6 +52,7 @@ class EventStore(abc.ABC):
         self.codec = Codec() if codec is None else codec
         self._clock: Clock = _utc_now if clock is None else clock
         self._closed = False
+        self._good_types: set[str] = set()  # type names already checked (a handful in practice)
 
     # -- the write side -------------------------------------------------------------------------------
 
@@ -85,33 +86,42 @@ class EventStore(abc.ABC):
         return self._to_recorded(rows)  # an earlier call's events, read back
 
     def _prepare(self, stream_id: str, index: int, count: int, event: Any) -> Prepared:
-        if not isinstance(event, EventData):
+        if type(event) is not EventData and not isinstance(event, EventData):
             if isinstance(event, dict) or not hasattr(event, "__dataclass_fields__"):
                 raise StoreError(
                     f"stream {stream_id!r}, event {index + 1} of {count}: expected EventData or a "
                     f"registered event dataclass, got {type(event).__name__}"
                 )
             event = self.codec.encode(event)
-        where = f"stream {stream_id!r}, event {index + 1} of {count} ({event.type!r})"
-        if not isinstance(event.type, str) or not event.type:
+        type_, schema_version, payload = event.type, event.schema_version, event.payload
+        if type_ not in self._good_types:
+            if not isinstance(type_, str) or not type_:
+                raise StoreError(
+                    f"stream {stream_id!r}, event {index + 1} of {count}: type must be a non-empty "
+                    f"string, got {type_!r}"
+                )
+            problem = json_problem(type_, "type")
+            if problem:
+                raise StoreError(f"{_where(stream_id, index, count, type_)}: {problem}; nothing was written")
+            if len(self._good_types) < 10000:
+                self._good_types.add(type_)
+        if type(schema_version) is not int or schema_version < 1:
             raise StoreError(
-                f"stream {stream_id!r}, event {index + 1} of {count}: type must be a non-empty "
-                f"string, got {event.type!r}"
+                f"{_where(stream_id, index, count, type_)}: schema_version must be an int >= 1, "
+                f"got {schema_version!r}"
             )
-        if type(event.schema_version) is not int or event.schema_version < 1:
-            raise StoreError(f"{where}: schema_version must be an int >= 1, got {event.schema_version!r}")
-        if not isinstance(event.payload, dict):
+        if not isinstance(payload, dict):
             raise StoreError(
-                f"{where}: payload must be a dict (a JSON object), got {type(event.payload).__name__}"
+                f"{_where(stream_id, index, count, type_)}: payload must be a dict (a JSON object), "
+                f"got {type(payload).__name__}"
             )
         try:
-            text, payload = canonical_payload(event.payload)
+            text, copy = canonical_payload(payload)
         except ValueError as exc:
-            raise StoreError(f"{where}: {exc}; nothing was written") from None
-        problem = json_problem(event.type, "type")
-        if problem:
-            raise StoreError(f"{where}: {problem}; nothing was written")
-        return (event.type, event.schema_version, text, payload)
+            raise StoreError(
+                f"{_where(stream_id, index, count, type_)}: {exc}; nothing was written"
+            ) from None
+        return (type_, schema_version, text, copy)
 
     def _recorded_at(self) -> str:
         """Now, from the injected clock, as ISO-8601 UTC with microseconds. Backends call it while locked."""
@@ -132,16 +142,15 @@ class EventStore(abc.ABC):
     ) -> list[RawRow]:
         """The rows for a batch, each linked to the one before (``last_position``/``last_hash``)."""
         rows: list[RawRow] = []
+        append = rows.append
         previous = last_hash
-        for offset, (type_, schema_version, payload_text, _) in enumerate(prepared):
-            position, version = last_position + 1 + offset, first_version + offset
-            digest = record_hash_from_text(
-                previous, position, stream_id, version, type_, schema_version, payload_text, recorded_at
-            )
-            rows.append(
-                (position, stream_id, version, type_, schema_version, payload_text, recorded_at, digest)
-            )
-            previous = digest
+        position, version = last_position, first_version - 1
+        link = chain_link(stream_id, recorded_at)
+        for type_, schema_version, payload_text, _ in prepared:
+            position += 1
+            version += 1
+            previous = link(previous, position, version, type_, schema_version, payload_text)
+            append((position, stream_id, version, type_, schema_version, payload_text, recorded_at, previous))
         return rows
 
     # -- the read side --------------------------------------------------------------------------------
@@ -237,15 +246,14 @@ class EventStore(abc.ABC):
                 )
             if not rows:
                 break
-            for row in rows:
-                if isinstance(row[0], int) and row[0] > total:
-                    break
-                problem = checker.check(row)
-                if problem is not None:
-                    bad = checker.last_position + 1
-                    return VerifyResult(False, checked, bad, f"{self._describe()}: {problem}")
-                checked += 1
             position = rows[-1][0]
+            if position > total:  # appended during the walk: not ours to check
+                rows = [row for row in rows if row[0] <= total]
+            passed, problem = checker.check_rows(rows, _nothing)
+            checked += len(passed)
+            if problem is not None:
+                bad = checker.last_position + 1
+                return VerifyResult(False, checked, bad, f"{self._describe()}: {problem}")
             if progress is not None and (batch > 1 or checked % 10000 == 0):
                 progress(min(checked, total), total)
         if checked != total:
@@ -396,6 +404,14 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     def _get_snapshot(self, stream_id: str) -> tuple[int, str, str] | None: ...
+
+
+def _where(stream_id: str, index: int, count: int, type_: str) -> str:
+    return f"stream {stream_id!r}, event {index + 1} of {count} ({type_!r})"
+
+
+def _nothing(row: RawRow, payload: dict[str, Any]) -> None:
+    return None
 
 
 def _make_recorded(r: RawRow, payload: dict[str, Any]) -> Recorded:

@@ -11,7 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eventstore import canonical_json
-from eventstore.hash_chain import GENESIS_HASH, ChainChecker, record_hash, record_hash_from_text
+from eventstore.hash_chain import (
+    GENESIS_HASH,
+    ChainChecker,
+    chain_link,
+    record_hash,
+    record_hash_from_text,
+)
 
 AT = "2026-11-27T23:58:16.123456+00:00"
 
@@ -102,6 +108,8 @@ def test_the_fast_hash_equals_the_reference_definition(
         previous, position, stream, version, type_, schema_version, canonical_json(payload), at
     )
     assert fast == reference
+    link = chain_link(stream, at)
+    assert link(previous, position, version, type_, schema_version, canonical_json(payload)) == reference
 
 
 def test_a_good_chain_checks_out():
