@@ -387,7 +387,7 @@ def _describe_state(name: str, position: int, state: Any) -> dict[str, Any]:
 def _chain(version: str, parents: dict[str, str | None]) -> list[str]:
     chain: list[str] = []
     current: str | None = version
-    while current is not None and current not in chain:
+    while current is not None and current in parents and current not in chain:
         chain.append(current)
         current = parents.get(current)
     return chain
