@@ -55,52 +55,59 @@ class Supervisor:
         self.inflight: list[Any] = []
 
     def scan(self) -> ScanReport:
-        """Read every config; start, reconfigure or stop pipelines accordingly."""
+        """Read every config; start, reconfigure or stop pipelines accordingly (actors configure in parallel)."""
         report = ScanReport()
         seen: set[str] = set()
+        pending = []
         for path in sorted(self.config_dir.glob("*.toml")):
             try:
                 data = path.read_bytes()
                 sha = hashlib.sha256(data).hexdigest()
-                name = self.apply(path, data, sha, report)
+                current = next((m for m in self.pipelines.values() if m.path == path), None)
+                if current is not None and current.file_sha == sha:
+                    seen.add(current.config.name)
+                    continue
+                raw, config = self.parse(path, data)
+                if config.name in seen or any(config.name == p[2].name for p in pending):
+                    raise ConfigError(str(path), "name", f"{config.name!r} is declared by another config too")
+                other = self.pipelines.get(config.name)
+                actor = other.actor if other else spawn_actor(self.home, config.name, self.resources)
+                ref = actor.configure.remote(raw, str(path.parent.resolve()))
+                pending.append((path, sha, config, actor, ref, other is not None))
+                seen.add(config.name)
             except ConfigError as err:
                 report.errors[str(path)] = str(err)
+        for path, sha, config, actor, ref, known in pending:
+            try:
+                ray.get(ref)
+            except ray.exceptions.RayTaskError as err:
+                cause = err.cause if err.cause is not None else err
+                report.errors[str(path)] = str(ConfigError(str(path), None, str(cause)))
+                if not known:
+                    seen.discard(config.name)
                 continue
-            seen.add(name)
+            source = resolve_source(config, path.parent)
+            self.pipelines[config.name] = Managed(config, path, sha, actor, source)
+            (report.reconfigured if known else report.started).append(config.name)
+            if self.watcher is not None:
+                t = config.trigger
+                self.watcher.watch(config.name, source, t.mode, t.interval_seconds, t.settle_seconds)
         for name in [n for n in self.pipelines if n not in seen]:
             self.stop(name)
             report.stopped.append(name)
-        for file, message in report.errors.items():
-            if self.errors.get(file) != message:
+        for message in report.errors.values():
+            if message not in self.errors.values():
                 log.error("config rejected: %s", message)
         self.errors = report.errors
         return report
 
-    def apply(self, path: Path, data: bytes, sha: str, report: ScanReport) -> str:
-        current = next((m for m in self.pipelines.values() if m.path == path), None)
-        if current is not None and current.file_sha == sha:
-            return current.config.name
+    @staticmethod
+    def parse(path: Path, data: bytes) -> tuple[dict, PipelineConfig]:
         try:
             raw = tomllib.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
             raise ConfigError(str(path), None, f"not valid TOML: {err}") from None
-        config = config_from_dict(raw, str(path))
-        other = self.pipelines.get(config.name)
-        if other is not None and other.path != path:
-            raise ConfigError(str(path), "name", f"{config.name!r} is already declared by {other.path.name}")
-        actor = other.actor if other else spawn_actor(self.home, config.name, self.resources)
-        try:
-            ray.get(actor.configure.remote(raw, str(path.parent.resolve())))
-        except ray.exceptions.RayTaskError as err:
-            cause = err.cause if err.cause is not None else err
-            raise ConfigError(str(path), None, str(cause)) from None
-        source = resolve_source(config, path.parent)
-        self.pipelines[config.name] = Managed(config, path, sha, actor, source)
-        (report.reconfigured if other else report.started).append(config.name)
-        if self.watcher is not None:
-            t = config.trigger
-            self.watcher.watch(config.name, source, t.mode, t.interval_seconds, t.settle_seconds)
-        return config.name
+        return raw, config_from_dict(raw, str(path))
 
     def stop(self, name: str) -> None:
         managed = self.pipelines.pop(name, None)

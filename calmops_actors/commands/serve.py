@@ -79,6 +79,17 @@ class Actions:
         return ray.get(actor.resume.remote(reason))
 
 
+def setup_logging(path: Path) -> None:
+    """Our log lines go to <home>/logs/serve.log; chatty HTTP client logs are kept out of the terminal."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    calmops = logging.getLogger("calmops")
+    calmops.setLevel(logging.INFO)
+    calmops.addHandler(handler)
+    for noisy in ("httpx", "httpcore", "gradio", "uvicorn", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def run(args: argparse.Namespace) -> int:
     t_start = time.monotonic()
     home_path = resolve_home(args).resolve()
@@ -89,8 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from calmops_actors.home import Home
 
     home = Home(home_path).create()
-    logging.basicConfig(filename=home.logs / "serve.log", level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(home.logs / "serve.log")
     config_dir = args.config_dir.resolve() if args.config_dir else home.demo_configs
     feeder = None
     if args.demo:
@@ -114,10 +124,6 @@ def run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     updater = None
     try:
-        report = supervisor.scan()
-        for message in report.errors.values():
-            print(f"  config rejected: {message}", file=sys.stderr, flush=True)
-        print(f"  pipelines {', '.join(sorted(supervisor.pipelines)) or '(none yet)'}", flush=True)
         from calmops_actors.projector import ProjectionUpdater
 
         updater = ProjectionUpdater(home_path).start()
@@ -128,6 +134,10 @@ def run(args: argparse.Namespace) -> int:
                          ray_dashboard_url=ray_info.get("dashboard_url"),
                          actions=Actions(supervisor) if auth else None, block=False)
             print(f"  UI        {url}  (ready {time.monotonic() - t_start:.1f} s after start)", flush=True)
+        report = supervisor.scan()
+        for message in report.errors.values():
+            print(f"  config rejected: {message}", file=sys.stderr, flush=True)
+        print(f"  pipelines {', '.join(sorted(supervisor.pipelines)) or '(none yet)'}", flush=True)
         if args.demo:
             feeder = DemoFeeder(home_path, args.demo_interval).start()
             print(f"  demo: writing a block per pipeline every {args.demo_interval:g} s", flush=True)
