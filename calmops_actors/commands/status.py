@@ -1,0 +1,70 @@
+"""`calmops status`: every pipeline in the home at a glance: champion, last block, drift, circuit, health.
+
+Read from the log (a snapshot speeds it up when one exists), so it answers the same whether or not `serve`
+is running. `--json` prints one object per pipeline in a list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from calmops_actors import readlog
+from calmops_actors.cli_common import add_home_option, print_table
+from pipelines import explain
+
+EXAMPLES = """\
+examples:
+  calmops status
+  calmops status --home /srv/calmops --json
+
+exit codes: 0 done (also when the home has no pipeline yet), 2 no home at that path
+"""
+
+COLUMNS = ["pipeline", "health", "champion", "strategy", "last_block", "drift", "circuit", "round", "blocks",
+           "rejected", "promotions", "version"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("status", help="every pipeline: champion, last block, drift, circuit, health",
+                       description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--json", action="store_true", help="print a JSON list, one object per pipeline")
+    add_home_option(p)
+    p.set_defaults(func=run)
+
+
+def row(summary: dict) -> dict:
+    champion = summary["champion"]
+    last = summary["last_block"]
+    circuit = summary["circuit"]
+    return {
+        "pipeline": summary["pipeline"], "health": summary["health"],
+        "champion": champion["version"] if champion else None,
+        "strategy": champion["strategy"] if champion else None,
+        "last_block": last["block_id"] if last else None,
+        "drift": None if last is None or last["drifted"] is None else ("yes" if last["drifted"] else "no"),
+        "circuit": f"open until {circuit['until']}" if circuit["open"] else "closed",
+        "round": summary["round"]["round_id"] if summary["round"] else None,
+        "blocks": summary["counters"]["blocks"], "rejected": summary["counters"]["rejected_files"],
+        "promotions": summary["counters"]["promotions"], "version": summary["version"],
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    out = sys.stdout
+    summaries = []
+    with readlog.store_for(args) as store:
+        for name in readlog.list_pipelines(store):
+            progress = readlog.Progress(f"reading {name}")
+            try:
+                summaries.append(explain.state_summary(readlog.load_state(store, name, progress=progress).state))
+            finally:
+                progress.close()
+    if args.json:
+        print(json.dumps(summaries), file=out)
+    elif not summaries:
+        print("no pipelines yet: `calmops run CONFIG` (or `serve`) records the first events", file=out)
+    else:
+        print_table([row(s) for s in summaries], COLUMNS, out)
+    return 0
