@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from json.encoder import encode_basestring  # the exact string spelling json.dumps(ensure_ascii=False) uses
 from typing import Any, TypeVar
 
@@ -112,7 +112,7 @@ class ChainChecker:
     the number of streams, not of events). ``check`` returns None or a message for the first bad row.
     """
 
-    __slots__ = ("previous_hash", "last_position", "track_versions", "versions")
+    __slots__ = ("previous_hash", "last_position", "track_versions", "versions", "problem")
 
     def __init__(
         self, previous_hash: str = GENESIS_HASH, last_position: int = 0, *, track_versions: bool = True
@@ -121,6 +121,7 @@ class ChainChecker:
         self.last_position = last_position
         self.track_versions = track_versions
         self.versions: dict[str, int] = {}
+        self.problem: str | None = None
 
     def check(self, row: RawRow, payload: Any = None) -> str | None:
         """Check one row (``payload`` may be given when the caller already decoded it)."""
@@ -169,8 +170,13 @@ class ChainChecker:
     ) -> tuple[list[T], str | None]:
         """Check rows in order and decode their payloads: ``([make(row, payload) ...], None)``, or the items
         before the first bad row and its problem. The same rules as :meth:`check`, in one tight loop."""
-        out: list[T] = []
-        append = out.append
+        items = list(self.iter_checked(rows, make))
+        return items, self.problem
+
+    def iter_checked(self, rows: list[RawRow], make: Callable[[RawRow, dict[str, Any]], T]) -> Iterator[T]:
+        """Yield ``make(row, payload)`` for each good row; stop at the first bad one, leaving its problem in
+        ``self.problem`` (None when all rows passed). One item at a time, so a replay keeps little alive."""
+        self.problem = None
         previous, last = self.previous_hash, self.last_position
         versions = self.versions if self.track_versions else None
         scan, enc, sha256 = _scan_once, encode_basestring, _sha256
@@ -206,14 +212,14 @@ class ChainChecker:
                 self.previous_hash, self.last_position = previous, last
                 problem = self.check(row)
                 if problem is not None:
-                    return out, problem
+                    self.problem = problem
+                    return
                 payload = json.loads(payload_text)
             elif versions is not None:
                 versions[stream_id] = version
             previous, last = stored, position
-            append(make(row, payload))
-        self.previous_hash, self.last_position = previous, last
-        return out, None
+            self.previous_hash, self.last_position = previous, last
+            yield make(row, payload)
 
     def _shape_problem(self, row: RawRow) -> str:
         position = row[0]

@@ -203,16 +203,14 @@ class EventStore(abc.ABC):
             if not rows:
                 return
             if checker is None:
-                batch = self._to_recorded(rows)
+                yield from self._iter_recorded(rows)
             else:
-                batch, problem = self._checked(rows, checker)
-                if problem is not None:
-                    yield from batch
+                yield from checker.iter_checked(rows, _make_recorded)
+                if checker.problem is not None:
                     raise CorruptLogError(
-                        f"{self._describe()}: {problem}; run verify() for a full report, "
+                        f"{self._describe()}: {checker.problem}; run verify() for a full report, "
                         f"and restore the log from a backup"
                     )
-            yield from batch
             position = rows[-1][0]
 
     def verify(self, progress: Callable[[int, int], None] | None = None) -> VerifyResult:
@@ -363,24 +361,21 @@ class EventStore(abc.ABC):
         return payload
 
     def _to_recorded(self, rows: list[RawRow]) -> list[Recorded]:
-        """Envelopes for raw rows; the payload text is decoded with the C scanner directly (it is canonical,
-        so there is no surrounding whitespace to skip); anything unusual goes the slow, explaining way."""
-        out: list[Recorded] = []
-        append = out.append
-        try:
-            for r in rows:
-                text = r[5]
-                payload, end = _scan_once(text, 0)
-                if end != len(text) or type(payload) is not dict:
-                    raise ValueError
-                append(Recorded(r[0], r[1], r[2], r[3], r[4], payload, r[6], r[7]))
-        except (ValueError, TypeError, StopIteration):
-            return [Recorded(r[0], r[1], r[2], r[3], r[4], self._payload(r), r[6], r[7]) for r in rows]
-        return out
+        return list(self._iter_recorded(rows))
 
-    def _checked(self, rows: list[RawRow], checker: ChainChecker) -> tuple[list[Recorded], str | None]:
-        """Envelopes for rows that pass ``checker``, up to the first that does not (and its problem)."""
-        return checker.check_rows(rows, _make_recorded)
+    def _iter_recorded(self, rows: list[RawRow]) -> Iterator[Recorded]:
+        """Envelopes for raw rows, one at a time. The payload text is decoded with the C scanner directly
+        (it is canonical: no surrounding whitespace to skip); anything unusual goes the slow, explaining way."""
+        scan, slow = _scan_once, self._payload
+        for r in rows:
+            text = r[5]
+            try:
+                payload, end = scan(text, 0)
+                if end != len(text) or type(payload) is not dict:
+                    payload = slow(r)
+            except (ValueError, TypeError, StopIteration):
+                payload = slow(r)
+            yield Recorded(r[0], r[1], r[2], r[3], r[4], payload, r[6], r[7])
 
     @abc.abstractmethod
     def _append_rows(

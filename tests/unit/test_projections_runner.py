@@ -201,6 +201,30 @@ def test_rebuild_gives_the_same_tables_as_incremental_runs(tmp_path):
         assert runner.position("stream_stats") == 120
 
 
+def test_two_runners_on_one_file_apply_each_event_once(store, tmp_path):
+    """Two runners (two connections, two threads) race on the same view file and projection."""
+    import threading
+
+    errors = []
+
+    def work():
+        try:
+            with ProjectionRunner(store, tmp_path / "v.db") as mine:
+                mine.run(StreamStats(), batch_size=3)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with ProjectionRunner(store, tmp_path / "v.db") as runner:
+        assert runner.position("stream_stats") == 200
+        assert tables(runner) == expected_tables(store.read_all())
+
+
 def test_the_checkpoint_survives_reopening(store, tmp_path):
     with ProjectionRunner(store, tmp_path / "v.db") as runner:
         assert runner.run(StreamStats(), batch_size=20) == 200
