@@ -1,0 +1,451 @@
+"""`calmops audit NAME`: re-execute a pipeline's recorded decisions from its stored artifacts and report any
+that do not reproduce: a determinism check, separate from replay (replay never re-runs anything).
+
+For every `DriftChecked`: the block's rows and its recorded reference blocks are loaded (hash-verified), the
+per-feature tests, the multivariate test (same seed), the concept detector (from the recorded detector
+state, fed the champion's errors) and the performance check are run again with the config recorded at the
+time, and the verdict is re-assessed; statistics must agree within `--tolerance`. For every
+`PerformanceMeasured`: the champion is scored on the block again. For every candidate: its model is loaded
+(hash-verified) and scored on the holdout rows its round's `RetrainRequested` describes, and so is the
+champion it was compared with; then the promotion rule is applied to the new numbers and must pick the same
+version. Exit 0 when everything reproduces, 1 when anything does not (each mismatch is named).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from typing import Any
+
+from calmops_actors import readlog
+from calmops_actors.cli_common import add_home_option, resolve_home
+from calmops_actors.errors import UserError
+from calmops_actors.home import Home
+from pipelines.events import (
+    ChallengerEvaluated,
+    ChallengerRejected,
+    DriftChecked,
+    Event,
+    ModelPromoted,
+    PerformanceMeasured,
+    RetrainRequested,
+)
+from pipelines.state import PipelineState, evolve
+
+EXAMPLES = """\
+examples:
+  calmops audit churn
+  calmops audit churn --tolerance 1e-6 --json
+  calmops audit churn --skip-drift          only the candidate evaluations
+
+exit codes: 0 every decision reproduces, 1 some do not (named), 2 unknown pipeline or no home
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("audit", help="re-execute recorded drift checks and evaluations; report what does not "
+                       "reproduce", description=__doc__, epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", help="the pipeline")
+    p.add_argument("--tolerance", type=float, default=1e-9, metavar="T",
+                   help="relative and absolute tolerance for statistics and metrics (default 1e-9)")
+    p.add_argument("--skip-drift", action="store_true", help="do not re-run the drift checks")
+    p.add_argument("--skip-candidates", action="store_true", help="do not re-score the candidates")
+    p.add_argument("--json", action="store_true", help="print the findings as one JSON object")
+    add_home_option(p)
+    p.set_defaults(func=run)
+
+
+@dataclass
+class Check:
+    """One re-executed decision and how it compares with the record."""
+
+    kind: str  # drift | performance | candidate | promotion
+    subject: str
+    position: int
+    differences: list[str] = field(default_factory=list)
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)  # differences that are not decisions (wording)
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences and self.error is None
+
+
+# --- comparing -----------------------------------------------------------------------------------
+
+
+class Compare:
+    """Collects the differences between recorded and re-computed values, within a tolerance."""
+
+    def __init__(self, tolerance: float, into: list[str]) -> None:
+        self.tol = tolerance
+        self.out = into
+
+    def number(self, what: str, recorded: float | None, now: float | None) -> None:
+        if recorded is None or now is None:
+            if recorded is not now:
+                self.out.append(f"{what}: recorded {recorded}, now {now}")
+            return
+        if not math.isclose(recorded, now, rel_tol=self.tol, abs_tol=self.tol):
+            self.out.append(f"{what}: recorded {recorded!r}, now {now!r}")
+
+    def same(self, what: str, recorded: Any, now: Any) -> None:
+        if recorded != now:
+            self.out.append(f"{what}: recorded {recorded!r}, now {now!r}")
+
+    def metrics(self, what: str, recorded: dict[str, float], now: dict[str, float]) -> None:
+        if set(recorded) != set(now):
+            self.out.append(f"{what}: recorded metrics {sorted(recorded)}, now {sorted(now)}")
+        for name in sorted(set(recorded) & set(now)):
+            self.number(f"{what} {name}", recorded[name], now[name])
+
+    def json_like(self, what: str, recorded: Any, now: Any) -> None:
+        """Nested JSON values (a detector's state): numbers within tolerance, everything else equal."""
+        if isinstance(recorded, bool) or isinstance(now, bool) or not (
+                isinstance(recorded, int | float) and isinstance(now, int | float)):
+            if isinstance(recorded, dict) and isinstance(now, dict):
+                if set(recorded) != set(now):
+                    self.out.append(f"{what}: keys {sorted(recorded)} vs {sorted(now)}")
+                for k in sorted(set(recorded) & set(now)):
+                    self.json_like(f"{what}.{k}", recorded[k], now[k])
+            elif isinstance(recorded, list) and isinstance(now, list) and len(recorded) == len(now):
+                for i, (a, b) in enumerate(zip(recorded, now, strict=True)):
+                    self.json_like(f"{what}[{i}]", a, b)
+            else:
+                self.same(what, recorded, now)
+            return
+        self.number(what, float(recorded), float(now))
+
+
+# --- the audit -----------------------------------------------------------------------------------
+
+
+class Auditor:
+    """Re-executes decisions against the state as it was just before each was recorded."""
+
+    def __init__(self, home: Home, tolerance: float) -> None:
+        from calmops_actors.artifacts import ArtifactStore
+
+        self.artifacts = ArtifactStore(home.artifacts)
+        self.tol = tolerance
+        self.frames: dict[str, Any] = {}
+        self.models: dict[str, Any] = {}
+        self.references: dict[tuple, Any] = {}
+
+    # artifacts, loaded once each and verified against their sha256 on load
+    def frame(self, state: PipelineState, block_id: str):
+        if block_id not in self.frames:
+            if block_id not in state.blocks:
+                raise LookupError(f"block {block_id} is not in the log before this event")
+            self.frames[block_id] = loaded(self.artifacts.get_frame, state.blocks[block_id].artifact)
+        return unwrap(self.frames[block_id])
+
+    def model(self, state: PipelineState, version: str):
+        if version not in self.models:
+            if version not in state.models:
+                raise LookupError(f"model {version} is not in the log before this event")
+            self.models[version] = loaded(self.artifacts.get_model, state.models[version].artifact)
+        return unwrap(self.models[version])
+
+    def reference(self, state: PipelineState, ids: tuple[str, ...], drift_settings) -> tuple[Any, Any]:
+        import pandas as pd
+
+        from pipelines.drift import fit_reference
+
+        key = (ids, repr(drift_settings))
+        if key not in self.references:
+            frame = pd.concat([self.frame(state, b) for b in ids], ignore_index=True)
+            schema = state.schema
+            self.references = {key: (fit_reference(frame, schema.numeric, schema.categorical, drift_settings),
+                                     frame)}
+        return self.references[key]
+
+    # -- drift: the whole of PipelineActor.monitor, again
+    def drift(self, state: PipelineState, event: DriftChecked, check: Check) -> None:
+        from pipelines.config import config_from_dict
+        from pipelines.drift import (
+            assess,
+            check_features,
+            check_multivariate,
+            performance_drift,
+            update_concept,
+        )
+        from pipelines.evaluation import evaluate, higher_is_better, per_row_errors
+        from pipelines.retraining import primary_metric
+
+        c = config_from_dict(state.config, "<log>")
+        schema = state.schema
+        block = state.blocks[event.block_id]
+        frame = self.frame(state, event.block_id)
+        cmp = Compare(self.tol, check.differences)
+        reference, reference_frame = self.reference(state, event.reference_blocks, c.drift)
+        features = check_features(reference, frame, c.drift)
+        self.compare_features(cmp, event.features, features)
+        multivariate = None
+        if c.drift.multivariate.enabled and schema.numeric:
+            multivariate = check_multivariate(reference_frame, frame, schema.numeric, c.drift,
+                                              c.training.seed + block.seq)
+        self.compare_optional(cmp, "multivariate", event.multivariate, multivariate, ("statistic", "p_value"),
+                              ("drifted", "columns", "subsample", "permutations"))
+        champion = state.champion_record()
+        metrics = errors = None
+        if block.labelled and champion is not None:
+            model = self.model(state, champion.version)
+            metrics = evaluate(model, frame, schema.features, schema.target, c.task)
+            errors = per_row_errors(model, frame, schema.features, schema.target, c.task)
+        concept = None
+        if errors is not None and c.drift.concept_detector != "none":
+            concept = update_concept(c.drift.concept_detector, state.concept_state, errors)
+        self.compare_optional(cmp, "concept", event.concept, concept, (),
+                              ("detector", "drift", "warning", "rows_seen", "drift_rows", "block_rows"))
+        if event.concept is not None and concept is not None:
+            cmp.json_like("concept state", json.loads(event.concept.state), json.loads(concept.state))
+        performance = None
+        metric = primary_metric(c.retrain, c.task)
+        at_promotion = (champion.promoted_metrics or {}).get(metric) if champion else None
+        if metrics is not None and at_promotion is not None and metric in metrics:
+            performance = performance_drift(metric, at_promotion, metrics[metric], c.drift.performance_tolerance,
+                                            higher_is_better=higher_is_better(metric))
+        self.compare_optional(cmp, "performance", event.performance, performance, ("at_promotion", "observed"),
+                              ("metric", "drifted"))
+        verdict = assess(features, multivariate, concept, performance, c.drift)
+        cmp.same("verdict (drifted)", event.drifted, verdict.drifted)
+        if event.drifted == verdict.drifted and event.reasons != verdict.reasons:
+            check.notes.append("the reasons are worded differently by this code (same verdict and numbers)")
+
+    @staticmethod
+    def compare_features(cmp: Compare, recorded, now) -> None:
+        before = {f.name: f for f in recorded}
+        after = {f.name: f for f in now}
+        cmp.same("features checked", sorted(before), sorted(after))
+        for name in sorted(set(before) & set(after)):
+            a, b = before[name], after[name]
+            for attr in ("kind", "test", "drifted", "effect_name", "unseen_categories", "rows"):
+                cmp.same(f"{name} {attr}", getattr(a, attr), getattr(b, attr))
+            for attr in ("statistic", "p_value", "p_adjusted", "effect"):
+                cmp.number(f"{name} {attr}", getattr(a, attr), getattr(b, attr))
+
+    @staticmethod
+    def compare_optional(cmp: Compare, what: str, recorded, now, numbers: tuple[str, ...],
+                         exact: tuple[str, ...]) -> None:
+        if recorded is None or now is None:
+            if (recorded is None) != (now is None):
+                cmp.out.append(f"{what}: recorded {'none' if recorded is None else 'a result'}, now "
+                               f"{'none' if now is None else 'a result'}")
+            return
+        for attr in exact:
+            cmp.same(f"{what} {attr}", getattr(recorded, attr), getattr(now, attr))
+        for attr in numbers:
+            cmp.number(f"{what} {attr}", getattr(recorded, attr), getattr(now, attr))
+
+    # -- the champion's prequential score on a labelled block
+    def performance(self, state: PipelineState, event: PerformanceMeasured, check: Check) -> None:
+        from pipelines.config import config_from_dict
+        from pipelines.evaluation import evaluate
+
+        c = config_from_dict(state.config, "<log>")
+        schema = state.schema
+        now = evaluate(self.model(state, event.model_version), self.frame(state, event.block_id),
+                       schema.features, schema.target, c.task)
+        Compare(self.tol, check.differences).metrics("metrics", event.metrics, now)
+
+    # -- a candidate (and the champion it was compared with) on its round's holdout
+    def holdout(self, state: PipelineState, request: RetrainRequested):
+        import pandas as pd
+
+        parts = []
+        for block_id, start, stop in holdout_spans(request):
+            frame = self.frame(state, block_id)
+            labelled = frame[frame[state.schema.target].notna()]
+            parts.append(labelled.iloc[start:stop])
+        holdout = pd.concat(parts, ignore_index=True)
+        rows = int(request.holdout.split(" ", 1)[0]) if request.holdout.split(" ", 1)[0].isdigit() else None
+        if rows is not None and rows != len(holdout):
+            raise ValueError(f"the holdout described as {rows} rows gives {len(holdout)} rows from the blocks")
+        return holdout
+
+    def candidate(self, state: PipelineState, request: RetrainRequested, evaluated: ChallengerEvaluated,
+                  champion: str | None, check: Check) -> tuple[dict[str, float], dict[str, float] | None]:
+        """Re-score the candidate (and the champion it was compared with) on the round's holdout rows."""
+        from pipelines.config import config_from_dict
+        from pipelines.evaluation import evaluate
+
+        c = config_from_dict(state.config, "<log>")
+        schema = state.schema
+        holdout = self.holdout(state, request)
+        now = evaluate(self.model(state, evaluated.model_version), holdout, schema.features, schema.target, c.task)
+        cmp = Compare(self.tol, check.differences)
+        cmp.metrics("holdout", evaluated.metrics, now)
+        champion_now = None
+        if champion is not None:
+            champion_now = evaluate(self.model(state, champion), holdout, schema.features, schema.target, c.task)
+            cmp.metrics(f"champion {champion} on the same rows", evaluated.champion_metrics, champion_now)
+        return now, champion_now
+
+
+def loaded(load, artifact) -> Any:
+    """The artifact's content, or the error loading it raised (kept, so a bad file is read only once)."""
+    from calmops_actors.artifacts import ArtifactError
+
+    try:
+        return load(readlog.artifact_ref(artifact))
+    except ArtifactError as err:
+        return err
+
+
+def unwrap(value: Any) -> Any:
+    if isinstance(value, Exception):
+        raise value
+    return value
+
+
+HOLDOUT_SPAN = r"\[(\d+):(\d+)\]"
+
+
+def holdout_spans(request: RetrainRequested) -> list[tuple[str, int, int]]:
+    """The (block, start, stop) spans of labelled rows held out, parsed from the recorded description.
+
+    >>> r = RetrainRequested(round_id="r1", block_id="b2", strategies=("full",), training_blocks=("b1", "b2"),
+    ...                      holdout_blocks=("b1", "b2"), holdout="30 holdout rows (rule): b1[90:100], b2[0:20]",
+    ...                      seed=0)
+    >>> holdout_spans(r)
+    [('b1', 90, 100), ('b2', 0, 20)]
+    """
+    spans = []
+    for block_id in request.holdout_blocks:
+        found = re.search(re.escape(block_id) + HOLDOUT_SPAN, request.holdout)
+        if found is None:
+            raise ValueError(f"round {request.round_id}: the holdout description {request.holdout!r} names no "
+                             f"rows of block {block_id}")
+        spans.append((block_id, int(found.group(1)), int(found.group(2))))
+    return spans
+
+
+@dataclass
+class RoundAudit:
+    """What the candidate checks of one round found, for the promotion check at its end."""
+
+    champion: str | None
+    candidates: dict[str, dict[str, float]] = field(default_factory=dict)
+    champion_metrics: dict[str, float] | None = None
+    failed: list[str] = field(default_factory=list)
+
+
+def audit(home: Home, events: list[tuple[Any, Event]], tolerance: float, *, drift: bool, candidates: bool,
+          progress) -> list[Check]:
+    """Walk the events with the state folded up to (not including) each; re-execute the decisions asked for."""
+    auditor = Auditor(home, tolerance)
+    checks: list[Check] = []
+    state = PipelineState.initial()
+    requests: dict[str, RetrainRequested] = {}
+    rounds: dict[str, RoundAudit] = {}
+    for i, (record, event) in enumerate(events, 1):
+        progress(i, len(events))
+        check = None
+        match event:
+            case PerformanceMeasured() if drift:
+                check = Check("performance", f"champion {event.model_version} on {event.block_id}", record.position)
+                guarded(check, partial(auditor.performance, state, event, check))
+            case DriftChecked() if drift:
+                check = Check("drift", f"block {event.block_id}", record.position)
+                guarded(check, partial(auditor.drift, state, event, check))
+            case RetrainRequested():
+                requests[event.round_id] = event
+                rounds[event.round_id] = RoundAudit(champion=state.champion)
+            case ChallengerEvaluated() if candidates and event.round_id in requests:
+                round_ = rounds[event.round_id]
+                model = state.models.get(event.model_version)
+                check = Check("candidate", f"{event.model_version} ({model.strategy if model else '?'}, round "
+                              f"{event.round_id})", record.position)
+
+                guarded(check, partial(rescore, auditor, state, requests[event.round_id], event, round_, check))
+                if check.error is not None:
+                    round_.failed.append(event.model_version)
+            case ModelPromoted() | ChallengerRejected() if candidates and event.round_id in rounds:
+                check = promotion_check(state, event, rounds[event.round_id], record.position, tolerance)
+        if check is not None:
+            checks.append(check)
+        state = evolve(state, event)
+    return checks
+
+
+def rescore(auditor: Auditor, state: PipelineState, request: RetrainRequested, evaluated: ChallengerEvaluated,
+            round_: RoundAudit, check: Check) -> None:
+    now, champion_now = auditor.candidate(state, request, evaluated, round_.champion, check)
+    round_.candidates[evaluated.model_version] = now
+    round_.champion_metrics = champion_now
+
+
+def promotion_check(state: PipelineState, event: ModelPromoted | ChallengerRejected, round_: RoundAudit,
+                    position: int, tolerance: float) -> Check:
+    """The promotion rule applied to the re-scored metrics must pick what was recorded."""
+    from pipelines.config import config_from_dict
+    from pipelines.promotion import decide_promotion
+
+    check = Check("promotion", f"round {event.round_id}", position)
+    if round_.failed:
+        check.error = f"not re-applied: candidate(s) {', '.join(round_.failed)} could not be re-scored"
+        return check
+
+    def rule() -> None:
+        settings = config_from_dict(state.config, "<log>").retrain
+        champion_metrics = (round_.champion_metrics or {}) if state.champion else None
+        verdict = decide_promotion(champion_metrics, round_.candidates, settings)
+        recorded = event.model_version if isinstance(event, ModelPromoted) else None
+        Compare(tolerance, check.differences).same("promoted version", recorded, verdict.promote)
+
+    guarded(check, rule)
+    return check
+
+
+def guarded(check: Check, fn) -> None:
+    """Run one re-execution; a missing or tampered artifact, or any failure, is that check's error."""
+    try:
+        fn()
+    except Exception as err:  # noqa: BLE001 - every failure is reported against its check, never hidden
+        check.error = f"{type(err).__name__}: {err}"
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.tolerance >= 0:
+        raise UserError(f"--tolerance must be 0 or more, got {args.tolerance}")
+    if args.skip_drift and args.skip_candidates:
+        raise UserError("--skip-drift and --skip-candidates together leave nothing to audit")
+    home = Home(resolve_home(args))
+    with readlog.open_log(home.root) as store:
+        loaded = readlog.load_state(store, args.name, keep_events=True)
+    progress = readlog.Progress(f"auditing {args.name}")
+    try:
+        checks = audit(home, loaded.events, args.tolerance, drift=not args.skip_drift,
+                       candidates=not args.skip_candidates, progress=progress)
+    finally:
+        progress.close()
+    bad = [c for c in checks if not c.ok]
+    out = sys.stdout
+    if args.json:
+        print(json.dumps({"pipeline": args.name, "ok": not bad, "checked": len(checks), "failed": len(bad),
+                          "tolerance": args.tolerance,
+                          "checks": [{**asdict(c), "ok": c.ok} for c in checks]}), file=out)
+    else:
+        for c in checks:
+            mark = "ok      " if c.ok else "MISMATCH" if c.error is None else "ERROR   "
+            print(f"{mark} {c.kind:<11} {c.subject} (position {c.position})", file=out)
+            for d in c.differences:
+                print(f"           {d}", file=out)
+            if c.error:
+                print(f"           {c.error}", file=out)
+            for note in c.notes:
+                print(f"           note: {note}", file=out)
+        kinds = sorted({c.kind for c in checks})
+        if bad:
+            print(f"audit {args.name}: {len(bad)} of {len(checks)} decision(s) do NOT reproduce", file=out)
+        else:
+            print(f"audit {args.name}: all {len(checks)} decision(s) reproduce ({', '.join(kinds)}; tolerance "
+                  f"{args.tolerance:g})", file=out)
+    return 1 if bad else 0
