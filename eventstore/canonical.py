@@ -7,12 +7,30 @@ from __future__ import annotations
 
 import json
 import math
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 __all__ = ["canonical_json", "canonical_payload", "json_problem"]
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _encode = _ENCODER.encode
+
+
+def _refuse(obj: Any) -> Any:
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+# The same spelling as _encode, minus the Python-level set-up per call and the cycle check: only ever
+# given the fresh, acyclic copies made by _plain_copy.
+_c_encode = (
+    c_make_encoder(None, _refuse, encode_basestring, None, ":", ",", True, False, False)
+    if c_make_encoder is not None
+    else None
+)
+
+
+def _encode_copy(copy: Any) -> str:
+    return "".join(_c_encode(copy, 0)) if _c_encode is not None else _encode(copy)
 
 
 def canonical_json(obj: Any) -> str:
@@ -40,7 +58,7 @@ def canonical_payload(value: Any, path: str = "payload") -> tuple[str, Any]:
     """
     try:
         copy = _plain_copy(value)
-        text = _encode(copy)
+        text = _encode_copy(copy)
         text.encode("utf-8")  # lone surrogates can be neither stored nor hashed
         return text, copy
     except (ValueError, TypeError, RecursionError):
@@ -83,31 +101,45 @@ def json_problem(value: Any, path: str = "payload") -> str | None:
     >>> json_problem({"ok": [1, "two", None]}) is None
     True
     """
-    stack: list[tuple[Any, str]] = [(value, path)]
-    while stack:
-        item, where = stack.pop()
-        if item is None or isinstance(item, bool | int):
-            continue
-        if isinstance(item, str):
-            if not _utf8_ok(item):
-                return f"{where} is a string with an unpaired surrogate, which UTF-8 cannot encode"
-            continue
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                return f"{where} is {item!r}, which JSON cannot hold"
-            continue
+    try:
+        return _problem(value, path, set())
+    except RecursionError:
+        return f"{path} is nested too deeply to be stored as JSON"
+
+
+def _problem(item: Any, where: str, ancestors: set[int]) -> str | None:
+    if item is None or isinstance(item, bool | int):
+        return None
+    if isinstance(item, str):
+        return (
+            None
+            if _utf8_ok(item)
+            else f"{where} is a string with an unpaired surrogate, which UTF-8 cannot encode"
+        )
+    if isinstance(item, float):
+        return None if math.isfinite(item) else f"{where} is {item!r}, which JSON cannot hold"
+    if not isinstance(item, dict | list | tuple):
+        return f"{where} is a {type(item).__name__} ({item!r:.60}), which is not JSON"
+    if id(item) in ancestors:
+        return f"{where} contains itself (a cycle), which JSON cannot hold"
+    ancestors.add(id(item))
+    try:
         if isinstance(item, dict):
             for key, sub in item.items():
                 if not isinstance(key, str):
                     return f"{where} has a key {key!r} of type {type(key).__name__}; JSON keys must be str"
                 if not _utf8_ok(key):
                     return f"{where} has a key with an unpaired surrogate, which UTF-8 cannot encode"
-                stack.append((sub, f"{where}[{key!r}]"))
-            continue
-        if isinstance(item, list | tuple):
-            stack.extend((sub, f"{where}[{i}]") for i, sub in enumerate(item))
-            continue
-        return f"{where} is a {type(item).__name__} ({item!r:.60}), which is not JSON"
+                problem = _problem(sub, f"{where}[{key!r}]", ancestors)
+                if problem:
+                    return problem
+        else:
+            for i, sub in enumerate(item):
+                problem = _problem(sub, f"{where}[{i}]", ancestors)
+                if problem:
+                    return problem
+    finally:
+        ancestors.discard(id(item))
     return None
 
 

@@ -252,6 +252,13 @@ class StoreContract:
         assert "Measured" in str(caught.value) and where in str(caught.value)
         assert store.head() == 0
 
+    def test_a_payload_that_contains_itself_is_refused(self, store):
+        looped = {"children": []}
+        looped["children"].append(looped)
+        with pytest.raises(StoreError, match=r"payload\['children'\]\[0\] contains itself"):
+            store.append("a", [EventData("Tree", looped)], 0)
+        assert store.head() == 0
+
     def test_a_large_batch_is_recorded_in_order(self, store):
         recorded = store.append("big", [ev(i) for i in range(500)], 0)
         assert [r.version for r in recorded] == list(range(1, 501))

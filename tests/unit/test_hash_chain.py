@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eventstore import canonical_json
+from eventstore.canonical import canonical_payload
 from eventstore.hash_chain import (
     GENESIS_HASH,
     ChainChecker,
@@ -63,6 +65,27 @@ def test_canonical_json_sorts_keys_drops_spaces_keeps_utf8_and_refuses_nan():
     assert canonical_json({"b": [1, {"d": 1, "c": None}], "a": "ü"}) == '{"a":"ü","b":[1,{"c":null,"d":1}]}'
     with pytest.raises(ValueError):
         canonical_json({"x": float("nan")})
+
+
+@settings(max_examples=150, deadline=None)
+@given(payload=payloads)
+def test_the_fast_payload_spelling_is_canonical_json_and_its_copy_is_what_json_reads_back(payload):
+    text, copy = canonical_payload(payload)
+    assert text == canonical_json(payload)
+    assert copy == json.loads(text) and copy is not payload
+
+
+def test_payload_spelling_names_what_is_not_json():
+    looped: dict = {"x": [1]}
+    looped["x"].append(looped)
+    for bad, message in [
+        ({"a": [0.5, float("nan")]}, "payload['a'][1] is nan"),
+        ({"a": {3: "x"}}, "payload['a'] has a key 3 of type int"),
+        (looped, "payload['x'][1] contains itself (a cycle)"),
+        ({"s": "\ud800"}, "payload['s'] is a string with an unpaired surrogate"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            canonical_payload(bad)
 
 
 def test_the_genesis_hash_is_64_zeros_and_the_definition_is_plain_sha256():
