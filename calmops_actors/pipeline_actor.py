@@ -402,8 +402,11 @@ class PipelineActor:
             "round_in_flight": s.round.round_id if s.round else None, "last_block": s.last_block,
         }
 
-    def ping(self) -> str:
-        return self.name
+    def ping(self) -> dict[str, Any]:
+        """Who answers: the pipeline and this process (a restarted actor has a new pid)."""
+        import os
+
+        return {"pipeline": self.name, "pid": os.getpid(), "version": self.state.version}
 
 
 def outcome_of(result: CandidateResult) -> StrategyOutcome:

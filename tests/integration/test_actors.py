@@ -59,16 +59,18 @@ def test_a_pipeline_processes_ten_blocks_and_survives_a_kill(ray_local, tmp_path
     for f in files[:5]:
         assert ray.get(actor.ingest.remote(str(f), True))["outcome"] == "accepted"
     before = ray.get(actor.summary.remote())
+    old_pid = ray.get(actor.ping.remote())["pid"]
     ray.kill(actor, no_restart=False)  # Ray restarts it; the constructor replays the stream
-    deadline = time.monotonic() + 60
-    while True:
+    deadline = time.monotonic() + 90
+    while True:  # ray.kill is asynchronous: wait until a new process answers
         try:
-            after_restart = ray.get(actor.summary.remote(), timeout=30)
-            break
+            if ray.get(actor.ping.remote(), timeout=30)["pid"] != old_pid:
+                break
         except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+            pass
+        assert time.monotonic() < deadline, "the actor was not restarted"
+        time.sleep(0.5)
+    after_restart = ray.get(actor.summary.remote())
     assert after_restart == before
     ray.get(actor.configure.remote(raw, str(tmp_path / "killme")))  # same config: records nothing
     # a file delivered twice (as Ray may after a restart) is recorded once
