@@ -198,7 +198,8 @@ def build_app(queries: Queries, *, ray_dashboard_url: str | None = None, actions
         ev_show.click(show_event, ev_position, ev_payload)
         ev_table.select(select_event, None, [ev_position, ev_payload])
         tt_pick.input(render_time_travel, [tt_pick, tt_slider], [tt_card, tt_lineage, tt_models])
-        tt_slider.release(render_time_travel, [tt_pick, tt_slider], [tt_card, tt_lineage, tt_models])
+        tt_slider.change(render_time_travel, [tt_pick, tt_slider], [tt_card, tt_lineage, tt_models],
+                         trigger_mode="always_last", show_progress="hidden")
         gr.Timer(refresh_seconds).tick(
             tick, [seen, pick, tt_pick, tt_slider, window, *event_inputs],
             [*overview_outputs, *pipeline_outputs, ev_note, ev_table], show_progress="hidden")
@@ -519,4 +520,7 @@ def _events_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _records(items: list[dict[str, Any]]) -> pd.DataFrame:
-    return pd.DataFrame.from_records(items)
+    frame = pd.DataFrame.from_records(items)
+    if "trained_at" in frame.columns:
+        frame["trained_at"] = frame["trained_at"].map(_short_time)
+    return frame

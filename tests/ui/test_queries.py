@@ -5,14 +5,12 @@ Every expected number is read from the log itself (payloads, or `replay` of the 
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from calmops_actors.home import Home, make_codec
-from calmops_actors.projector import update_projections
 from pipelines.state import replay
 from ui.queries import Queries
 
@@ -20,15 +18,8 @@ pytestmark = pytest.mark.ray
 
 
 @pytest.fixture(scope="module")
-def home(scenario_home, tmp_path_factory) -> Path:
-    """A private copy of the session's scenario home (its log only), projected."""
-    copy = tmp_path_factory.mktemp("ui-queries") / "home"
-    copy.mkdir()
-    for name in ("log.sqlite", "log.sqlite-wal", "log.sqlite-shm"):
-        if (scenario_home / name).exists():
-            shutil.copy2(scenario_home / name, copy / name)
-    assert update_projections(copy) > 0
-    return copy
+def home(projected_copy) -> Path:
+    return projected_copy("ui-queries")
 
 
 @pytest.fixture(scope="module")
