@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import sqlite3
@@ -281,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="eventstore-bench-"))
+    load_before = os.getloadavg()
     results = []
     try:
         for per_txn, events, synchronous in (
@@ -293,7 +295,12 @@ def main(argv: list[str] | None = None) -> int:
         results.extend(replay_cases(folder, args.replay_events, args.replay_repeats or args.repeats))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    load_after = os.getloadavg()
     print(table(results))
+    print(
+        f"load average (1 min) {load_before[0]:.1f} at the start, {load_after[0]:.1f} at the end, "
+        f"on {os.cpu_count()} CPUs"
+    )
     if args.json:
         report = {
             "command": "python -m benchmarks.eventstore_bench "

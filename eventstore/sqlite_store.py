@@ -65,6 +65,10 @@ _STATE_SQL = (
     "COALESCE((SELECT MAX(position) FROM events), 0), "
     f"COALESCE((SELECT hash FROM events ORDER BY position DESC LIMIT 1), '{GENESIS_HASH}')"
 )
+_INSERT_SQL = (
+    "INSERT INTO events (position, stream_id, version, type, schema_version, payload, recorded_at, hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _COLUMNS = "position, stream_id, version, type, schema_version, payload, recorded_at, hash"
 
 
@@ -248,7 +252,9 @@ class SQLiteEventStore(EventStore):
     def _append_rows(
         self, stream_id: str, prepared: list[Prepared], expected_version: int, idempotency_key: str | None
     ) -> tuple[list[RawRow], bool]:
-        action = f"append {len(prepared)} event(s) to stream {stream_id!r} at version {expected_version}"
+        def action() -> str:
+            return f"append {len(prepared)} event(s) to stream {stream_id!r} at version {expected_version}"
+
         with self._lock:
             self._check_open()
             conn = self._conn
@@ -256,7 +262,7 @@ class SQLiteEventStore(EventStore):
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise self._error(exc, action) from exc
+                raise self._error(exc, action()) from exc
             try:
                 if idempotency_key is not None:
                     done = conn.execute(
@@ -289,11 +295,10 @@ class SQLiteEventStore(EventStore):
                     last_hash=last_hash,
                     recorded_at=self._recorded_at(),
                 )
-                conn.executemany(
-                    "INSERT INTO events (position, stream_id, version, type, schema_version, "
-                    "payload, recorded_at, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
+                if len(rows) == 1:
+                    conn.execute(_INSERT_SQL, rows[0])
+                else:
+                    conn.executemany(_INSERT_SQL, rows)
                 if idempotency_key is not None:
                     conn.execute(
                         "INSERT INTO idempotency_keys (stream_id, key, first_position, last_position) "
@@ -313,7 +318,7 @@ class SQLiteEventStore(EventStore):
                         actual=expected_version + 1,
                     ) from exc
                 if isinstance(exc, sqlite3.Error):
-                    raise self._error(exc, action) from exc
+                    raise self._error(exc, action()) from exc
                 raise
 
     def _rollback(self) -> None:

@@ -52,7 +52,9 @@ class EventStore(abc.ABC):
         self.codec = Codec() if codec is None else codec
         self._clock: Clock = _utc_now if clock is None else clock
         self._closed = False
-        self._good_types: set[str] = set()  # type names already checked (a handful in practice)
+        # stream ids and type names already checked (a handful in practice)
+        self._good_streams: set[str] = set()
+        self._good_types: set[str] = set()
 
     # -- the write side -------------------------------------------------------------------------------
 
@@ -68,11 +70,16 @@ class EventStore(abc.ABC):
         is stale by now). An empty ``events`` returns ``[]`` and checks nothing.
         """
         self._check_open()
-        _check_stream_id(stream_id)
+        if stream_id not in self._good_streams:
+            _check_stream_id(stream_id)
+            if len(self._good_streams) < 10000:
+                self._good_streams.add(stream_id)
         _check_count("expected_version", expected_version)
         if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key):
             raise StoreError(f"idempotency_key must be a non-empty string or None, got {idempotency_key!r}")
-        if isinstance(events, EventData) or not isinstance(events, Sequence) or isinstance(events, str):
+        if type(events) is not list and (
+            isinstance(events, EventData) or not isinstance(events, Sequence) or isinstance(events, str)
+        ):
             raise StoreError(f"events must be a list or tuple of events, got {type(events).__name__}")
         if not events:
             return []
@@ -125,6 +132,8 @@ class EventStore(abc.ABC):
 
     def _recorded_at(self) -> str:
         """Now, from the injected clock, as ISO-8601 UTC with microseconds. Backends call it while locked."""
+        if self._clock is _utc_now:
+            return datetime.now(UTC).isoformat(timespec="microseconds")
         now = self._clock()
         if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
             raise StoreError(f"the store's clock must return a timezone-aware datetime, got {now!r}")
