@@ -98,7 +98,7 @@ class DriftSettings:
     correction: Literal["bh", "bonferroni", "none"] = "bh"
     numeric_effect: Literal["wasserstein", "ks"] = "wasserstein"
     min_effect: float = 0.1
-    min_effect_categorical: float = 0.03
+    min_effect_categorical: float = 0.04
     min_rows: int = 20
     features: dict[str, FeatureOverride] = field(default_factory=dict)
     rule: Literal["any", "share"] = "any"

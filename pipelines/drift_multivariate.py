@@ -130,16 +130,17 @@ def mmd_test(reference: np.ndarray, current: np.ndarray, *, subsample: int, perm
     y = current[np.sort(rng.choice(len(current), size=n_cur, replace=False))]
     pooled = np.concatenate([x, y])
     squared = cdist(pooled, pooled, "sqeuclidean")
-    off_diagonal = squared[np.triu_indices(len(pooled), k=1)]
+    off_diagonal = np.concatenate([squared[i, i + 1:] for i in range(len(pooled) - 1)])  # each pair once
     median = float(np.median(off_diagonal))
-    positive = off_diagonal[off_diagonal > 0]
-    if median == 0.0:
+    if median == 0.0:  # more than half the pairs coincide (e.g. heavily repeated values)
+        positive = off_diagonal[off_diagonal > 0]
         median = float(np.median(positive)) if len(positive) else 1.0
     sigma = float(np.sqrt(median))  # median heuristic: kernel exp(-d^2 / (2 sigma^2)), sigma = median distance
     detector = MMD(kernel=partial(rbf_kernel, sigma=sigma))
     detector.fit(X=x)
     observed = float(detector.compare(X=y)[0].distance)
-    kernel = np.exp(-squared / (2.0 * sigma**2))
+    kernel = np.multiply(squared, -1.0 / (2.0 * sigma**2), out=squared)
+    np.exp(kernel, out=kernel)
     permuted = _permuted_mmd(kernel, n_ref, permutations, rng)
     p_value = float((1 + np.count_nonzero(permuted >= observed)) / (permutations + 1))
     return MultivariateDrift(test="mmd", statistic=observed, p_value=p_value, drifted=bool(p_value <= alpha),

@@ -263,7 +263,7 @@ def adjust_p_values(p_values: Sequence[float], method: str) -> list[float]:
 
 def _numbers(name: str, series: pd.Series, where: str) -> np.ndarray:
     try:
-        values = np.asarray(series, dtype=float)
+        values = series.to_numpy(dtype=float, na_value=np.nan)  # also nullable Int64 / boolean columns
     except (TypeError, ValueError):
         raise ValueError(f"column {name!r} in the {where} holds values that are not numbers (e.g. "
                          f"{series.dropna().iloc[0]!r}); allowed: numbers, or list it as categorical") from None
@@ -293,6 +293,8 @@ def category_counts(series: pd.Series) -> dict[str, int]:
     counts = series.value_counts(dropna=True, sort=False)
     out: dict[str, int] = {}
     for label, count in counts.items():
+        if count == 0:  # a pandas Categorical lists its unused categories too
+            continue
         key = _label(label)
         out[key] = out.get(key, 0) + int(count)
     return out

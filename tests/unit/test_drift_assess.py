@@ -45,9 +45,9 @@ def test_categorical_reason_names_unseen_categories() -> None:
     f = FeatureDrift(name="colour", kind="categorical", test="chi2", statistic=61.2, p_value=3e-13,
                      p_adjusted=3e-13, effect=0.09, effect_name="js_distance", drifted=True,
                      unseen_categories=("mauve",), change="'red' share 33% -> 43%", rows=1000, alpha=0.05,
-                     min_effect=0.03)
+                     min_effect=0.04)
     (reason,) = assess([f], None, None, None, DriftSettings()).reasons
-    assert reason == "colour: 'red' share 33% -> 43% (chi2 61.20, p_adj 3e-13; JS 0.09, min 0.03); unseen: 'mauve'"
+    assert reason == "colour: 'red' share 33% -> 43% (chi2 61.20, p_adj 3e-13; JS 0.09, min 0.04); unseen: 'mauve'"
 
 
 def test_performance_concept_and_multivariate_reasons() -> None:
@@ -109,7 +109,7 @@ def test_assessment_is_json_clean() -> None:
 def test_defaults_are_valid_and_documented_choices() -> None:
     s = DriftSettings()
     assert (s.reference, s.correction, s.rule, s.concept_detector) == ("champion_training", "bh", "any", "adwin")
-    assert (s.alpha, s.numeric_effect, s.min_effect, s.min_effect_categorical) == (0.05, "wasserstein", 0.1, 0.03)
+    assert (s.alpha, s.numeric_effect, s.min_effect, s.min_effect_categorical) == (0.05, "wasserstein", 0.1, 0.04)
     assert s.multivariate == MultivariateSettings(enabled=True, subsample=1000, permutations=200, alpha=0.01)
 
 

@@ -195,6 +195,17 @@ def test_integer_categories_match_float_categories_with_missing_values() -> None
     assert category_counts(pd.Series([True, False, True])) == {"True": 2, "False": 1}
 
 
+def test_pandas_extension_dtypes() -> None:
+    ref = pd.DataFrame({"n": pd.array([1, 2, None, 4] * 25, dtype="Int64"),
+                        "c": pd.Categorical(["a", "b"] * 50, categories=["a", "b", "never"])})
+    block = pd.DataFrame({"n": pd.array([1, 2, 3, None] * 10, dtype="Int64"),
+                          "c": pd.Categorical(["a", "b"] * 20, categories=["a", "b", "never", "also_never"])})
+    features = run(ref, block, numeric=["n"], categorical=["c"])
+    assert (features["n"].rows, features["c"].rows) == (30, 40)
+    assert features["c"].unseen_categories == ()  # unused categories of the dtype are not values
+    assert features["c"].p_value == pytest.approx(1.0)
+
+
 # --- corrections and the min-effect gate ---------------------------------------------------------------
 
 
