@@ -205,10 +205,17 @@ def _unpack(columns: dict[str, Any], cls: type, kinds: dict[str, str]) -> list:
 
 
 def _unpack_metrics(packed: dict[str, list]) -> list[dict[str, float] | None]:
-    keys, flat = packed["keys"], packed["values"]
+    keys, flat, shape = packed["keys"], packed["values"], packed["shape"]
+    if len(keys) == 1 and -1 not in shape:  # the usual case: every record has the same metrics
+        names = keys[0]
+        width = len(names)
+        if len(flat) != width * len(shape):
+            raise ValueError(f"snapshot metrics hold {len(flat)} values for {len(shape)} records of {width}")
+        chunks = zip(*[iter(flat)] * width, strict=True) if width else ((),) * len(shape)
+        return [dict(zip(names, chunk, strict=True)) for chunk in chunks]
     out: list[dict[str, float] | None] = []
     at = 0
-    for index in packed["shape"]:
+    for index in shape:
         if index < 0:
             out.append(None)
             continue

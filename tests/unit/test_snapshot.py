@@ -193,3 +193,15 @@ def test_readlog_refuses_a_missing_home_or_pipeline_without_creating_anything(tm
     assert list(empty.iterdir()) == []
     with readlog.open_log(home) as store, pytest.raises(UserError, match="known pipelines: p"):
         readlog.load_state(store, "q")
+
+
+@pytest.mark.parametrize("values", [
+    [],
+    [{"accuracy": 0.9, "f1_macro": 0.8}, {"accuracy": 0.7, "f1_macro": 0.6}],  # one key set: the fast path
+    [{}, {}],
+    [None, {"accuracy": 0.9}, {"r2": 0.5, "mae": 1.0}, {}],
+])
+def test_metrics_columns_round_trip(values) -> None:
+    packed = json.loads(canonical_json(snapshot._pack_metrics(values)))
+    assert snapshot._unpack_metrics(packed) == values
+    assert [list(m) for m in snapshot._unpack_metrics(packed) if m] == [list(m) for m in values if m]  # key order
