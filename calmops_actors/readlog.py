@@ -33,6 +33,7 @@ __all__ = [
     "Loaded",
     "Progress",
     "artifact_ref",
+    "bound",
     "iter_events",
     "record_json",
     "store_for",
@@ -45,6 +46,7 @@ __all__ = [
 ]
 
 BATCH = 20_000
+SMALL_STREAM = 100_000  # events of one stream read in one query; longer streams are walked in batches
 
 
 def open_log(home: Path) -> SQLiteEventStore:
@@ -165,7 +167,7 @@ class Loaded:
 Bound = Callable[[Recorded], bool]
 
 
-def _bound(until_version: int | None, until_position: int | None, until_time: datetime | None) -> Bound | None:
+def bound(until_version: int | None, until_position: int | None, until_time: datetime | None) -> Bound | None:
     """A predicate that is True for the first record *past* the requested point."""
     if until_version is not None:
         return lambda r: r.version > until_version
@@ -178,14 +180,18 @@ def _bound(until_version: int | None, until_position: int | None, until_time: da
 
 def iter_events(store: SQLiteEventStore, stream: str, *, after_version: int = 0, past: Bound | None = None,
                 progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[Recorded, Event]]:
-    """The stream's records and decoded events in order, in bounded memory, stopping before `past(record)`."""
+    """The stream's records and decoded events in order, stopping before the first record `past` accepts.
+
+    A stream of at most SMALL_STREAM events (or the tail after `after_version`) is read by its index, one
+    query; a longer one is walked through the whole log in batches, so memory stays bounded.
+    """
     decode = store.codec.decode
     total = store.stream_version(stream)
-    done = 0
-    if after_version:
+    if after_version or total <= SMALL_STREAM:
         records: Iterator[Recorded] = iter(store.read(stream, after_version=after_version))
     else:
         records = (r for r in store.iter_all(batch_size=BATCH) if r.stream_id == stream)
+    done = 0
     for record in records:
         if past is not None and past(record):
             break
@@ -214,7 +220,7 @@ def load_state(store: SQLiteEventStore, name: str, *, until_version: int | None 
             raise UserError(f"{label} must be 0 or more, got {value}")
     stream = require_pipeline(store, name)
     with gc_paused():
-        return _load(store, stream, _bound(until_version, until_position, until_time), until_version,
+        return _load(store, stream, bound(until_version, until_position, until_time), until_version,
                      use_snapshot, keep_events, progress)
 
 

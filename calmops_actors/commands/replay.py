@@ -17,6 +17,7 @@ import sys
 from calmops_actors import readlog
 from calmops_actors.cli_common import add_home_option, resolve_home
 from calmops_actors.errors import UserError
+from eventstore import CorruptLogError
 from pipelines import explain
 
 EXAMPLES = """\
@@ -61,27 +62,18 @@ def run(args: argparse.Namespace) -> int:
                                or args.until_time is not None):
         raise UserError("--save-snapshot saves the current state: use it without --events or --until-*")
     until_time = readlog.parse_time(args.until_time) if args.until_time else None
+    if args.events:
+        return timeline(args, until_time, out)
     progress = readlog.Progress(f"replaying {args.name}")
     with readlog.store_for(args) as store:
         try:
             loaded = readlog.load_state(
                 store, args.name, until_version=args.until_version, until_position=args.until_position,
-                until_time=until_time, use_snapshot=not args.no_snapshot, keep_events=args.events,
-                progress=progress)
+                until_time=until_time, use_snapshot=not args.no_snapshot, progress=progress)
         finally:
             progress.close()
         if args.save_snapshot:
             readlog.save_snapshot(store, args.name, loaded.state)
-    if args.events:
-        for record, event in loaded.events:
-            if args.json:
-                print(json.dumps(readlog.record_json(record)), file=out)
-            else:
-                print(f"{record.version:>7} {record.position:>9}  {record.recorded_at}  {record.type:<20} "
-                      f"{explain.event_line(event)}", file=out)
-        if not args.json:
-            print(f"{len(loaded.events)} event(s)", file=out)
-        return 0
     summary = explain.state_summary(loaded.state)
     summary["position"] = loaded.position
     summary["recorded_at"] = loaded.recorded_at
@@ -100,6 +92,33 @@ def run(args: argparse.Namespace) -> int:
     print(where, file=out)
     if args.save_snapshot:
         print(f"snapshot saved at version {loaded.state.version}", file=out)
+    return 0
+
+
+def timeline(args: argparse.Namespace, until_time, out) -> int:
+    """One line (or JSON line) per event up to the requested point, printed as the log is read."""
+    for label, value in (("--until-version", args.until_version), ("--until-position", args.until_position)):
+        if value is not None and value < 0:
+            raise UserError(f"{label} must be 0 or more, got {value}")
+    past = readlog.bound(args.until_version, args.until_position, until_time)
+    progress = readlog.Progress(f"reading {args.name}")
+    count = 0
+    with readlog.store_for(args) as store:
+        stream = readlog.require_pipeline(store, args.name)
+        try:
+            for record, event in readlog.iter_events(store, stream, past=past, progress=progress):
+                if args.json:
+                    print(json.dumps(readlog.record_json(record)), file=out)
+                else:
+                    print(f"{record.version:>7} {record.position:>9}  {record.recorded_at}  {record.type:<20} "
+                          f"{explain.event_line(event)}", file=out)
+                count += 1
+        except CorruptLogError as err:
+            raise UserError(f"{err}\nrun `calmops verify` to see the damage") from None
+        finally:
+            progress.close()
+    if not args.json:
+        print(f"{count} event(s)", file=out)
     return 0
 
 

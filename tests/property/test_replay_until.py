@@ -82,11 +82,14 @@ def log(tmp_path_factory) -> tuple[Path, list, list[tuple[int, str]]]:
 
 
 @settings(max_examples=60, deadline=None)
-@given(n=st.integers(0, 40), snap=st.one_of(st.none(), st.integers(1, 40)))
-def test_state_at_version_n_is_the_fold_of_the_first_n_events(log, n, snap) -> None:
+@given(n=st.integers(0, 40), snap=st.one_of(st.none(), st.integers(1, 40)), walk=st.booleans())
+def test_state_at_version_n_is_the_fold_of_the_first_n_events(log, n, snap, walk) -> None:
     home, events, _ = log
     n = min(n, len(events))
-    with readlog.open_log(home) as store:
+    with readlog.open_log(home) as store, pytest.MonkeyPatch.context() as mp:
+        if walk:  # read the stream by walking the whole log in batches, as for a long stream
+            mp.setattr(readlog, "SMALL_STREAM", 0)
+            mp.setattr(readlog, "BATCH", 7)
         store.delete_snapshots()
         if snap is not None:
             readlog.save_snapshot(store, "p", replay(events[: min(snap, len(events))]))
@@ -98,11 +101,14 @@ def test_state_at_version_n_is_the_fold_of_the_first_n_events(log, n, snap) -> N
 
 
 @settings(max_examples=60, deadline=None)
-@given(position=st.integers(0, 60), snap=st.one_of(st.none(), st.integers(1, 40)))
-def test_state_at_position_p_folds_the_pipelines_events_up_to_p(log, position, snap) -> None:
+@given(position=st.integers(0, 60), snap=st.one_of(st.none(), st.integers(1, 40)), walk=st.booleans())
+def test_state_at_position_p_folds_the_pipelines_events_up_to_p(log, position, snap, walk) -> None:
     home, events, envelopes = log
     expected = replay([e for e, (pos, _) in zip(events, envelopes, strict=True) if pos <= position])
-    with readlog.open_log(home) as store:
+    with readlog.open_log(home) as store, pytest.MonkeyPatch.context() as mp:
+        if walk:
+            mp.setattr(readlog, "SMALL_STREAM", 0)
+            mp.setattr(readlog, "BATCH", 7)
         store.delete_snapshots()
         if snap is not None:
             readlog.save_snapshot(store, "p", replay(events[: min(snap, len(events))]))
