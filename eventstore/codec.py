@@ -156,6 +156,15 @@ class Codec:
         Raises CorruptLogError naming the position and type when the type is unknown, an upcaster is
         missing or fails, or the payload does not fit the class.
         """
+        entry = self._by_name.get(recorded.type)
+        if entry is not None and recorded.schema_version == entry.version:  # the common case, kept short
+            try:
+                return entry.decode(recorded.payload)
+            except Exception:  # noqa: S110 - decoded again below, where the problem is named
+                pass
+        return self._decode_in_full(recorded)
+
+    def _decode_in_full(self, recorded: Any) -> Any:
         type_name, version, payload = recorded.type, recorded.schema_version, recorded.payload
         position = getattr(recorded, "position", None)
         where = f"position {position}" if position is not None else "unrecorded event"
