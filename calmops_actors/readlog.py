@@ -234,14 +234,19 @@ def _load(store: SQLiteEventStore, stream: str, past: Bound | None, until_versio
             first_past = next((r for r in tail if past is not None and past(r)), None)
             if first_past is None or first_past.version > snap_state.version:
                 return _fold_tail(snap_state, tail, past, store, stream)
+    last = None
     try:
-        for record, event in iter_events(store, stream, past=past, progress=progress):
-            state = evolve(state, event)
-            loaded.position, loaded.recorded_at = record.position, record.recorded_at
-            if keep_events:
-                loaded.events.append((record, event))
+        if keep_events:
+            for last, event in iter_events(store, stream, past=past, progress=progress):  # noqa: B007
+                state = evolve(state, event)
+                loaded.events.append((last, event))
+        else:
+            for last, event in iter_events(store, stream, past=past, progress=progress):  # noqa: B007
+                state = evolve(state, event)
     except CorruptLogError as err:
         raise UserError(f"{err}\nrun `calmops verify` to see the damage") from None
+    if last is not None:
+        loaded.position, loaded.recorded_at = last.position, last.recorded_at
     loaded.state = state
     return loaded
 
