@@ -308,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "sqlite": sqlite3.sqlite_version,
             "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "load_average_1min": {"start": load_before[0], "end": load_after[0]},
             "results": results,
             "targets": {
                 "append_ratio_max": APPEND_TARGET,
