@@ -237,15 +237,18 @@ class Codec:
         )
 
     def _decoder(self, hint: Any, owner: str) -> _Decoder:
+        # `int | float == float | int` (unions compare as sets) but they decode 1 differently: the key keeps
+        # the order; classes are their own key (a dataclass's placeholder is stored under the class)
+        key = hint if isinstance(hint, type) else (hint, repr(hint))
         try:
-            cached = self._decoders.get(hint)
+            cached = self._decoders.get(key)
         except TypeError:  # an unhashable hint
             cached = None
         if cached is not None:
             return cached
         decoder = self._build(hint, owner)
         with contextlib.suppress(TypeError):
-            self._decoders[hint] = decoder
+            self._decoders[key] = decoder
         return decoder
 
     def _build(self, hint: Any, owner: str) -> _Decoder:  # noqa: C901 - one branch per supported hint
@@ -373,12 +376,19 @@ def _constructor(
             else:
                 env[f"factory{i}"] = f.default_factory
                 absent = f"factory{i}()"
-            lines += [f"    v{i} = get({f.name!r}, ABSENT)",
-                      f"    if v{i} is ABSENT:", f"        v{i} = {absent}",
-                      f"    elif {needs_decoder}:", f"        v{i} = decode{i}(v{i})"]
+            lines += [
+                f"    v{i} = get({f.name!r}, ABSENT)",
+                f"    if v{i} is ABSENT:",
+                f"        v{i} = {absent}",
+                f"    elif {needs_decoder}:",
+                f"        v{i} = decode{i}(v{i})",
+            ]
         else:  # required: the caller checked it is present
-            lines += [f"    v{i} = value[{f.name!r}]",
-                      f"    if {needs_decoder}:", f"        v{i} = decode{i}(v{i})"]
+            lines += [
+                f"    v{i} = value[{f.name!r}]",
+                f"    if {needs_decoder}:",
+                f"        v{i} = decode{i}(v{i})",
+            ]
     lines.append("    return cls(" + ", ".join(f"{f.name}=v{i}" for i, f in enumerate(fields)) + ")")
     exec("\n".join(lines), env)  # noqa: S102 - source built above from the field names of a dataclass
     return env["build"]

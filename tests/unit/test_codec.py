@@ -344,3 +344,26 @@ def test_decode_accepts_event_data_too():
     )
     with pytest.raises(CorruptLogError, match="unrecorded event: unknown event type"):
         codec.decode(EventData("Nope", {}))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Numbers:
+    int_first: int | float
+    float_first: float | int
+    maybe: float | None
+    table: dict[str, float]
+    flag: bool | int = False
+
+
+def test_unions_of_scalars_take_the_first_arm_that_fits():
+    codec = Codec([Numbers])
+    payload = {"int_first": 1, "float_first": 1, "maybe": 2, "table": {"a": 3}, "flag": 1}
+    decoded = codec.decode(recorded("Numbers", payload))
+    assert decoded == Numbers(int_first=1, float_first=1.0, maybe=2.0, table={"a": 3.0}, flag=1)
+    assert type(decoded.int_first) is int and type(decoded.float_first) is float
+    assert type(decoded.maybe) is float and type(decoded.table["a"]) is float and type(decoded.flag) is int
+    assert type(codec.decode(recorded("Numbers", {**payload, "flag": True})).flag) is bool
+    with pytest.raises(CorruptLogError, match=r"payload\.table\['a'\]: expected a number, got a string"):
+        codec.decode(recorded("Numbers", {**payload, "table": {"a": "3"}}))
+    with pytest.raises(CorruptLogError, match=r"payload\.maybe: a string '2' fits none of"):
+        codec.decode(recorded("Numbers", {**payload, "maybe": "2"}))
