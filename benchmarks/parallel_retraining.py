@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                 artifact_root=root,
                 strategies=names,
             )
-            results = await_round(tasks, names, settings.task_timeout_seconds)
+            results = await_round(tasks, names, settings.task_timeout_seconds, artifact_root=root)
             elapsed = time.perf_counter() - start
             assert all(r.status == "trained" for r in results), [r.reason for r in results]
             return elapsed, results

@@ -40,6 +40,9 @@ __all__ = [
     "ArtifactStore",
     "ArtifactTampered",
     "ArtifactUntrusted",
+    "Blob",
+    "decode_model",
+    "encode_model",
 ]
 
 # Types skops flags as untrusted that we still load: the estimator families we save ourselves.
@@ -74,6 +77,55 @@ class ArtifactRef:
     sha256: str
     kind: str
     size: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Blob:
+    """An artifact's bytes in flight (through Ray's object store, between nodes), with their kind and hash.
+
+    Ray tasks get and return blobs, never paths: on a cluster a task's node need not see the home folder.
+    """
+
+    kind: str
+    sha256: str
+    data: bytes
+
+    @staticmethod
+    def of(data: bytes, kind: str) -> Blob:
+        return Blob(kind=kind, sha256=hashlib.sha256(data).hexdigest(), data=data)
+
+
+def encode_model(model: Any, trusted_prefixes: tuple[str, ...] = TRUSTED_PREFIXES) -> Blob:
+    """A fitted model as bytes: skops when the loading policy can read it back, pickle otherwise."""
+    try:
+        data = sio.dumps(model)
+        untrusted = sio.get_untrusted_types(data=data)
+        skops_ok = all(_trusted(t, trusted_prefixes) for t in untrusted)
+    except Exception:  # skops cannot represent some objects at all; pickle is the documented fallback
+        skops_ok = False
+    if skops_ok:
+        return Blob.of(data, "model-skops")
+    return Blob.of(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL), "model-pickle")
+
+
+def decode_model(blob: Blob, trusted_prefixes: tuple[str, ...] = TRUSTED_PREFIXES, name: str = "") -> Any:
+    """Load a model blob: its bytes must hash to its sha256, and a skops file may hold only trusted types."""
+    name = name or f"{blob.sha256}"
+    actual = hashlib.sha256(blob.data).hexdigest()
+    if actual != blob.sha256:
+        raise ArtifactTampered(f"model {name}: bytes hash to {actual}, not the recorded {blob.sha256}; not loaded")
+    if blob.kind == "model-pickle":
+        return pickle.loads(blob.data)  # noqa: S301 - bytes verified against the recorded sha256 above
+    if blob.kind != "model-skops":
+        raise ArtifactError(f"artifact {name} is a {blob.kind}, not a model")
+    untrusted = sio.get_untrusted_types(data=blob.data)
+    refused = [t for t in untrusted if not _trusted(t, trusted_prefixes)]
+    if refused:
+        raise ArtifactUntrusted(
+            f"artifact {name} holds types outside the loading policy: {refused}. "
+            "Inspect the file with skops.io.get_untrusted_types before trusting it."
+        )
+    return sio.loads(blob.data, trusted=untrusted)
 
 
 def _trusted(type_name: str, prefixes: tuple[str, ...]) -> bool:
@@ -125,15 +177,13 @@ class ArtifactStore:
 
     def put_model(self, model: Any) -> ArtifactRef:
         """Save a fitted model: skops when the policy can load it back, pickle otherwise."""
-        try:
-            data = sio.dumps(model)
-            untrusted = sio.get_untrusted_types(data=data)
-            skops_ok = all(_trusted(t, self.trusted_prefixes) for t in untrusted)
-        except Exception:  # skops cannot represent some objects at all; pickle is the documented fallback
-            skops_ok = False
-        if skops_ok:
-            return self._put(data, "model-skops")
-        return self._put(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL), "model-pickle")
+        return self.put_blob(encode_model(model, self.trusted_prefixes))
+
+    def put_blob(self, blob: Blob) -> ArtifactRef:
+        """Store bytes that arrived from elsewhere (a Ray task), after checking they match their hash."""
+        if hashlib.sha256(blob.data).hexdigest() != blob.sha256:
+            raise ArtifactTampered(f"a {blob.kind} blob does not hash to its sha256 {blob.sha256}; not stored")
+        return self._put(blob.data, blob.kind)
 
     def put_frame(self, frame: pd.DataFrame) -> ArtifactRef:
         """Save a DataFrame as Parquet."""
@@ -163,19 +213,11 @@ class ArtifactStore:
 
     def get_model(self, ref: ArtifactRef) -> Any:
         """Load a model, refusing files whose hash or types do not match the policy."""
-        data = self.read_verified(ref)
-        if ref.kind == "model-pickle":
-            return pickle.loads(data)  # noqa: S301 - bytes verified against the recorded sha256 above
-        if ref.kind != "model-skops":
-            raise ArtifactError(f"artifact {ref.artifact_id} is a {ref.kind}, not a model")
-        untrusted = sio.get_untrusted_types(data=data)
-        refused = [t for t in untrusted if not _trusted(t, self.trusted_prefixes)]
-        if refused:
-            raise ArtifactUntrusted(
-                f"artifact {ref.artifact_id} holds types outside the loading policy: {refused}. "
-                "Inspect the file with skops.io.get_untrusted_types before trusting it."
-            )
-        return sio.loads(data, trusted=untrusted)
+        return decode_model(self.read_blob(ref), self.trusted_prefixes, ref.artifact_id)
+
+    def read_blob(self, ref: ArtifactRef) -> Blob:
+        """The artifact's verified bytes, ready to travel to a Ray task."""
+        return Blob(kind=ref.kind, sha256=ref.sha256, data=self.read_verified(ref))
 
     def get_frame(self, ref: ArtifactRef) -> pd.DataFrame:
         """Load a Parquet frame after the hash check."""

@@ -31,9 +31,11 @@ from calmops_actors.hooks import load_preprocess
 from calmops_actors.training_tasks import (
     CandidateResult,
     await_round,
+    champion_blob,
     launch_round,
     put_material,
-    score_artifact_task,
+    score_model_task,
+    task_options,
 )
 from eventstore import ConcurrencyError
 from pipelines.config import ConfigError, PipelineConfig, config_from_dict, config_sha256, config_to_dict
@@ -93,6 +95,7 @@ class InFlightRound:
     started: float
     material_refs: Any
     holdout_ref: Any
+    champion_blob: Any
     seed: int
 
 
@@ -234,7 +237,7 @@ class PipelineActor:
         multivariate = None
         if c.drift.multivariate.enabled and schema.numeric:
             seed = c.training.seed + block.seq
-            multivariate = ray.get(multivariate_task.remote(
+            multivariate = ray.get(multivariate_task.options(**task_options()).remote(
                 reference_frame, frame, schema.numeric, c.drift, seed))
         concept = None
         if errors is not None and c.drift.concept_detector != "none":
@@ -302,17 +305,17 @@ class PipelineActor:
         refs = put_material(material)
         holdout_ref = ray.put(holdout)
         champion = self.state.champion_record()
-        champion_artifact = to_ref(champion.artifact) if champion else None
+        blob = champion_blob(to_ref(champion.artifact) if champion else None, self.artifacts.root)
         tasks = launch_round(refs, holdout_ref, ModelSpec(c.model.class_path, c.model.params), settings, plan.seed,
-                             champion=champion_artifact, artifact_root=str(self.artifacts.root),
-                             strategies=list(plan.strategies))
+                             champion=blob, artifact_root=self.artifacts.root, strategies=list(plan.strategies))
         champion_task = None
-        if champion_artifact is not None:
-            champion_task = score_artifact_task.remote(champion_artifact, str(self.artifacts.root), holdout_ref,
-                                                       schema.features, schema.target, c.task)
+        if blob is not None:
+            champion_task = score_model_task.options(**task_options()).remote(
+                blob, holdout_ref, schema.features, schema.target, c.task)
         self.inflight = InFlightRound(round_id=plan.round_id, strategies=list(plan.strategies), refs=tasks,
                                       champion_ref=champion_task, started=time.monotonic(),
-                                      material_refs=refs, holdout_ref=holdout_ref, seed=plan.seed)
+                                      material_refs=refs, holdout_ref=holdout_ref, champion_blob=blob,
+                                      seed=plan.seed)
 
     def round_settings(self, trigger: str):
         c = self.config
@@ -345,16 +348,16 @@ class PipelineActor:
 
     def record_round(self, flight: InFlightRound, remaining: float) -> None:
         settings = self.round_settings(self.state.round.trigger)
-        results = list(await_round(flight.refs, flight.strategies, remaining, seed=flight.seed))
+        root = self.artifacts.root
+        results = list(await_round(flight.refs, flight.strategies, remaining, seed=flight.seed, artifact_root=root))
         fallback = fallback_to_run({r.strategy: r.status for r in results}, settings)
         if fallback is not None:
             c = self.config
-            champion = self.state.champion_record()
             extra = launch_round(flight.material_refs, flight.holdout_ref, ModelSpec(c.model.class_path,
-                                 c.model.params), settings, flight.seed,
-                                 champion=to_ref(champion.artifact) if champion else None,
-                                 artifact_root=str(self.artifacts.root), strategies=[fallback])
-            results += await_round(extra, [fallback], settings.task_timeout_seconds, seed=flight.seed)
+                                 c.model.params), settings, flight.seed, champion=flight.champion_blob,
+                                 artifact_root=root, strategies=[fallback])
+            results += await_round(extra, [fallback], settings.task_timeout_seconds, seed=flight.seed,
+                                   artifact_root=root)
         champion_metrics: dict[str, float] = {}
         if flight.champion_ref is not None:
             try:
@@ -406,7 +409,8 @@ class PipelineActor:
         """Who answers: the pipeline and this process (a restarted actor has a new pid)."""
         import os
 
-        return {"pipeline": self.name, "pid": os.getpid(), "version": self.state.version}
+        return {"pipeline": self.name, "pid": os.getpid(), "version": self.state.version,
+                "node_id": ray.get_runtime_context().get_node_id()}
 
 
 def outcome_of(result: CandidateResult) -> StrategyOutcome:
@@ -416,12 +420,17 @@ def outcome_of(result: CandidateResult) -> StrategyOutcome:
     return StrategyOutcome(
         strategy=result.strategy, artifact=to_artifact(result.artifact), metrics=result.metrics,
         training_blocks=result.training_blocks, rows=result.rows, seconds=result.seconds, seed=result.seed,
-        params=jsonable(result.params), notes=(result.notes,) if result.notes else ())
+        params=jsonable(result.params),
+        notes=((result.notes,) if result.notes else ()) + ((f"trained on node {result.node_id}",)
+                                                             if result.node_id else ()))
 
 
 def jsonable(params: dict[str, Any]) -> dict[str, Any]:
-    """Strategy params as JSON values (anything else becomes its repr)."""
+    """Strategy params as JSON values (anything else, NaN and infinities included, becomes its repr)."""
+    import math
+
     out = {}
     for k, v in params.items():
-        out[str(k)] = v if isinstance(v, (str, int, float, bool, type(None))) else repr(v)
+        plain = isinstance(v, (str, int, bool, type(None))) or (isinstance(v, float) and math.isfinite(v))
+        out[str(k)] = v if plain else repr(v)
     return out

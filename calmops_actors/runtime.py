@@ -38,6 +38,13 @@ def local_dashboard() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("aiohttp", "aiohttp_cors", "opencensus"))
 
 
+def home_node() -> str:
+    """The Ray node of this process: the one whose disk holds the home folder."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
+
+
 def actor_name(pipeline: str) -> str:
     return f"pipeline:{pipeline}"
 
@@ -49,12 +56,15 @@ def spawn_actor(home: Path, pipeline: str, resources: dict[str, float] | None = 
     (`max_task_retries`), which is safe because every method is idempotent over the log.
     """
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     from calmops_actors.pipeline_actor import PipelineActor
 
     options: dict[str, Any] = {
         "name": actor_name(pipeline), "namespace": NAMESPACE, "get_if_exists": True,
         "max_restarts": -1, "max_task_retries": 3, "num_cpus": 0,
+        # The log and the artifacts live on this node's disk: the actor must run (and restart) here.
+        "scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=home_node(), soft=False),
     }
     if resources:
         options["resources"] = resources

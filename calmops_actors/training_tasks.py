@@ -1,8 +1,9 @@
 """Ray tasks that train and score retraining candidates in parallel, one task per strategy.
 
-Tasks get ids, paths and object refs, never live models: the champion arrives as an `ArtifactRef` plus the
-artifact root and is loaded (hash-verified) inside the task; each candidate is written to the artifact store
-and only a small `CandidateResult` comes back. Anything raised inside a task becomes a "failed" result, a
+Tasks get ids and object refs, never paths or live models: the champion travels as a hash-checked `Blob`
+through Ray's object store and is loaded inside the task; each candidate comes back as a `Blob` that the
+caller verifies and writes to its artifact store (`await_round(..., artifact_root=...)`), so a task may run on
+any node of a cluster, whether or not it sees the home folder. Anything raised inside a task becomes a "failed" result, a
 strategy that does not apply a "skipped" one, so one bad strategy never sinks the round.
 """
 
@@ -11,14 +12,14 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 import ray
 
-from calmops_actors.artifacts import ArtifactRef, ArtifactStore
+from calmops_actors.artifacts import ArtifactRef, ArtifactStore, Blob, decode_model, encode_model
 from pipelines.evaluation import evaluate
 from pipelines.models import ModelSpec
 from pipelines.retraining import (
@@ -39,7 +40,9 @@ __all__ = [
     "launch_round",
     "put_material",
     "run_round",
-    "score_artifact_task",
+    "score_model_task",
+    "champion_blob",
+    "task_options",
     "train_candidate",
     "train_candidate_task",
 ]
@@ -80,7 +83,8 @@ class CandidateResult:
     strategy: str
     status: Status
     seed: int
-    artifact: ArtifactRef | None = None
+    artifact: ArtifactRef | None = None  # set by `await_round` once the blob is stored
+    blob: Blob | None = None  # the trained model's bytes, as the task returned them
     metrics: dict[str, float] = field(default_factory=dict)
     training_blocks: tuple[str, ...] = ()
     rows: int = 0
@@ -88,6 +92,7 @@ class CandidateResult:
     seconds: float = 0.0
     notes: str = ""
     reason: str | None = None  # why it was skipped, or the error text of a failure
+    node_id: str = ""  # the Ray node the task ran on
 
 
 def put_material(material: TrainingMaterial) -> MaterialRefs:
@@ -164,37 +169,47 @@ def train_candidate_task(
     spec: ModelSpec,
     settings: RetrainSettings,
     seed: int,
-    champion: ArtifactRef | None,
-    artifact_root: str,
+    champion: Blob | None,
     holdout: pd.DataFrame,
 ) -> CandidateResult:
-    """Train one strategy's candidate, store it, score it on the holdout (Ray resolves the holdout ref)."""
+    """Train one strategy's candidate and score it on the holdout; the model comes back as a blob."""
     start = time.perf_counter()
     try:
         resolved = material.resolve()
-    except Exception as exc:
+        champion_model = decode_model(champion) if champion is not None else None
+        candidate = run_strategy(strategy, resolved, spec, settings, seed, champion_model)
+        blob = encode_model(candidate.model)
+        metrics = evaluate(candidate.model, holdout, resolved.features, resolved.target, resolved.task)
         return CandidateResult(
-            strategy=strategy,
-            status="failed",
-            seed=seed,
-            reason=_error_text(exc),
+            strategy=strategy, status="trained", seed=seed, blob=blob, metrics=metrics,
+            training_blocks=candidate.training_blocks, rows=candidate.rows, params=candidate.params,
+            seconds=candidate.seconds, notes=candidate.notes, node_id=ray.get_runtime_context().get_node_id(),
+        )
+    except StrategySkipped as skipped:
+        return CandidateResult(
+            strategy=strategy, status="skipped", seed=seed, reason=skipped.reason,
             seconds=time.perf_counter() - start,
         )
-    return train_candidate(strategy, resolved, spec, settings, seed, champion, artifact_root, holdout)
+    except Exception as exc:
+        return CandidateResult(
+            strategy=strategy, status="failed", seed=seed, reason=_error_text(exc),
+            seconds=time.perf_counter() - start,
+        )
 
 
 @ray.remote(max_retries=0)
-def score_artifact_task(
-    artifact: ArtifactRef,
-    artifact_root: str,
-    holdout: pd.DataFrame,
-    features: tuple[str, ...],
-    target: str,
-    task: str,
+def score_model_task(
+    model: Blob, holdout: pd.DataFrame, features: tuple[str, ...], target: str, task: str
 ) -> dict[str, float]:
-    """Holdout metrics of a stored model (the champion is scored on the same rows as the candidates)."""
-    model = ArtifactStore(artifact_root).get_model(artifact)
-    return evaluate(model, holdout, features, target, task)  # type: ignore[arg-type]
+    """Holdout metrics of a model blob (the champion is scored on the same rows as the candidates)."""
+    return evaluate(decode_model(model), holdout, features, target, task)  # type: ignore[arg-type]
+
+
+def champion_blob(champion: ArtifactRef | None, artifact_root: str | Path) -> Any:
+    """The champion's verified bytes in the object store once (a ref every task of the round shares)."""
+    if champion is None:
+        return None
+    return ray.put(ArtifactStore(artifact_root).read_blob(champion))
 
 
 def launch_round(
@@ -204,7 +219,7 @@ def launch_round(
     settings: RetrainSettings,
     seed: int,
     *,
-    champion: ArtifactRef | None,
+    champion: ArtifactRef | Any | None,
     artifact_root: str | Path,
     strategies: Sequence[str] | None = None,
 ) -> list[ray.ObjectRef]:
@@ -217,19 +232,36 @@ def launch_round(
     refs = material if isinstance(material, MaterialRefs) else put_material(material)
     holdout_ref = holdout if isinstance(holdout, ray.ObjectRef) else ray.put(holdout)
     names = tuple(settings.strategies if strategies is None else strategies)
+    blob_ref = champion if isinstance(champion, ray.ObjectRef) else champion_blob(champion, artifact_root)
     submitted = {
-        name: train_candidate_task.remote(
-            name, refs, spec, settings, seed, champion, str(artifact_root), holdout_ref
+        name: train_candidate_task.options(**task_options()).remote(
+            name, refs, spec, settings, seed, blob_ref, holdout_ref
         )
         for name in launch_order(names, refs.block_rows, refs.new_block_ids, settings)
     }
     return [submitted[name] for name in names]
 
 
+def task_options() -> dict[str, Any]:
+    """Extra Ray options for training tasks: `CALMOPS_TASK_RESOURCES` (JSON) pins them to nodes that offer
+    those resources (docs/cluster.md); by default Ray places them anywhere in the cluster."""
+    import json
+    import os
+
+    text = os.environ.get("CALMOPS_TASK_RESOURCES")
+    return {"resources": json.loads(text)} if text else {}
+
+
 def await_round(
-    refs: Sequence[ray.ObjectRef], strategies: Sequence[str], timeout_seconds: float, *, seed: int = 0
+    refs: Sequence[ray.ObjectRef], strategies: Sequence[str], timeout_seconds: float, *, seed: int = 0,
+    artifact_root: str | Path,
 ) -> list[CandidateResult]:
-    """Wait for every task up to `timeout_seconds` from now; tasks still running are cancelled as failures."""
+    """Wait for every task up to `timeout_seconds` from now; tasks still running are cancelled as failures.
+
+    Each trained candidate's blob is verified and written to the artifact store at `artifact_root`; the
+    result then carries its `ArtifactRef` (and no longer the bytes).
+    """
+    store = ArtifactStore(artifact_root)
     if len(refs) != len(strategies):
         raise ValueError(
             f"{len(refs)} task refs for {len(strategies)} strategies; allowed: one ref per strategy"
@@ -251,11 +283,15 @@ def await_round(
             )
             continue
         try:
-            results.append(ray.get(ref))
+            result = ray.get(ref)
         except Exception as exc:  # the worker died or the task was cancelled: still a result, not a crash
             results.append(
                 CandidateResult(strategy=name, status="failed", seed=seed, reason=_error_text(exc))
             )
+            continue
+        if result.blob is not None:
+            result = replace(result, artifact=store.put_blob(result.blob), blob=None)
+        results.append(result)
     return results
 
 
@@ -284,22 +320,23 @@ def run_round(
     refs = put_material(material)
     holdout_ref = ray.put(holdout)
     names = list(settings.strategies)
+    blob_ref = champion_blob(champion, artifact_root)
     tasks = launch_round(
         refs,
         holdout_ref,
         spec,
         settings,
         seed,
-        champion=champion,
+        champion=blob_ref,
         artifact_root=artifact_root,
         strategies=names,
     )
     champion_task = None
-    if champion is not None:
-        champion_task = score_artifact_task.remote(
-            champion, str(artifact_root), holdout_ref, material.features, material.target, material.task
+    if blob_ref is not None:
+        champion_task = score_model_task.options(**task_options()).remote(
+            blob_ref, holdout_ref, material.features, material.target, material.task
         )
-    results = await_round(tasks, names, settings.task_timeout_seconds, seed=seed)
+    results = await_round(tasks, names, settings.task_timeout_seconds, seed=seed, artifact_root=artifact_root)
     fallback = fallback_to_run({r.strategy: r.status for r in results}, settings)
     if fallback is not None:
         extra = launch_round(
@@ -308,11 +345,13 @@ def run_round(
             spec,
             settings,
             seed,
-            champion=champion,
+            champion=blob_ref,
             artifact_root=artifact_root,
             strategies=[fallback],
         )
-        results += await_round(extra, [fallback], settings.task_timeout_seconds, seed=seed)
+        results += await_round(
+            extra, [fallback], settings.task_timeout_seconds, seed=seed, artifact_root=artifact_root
+        )
     champion_metrics = None
     if champion_task is not None:
         # Scoring the champion is a prediction pass; failing it (tampered file) is the caller's error to see.

@@ -63,7 +63,7 @@ def test_strategies_run_in_parallel_and_match_a_local_run(ray_local, tmp_path: P
         material, holdout, LOGREG, settings, 42, champion=champion_ref, artifact_root=tmp_path
     )
     assert len(refs) == 5  # all launched before any is awaited
-    results = await_round(refs, settings.strategies, timeout_seconds=120, seed=42)
+    results = await_round(refs, settings.strategies, timeout_seconds=120, seed=42, artifact_root=tmp_path)
 
     assert [r.strategy for r in results] == list(settings.strategies)
     assert [r.status for r in results] == ["trained"] * 5, [r.reason for r in results]
@@ -84,7 +84,8 @@ def test_a_raising_strategy_is_a_failure_and_the_others_still_count(ray_local, t
     _, champion_ref = _stored_champion(material, store)
 
     refs = launch_round(material, holdout, LOGREG, settings, 7, champion=champion_ref, artifact_root=tmp_path)
-    by_name = {r.strategy: r for r in await_round(refs, settings.strategies, timeout_seconds=120, seed=7)}
+    by_name = {r.strategy: r for r in await_round(refs, settings.strategies, timeout_seconds=120, seed=7,
+                                                 artifact_root=tmp_path)}
 
     assert by_name["windowed"].status == "failed" and by_name["windowed"].artifact is None
     assert by_name["windowed"].reason.startswith("ValueError: ")
@@ -118,7 +119,7 @@ def test_a_task_past_its_timeout_is_cancelled_and_reported_as_a_failure(ray_loca
 
     start = time.perf_counter()
     refs = launch_round(material, holdout, slow, settings, 0, champion=None, artifact_root=tmp_path)
-    results = await_round(refs, settings.strategies, settings.task_timeout_seconds)
+    results = await_round(refs, settings.strategies, settings.task_timeout_seconds, artifact_root=tmp_path)
     waited = time.perf_counter() - start
 
     assert [r.status for r in results] == ["failed", "failed"]
