@@ -6,9 +6,12 @@ blocks) through `SQLiteEventStore.append` and the codec, then times, in the same
 
 - baseline: a plain `sqlite3` read of the stream's rows and `json.loads` of every payload (no decoding into
   events, no fold): the floor any replay pays;
-- replay without snapshot: `calmops_actors.readlog.load_state` (read, decode through the codec, `evolve`),
-  split into read+decode and fold by profiling the two phases separately;
-- save a snapshot, then replay with it (snapshot load + the tail after it).
+- an instrumented fold that times reading (sqlite + json.loads), decoding (the codec) and `evolve` apart;
+- replay without snapshot: `calmops_actors.readlog.load_state`, the path `calmops replay` takes;
+- a snapshot saved 1,000 events before the head, then replay with it (snapshot load + that tail).
+
+`calibration_s` times a fixed pure-Python loop before and after, so figures from a slower or busier
+machine can be compared (about 0.1-0.15 s on an idle 2020s laptop core).
 
 Targets (benchmarks/README.md, "Replay"): under 30 s without snapshots, under 1 s with them, at 1,000,000
 events. `--log PATH` reuses a log written by an earlier run with the same `--events` (generation takes a
@@ -186,59 +189,87 @@ def baseline(log: Path) -> tuple[float, int]:
     return time.perf_counter() - t0, n
 
 
-def run(events: int, log_home: Path | None, as_json: bool) -> dict:
+def calibrate() -> float:
+    """Seconds for a fixed pure-Python loop (sum(range(10**7))): about 0.1-0.15 s on an idle 2020s laptop core,
+    so figures from a slower or busier machine can be scaled."""
+    t0 = time.perf_counter()
+    sum(range(10**7))
+    return round(time.perf_counter() - t0, 3)
+
+
+def instrumented_fold(store, stop_at: int):
+    """Fold the stream timing read (sqlite + json, inside iter_all), decode and evolve apart; also return the
+    state at version `stop_at` (for the snapshot)."""
+    from calmops_actors.readlog import gc_paused
+    from pipelines.state import PipelineState, evolve
+
+    decode = store.codec.decode
+    stream = stream_id(NAME)
+    clock = time.perf_counter
+    state, at_stop = PipelineState.initial(), None
+    decoding = folding = 0.0
+    t_start = clock()
+    with gc_paused():
+        for record in store.iter_all(batch_size=20_000):
+            if record.stream_id != stream:
+                continue
+            t0 = clock()
+            event = decode(record)
+            t1 = clock()
+            state = evolve(state, event)
+            t2 = clock()
+            decoding += t1 - t0
+            folding += t2 - t1
+            if record.version == stop_at:
+                at_stop = state
+    total = clock() - t_start
+    return state, at_stop, {"read_s": round(total - decoding - folding, 2), "decode_s": round(decoding, 2),
+                            "fold_s": round(folding, 2)}
+
+
+def run(events: int, log_home: Path | None) -> dict:
     from calmops_actors import readlog
-    from pipelines.state import evolve
 
     work = None
     if log_home is None:
         work = tempfile.TemporaryDirectory(prefix="replay-bench-")
         log_home = Path(work.name) / "home"
-    figures: dict = {"events_requested": events}
+    figures: dict = {"events_requested": events, "calibration_s": calibrate()}
     t0 = time.perf_counter()
     written = write_log(log_home, events)
     figures["generate_s"] = round(time.perf_counter() - t0, 2)
     home = Home(log_home)
-    with readlog.open_log(log_home) as store:
-        store.delete_snapshots()
     figures["events"] = written
     figures["log_mb"] = round(home.log_path.stat().st_size / 1e6, 1)
-    figures["baseline_s"], _ = (round(x, 2) if isinstance(x, float) else x for x in baseline(home.log_path))
-
     with readlog.open_log(log_home) as store:
-        # phase split: read+decode (the codec) and the fold, measured separately
-        t0 = time.perf_counter()
-        decoded = [e for _, e in readlog.iter_events(store, stream_id(NAME))]
-        figures["read_decode_s"] = round(time.perf_counter() - t0, 2)
-        t0 = time.perf_counter()
-        state = None
-        from pipelines.state import PipelineState
+        store.delete_snapshots()
+        figures["baseline_s"] = round(baseline(home.log_path)[0], 2)
 
-        state = PipelineState.initial()
-        for e in decoded:
-            state = evolve(state, e)
-        figures["fold_s"] = round(time.perf_counter() - t0, 2)
-        del decoded
+        full, at_snapshot, split = instrumented_fold(store, max(1, written - TAIL))
+        figures.update(split)
 
-        t0 = time.perf_counter()
-        full = readlog.load_state(store, NAME, use_snapshot=False).state
+        t0, c0 = time.perf_counter(), time.process_time()
+        loaded = readlog.load_state(store, NAME, use_snapshot=False)
         figures["without_snapshot_s"] = round(time.perf_counter() - t0, 2)
-        assert full == state
+        figures["without_snapshot_cpu_s"] = round(time.process_time() - c0, 2)
+        assert loaded.state == full, "load_state differs from the instrumented fold"
 
-        # snapshot at (head - TAIL), then the tail is folded on top of it
-        at = max(1, full.version - TAIL)
         t0 = time.perf_counter()
-        readlog.save_snapshot(store, NAME, readlog.load_state(store, NAME, use_snapshot=False,
-                                                              until_version=at).state)
+        readlog.save_snapshot(store, NAME, at_snapshot)
         figures["save_snapshot_s"] = round(time.perf_counter() - t0, 2)
-        t0 = time.perf_counter()
-        loaded = readlog.load_state(store, NAME)
+        del at_snapshot, loaded
+
+        t0, c0 = time.perf_counter(), time.process_time()
+        cached = readlog.load_state(store, NAME)
         figures["with_snapshot_s"] = round(time.perf_counter() - t0, 2)
-        figures["snapshot_version"] = loaded.snapshot_version
-        assert loaded.state == full, "state with a snapshot differs from the full replay"
+        figures["with_snapshot_cpu_s"] = round(time.process_time() - c0, 2)
+        figures["snapshot_version"] = cached.snapshot_version
+        assert cached.snapshot_version == written - TAIL
+        assert cached.state == full, "the state with a snapshot differs from the full replay"
         store.delete_snapshots()
     figures["blocks"] = full.counters.blocks
     figures["models"] = len(full.models)
+    figures["calibration_after_s"] = calibrate()
     figures["targets"] = TARGETS
     figures["met"] = {k: figures[k] < v for k, v in TARGETS.items()}
     if work is not None:
@@ -254,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="home folder to write the log into and reuse on later runs (default: a temp dir)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args(argv)
-    figures = run(args.events, args.log, args.json)
+    figures = run(args.events, args.log)
     if args.json:
         print(json.dumps(figures))
     else:
