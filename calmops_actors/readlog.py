@@ -37,6 +37,7 @@ __all__ = [
     "iter_events",
     "record_json",
     "store_for",
+    "user_errors",
     "list_pipelines",
     "load_state",
     "open_log",
@@ -62,6 +63,23 @@ def open_log(home: Path) -> SQLiteEventStore:
         return SQLiteEventStore(h.log_path, codec=make_codec())
     except StoreError as err:
         raise UserError(str(err)) from None
+
+
+def user_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Wrap a command's `run`: a store error (a damaged or locked log) becomes a UserError with what to do,
+    so the command exits 2 with a message instead of a traceback."""
+    import functools
+
+    @functools.wraps(run)
+    def wrapped(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except CorruptLogError as err:
+            raise UserError(f"{err}\nrun `calmops verify` to see the damage") from None
+        except StoreError as err:
+            raise UserError(str(err)) from None
+
+    return wrapped
 
 
 def store_for(args: argparse.Namespace) -> SQLiteEventStore:

@@ -412,6 +412,7 @@ def guarded(check: Check, fn) -> None:
         check.error = f"{type(err).__name__}: {err}"
 
 
+@readlog.user_errors
 def run(args: argparse.Namespace) -> int:
     if not args.tolerance >= 0:
         raise UserError(f"--tolerance must be 0 or more, got {args.tolerance}")

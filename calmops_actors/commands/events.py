@@ -52,6 +52,7 @@ def check_types(wanted: list[str], known: list[str]) -> set[str]:
     return set(wanted)
 
 
+@readlog.user_errors
 def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be 1 or more, got {args.limit}")

@@ -41,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+@readlog.user_errors
 def run(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise UserError(f"--top must be 1 or more, got {args.top}")

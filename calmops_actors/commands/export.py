@@ -43,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+@readlog.user_errors
 def run(args: argparse.Namespace) -> int:
     out_path: Path = args.out
     if out_path.exists() and not args.force:

@@ -52,6 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+@readlog.user_errors
 def run(args: argparse.Namespace) -> int:
     out = sys.stdout
     if args.rebuild_projections:

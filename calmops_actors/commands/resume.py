@@ -37,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+@readlog.user_errors
 def run(args: argparse.Namespace) -> int:
     if not args.reason.strip():
         raise UserError("--reason must not be empty")

@@ -63,6 +63,7 @@ def execute(store: SQLiteEventStore, name: str, command) -> tuple[tuple[Event, .
     return events, recorded[-1].version
 
 
+@readlog.user_errors
 def run(args: argparse.Namespace) -> int:
     if not args.reason.strip():
         raise UserError("--reason must say why (it is kept in the log)")

@@ -51,6 +51,7 @@ def row(summary: dict) -> dict:
     }
 
 
+@readlog.user_errors
 def run(args: argparse.Namespace) -> int:
     out = sys.stdout
     summaries = []

@@ -80,6 +80,7 @@ def referenced_artifacts(store: SQLiteEventStore) -> tuple[dict[tuple[str, str],
     return found, None
 
 
+@readlog.user_errors
 def run(args: argparse.Namespace) -> int:
     out = sys.stdout
     home = Home(resolve_home(args))
@@ -133,13 +134,15 @@ def print_report(report: dict[str, Any], out) -> None:
     if arts is not None:
         if arts["ok"]:
             print(f"artifacts: OK, {arts['checked']} checked, each matches its recorded sha256", file=out)
-        else:
+        elif arts["bad"]:
             print(f"artifacts: {len(arts['bad'])} of {arts['checked']} BAD", file=out)
             for bad in arts["bad"]:
                 print(f"  {bad['artifact']} ({bad['what']} of pipeline {bad['pipeline']}, recorded at position "
                       f"{bad['position']}): {bad['message']}", file=out)
             if arts["note"]:
                 print(f"  {arts['note']}", file=out)
+        else:
+            print(f"artifacts: INCOMPLETE, {arts['checked']} checked and intact, but {arts['note']}", file=out)
     if report["ok"]:
         print("verify: intact", file=out)
     else:

@@ -357,14 +357,10 @@ def test_every_command_has_help_with_examples_and_exit_codes(capsys, name: str) 
 
 # --- as a user runs them ---------------------------------------------------------------------------
 
-LAUNCH = ("from calmops_actors import cli; cli.COMMANDS = tuple(dict.fromkeys(cli.COMMANDS + {mine!r})); "
-          "raise SystemExit(cli.main())")
-
-
 def subprocess_run(*args: str) -> subprocess.CompletedProcess:
-    code = LAUNCH.format(mine=MINE)
-    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=300)
+    """`python -m calmops_actors ...` as a user runs it (needs the commands in cli.COMMANDS)."""
+    return subprocess.run([sys.executable, "-m", "calmops_actors", *map(str, args)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300)
 
 
 def test_in_a_subprocess_verify_fails_with_exit_1_on_tampering(home_copy: Path) -> None:
@@ -379,3 +375,13 @@ def test_in_a_subprocess_an_unknown_pipeline_exits_2_without_a_traceback(scenari
     done = subprocess_run("replay", "nope", "--home", scenario_home)
     assert done.returncode == 2 and done.stdout == ""
     assert "known pipelines: sea" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_damaged_log_is_a_user_error_and_verify_names_it(calmops, home_copy: Path) -> None:
+    with sqlite3.connect(home_copy / "log.sqlite") as conn:
+        conn.execute("UPDATE events SET payload = '{\"broken' WHERE position = 5")
+    code, out, err = calmops("replay", "sea", "--home", home_copy)
+    assert code == 2 and out == "" and "position 5" in err and "run `calmops verify`" in err
+    assert "Traceback" not in err
+    code, out, _ = calmops("verify", "--home", home_copy)
+    assert code == 1 and "log: BROKEN at position 5" in out
