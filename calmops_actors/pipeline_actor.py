@@ -241,7 +241,8 @@ class PipelineActor:
                 reference_frame, frame, schema.numeric, c.drift, seed))
         concept = None
         if errors is not None and c.drift.concept_detector != "none":
-            concept = update_concept(c.drift.concept_detector, self.state.concept_state, errors)
+            concept = update_concept(c.drift.concept_detector, self.state.concept_state, errors,
+                                     max_rows=c.drift.concept_max_rows)
         performance = None
         metric = primary_metric(c.retrain, c.task)
         at_promotion = (champion.promoted_metrics or {}).get(metric)
