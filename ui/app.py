@@ -26,6 +26,9 @@ __all__ = ["APP_CSS", "build_app"]
 
 REFRESH_SECONDS = 5.0
 MAX_FEATURES = 25  # heatmap rows: the features with the largest effect in the window
+# Plotly's named templates cost ~0.1 s per figure to validate: a light layout of our own instead
+LAYOUT = {"template": "none", "paper_bgcolor": "white", "plot_bgcolor": "white", "font": {"size": 12}}
+MARGIN = {"l": 70, "r": 20, "t": 50, "b": 60}
 HEALTH_COLOURS = {"ok": "#1a7f37", "drifting": "#b35900", "retraining": "#0b5cad", "paused": "#b42318",
                   "waiting": "#6b7280"}
 
@@ -43,6 +46,9 @@ APP_CSS = """
 .cm-card .kv small { color:#57606a; }
 .cm-empty { padding:24px; border:1px dashed #d0d7de; border-radius:8px; color:#57606a; }
 .cm-muted { color:#57606a; }
+.cm-scroll { overflow:auto; border:1px solid #eaeef2; border-radius:6px; }
+.cm-scroll .cm-table thead th { position:sticky; top:0; background:#fff; z-index:1; }
+tr[data-position] { cursor:pointer; } tr[data-position]:hover { background:#f6f8fa; }
 """
 
 
@@ -51,7 +57,7 @@ def build_app(queries: Queries, *, ray_dashboard_url: str | None = None, actions
     """The UI over `queries`; `actions` (with `rollback` and `resume`) adds the operator panel."""
     home = queries.path.parent
 
-    with gr.Blocks(title="calmops") as demo:
+    with gr.Blocks(title="calmops", analytics_enabled=False) as demo:
         seen = gr.State(-1)  # the projected position last rendered: refresh only when it moves
         with gr.Row(equal_height=True):
             gr.Markdown("## calmops: pipelines, drift and models")
@@ -64,8 +70,8 @@ def build_app(queries: Queries, *, ray_dashboard_url: str | None = None, actions
         with gr.Tabs():
             with gr.Tab("Overview", id="overview"):
                 overview = gr.HTML(elem_id="overview")
-                alerts = gr.Dataframe(label="Recent alerts (UTC)", elem_id="alerts", interactive=False,
-                                      wrap=True, max_height=400, column_widths=["14%", "9%", "15%", "54%", "8%"])
+                gr.Markdown("#### Recent alerts (UTC)")
+                alerts = gr.HTML(elem_id="alerts")
 
             with gr.Tab("Pipeline", id="pipeline"):
                 with gr.Row():
@@ -75,19 +81,17 @@ def build_app(queries: Queries, *, ray_dashboard_url: str | None = None, actions
                 card = gr.HTML(elem_id="pipeline-card")
                 heatmap = gr.Plot(label="Drift per feature and block", elem_id="drift-heatmap")
                 perf = gr.Plot(label="Champion metric per block", elem_id="performance-chart")
-                models = gr.Dataframe(label="Model versions (champion first, then newest)", elem_id="models",
-                                      interactive=False, wrap=True, max_height=420)
-                rounds = gr.Dataframe(label="Retraining rounds: every candidate and its holdout score",
-                                      elem_id="rounds", interactive=False, wrap=True, max_height=420,
-                                      column_widths=["6%", "7%", "8%", "8%", "10%", "8%", "8%", "7%", "8%",
-                                                     "30%"])
+                gr.Markdown("#### Model versions (champion first, then newest)")
+                models = gr.HTML(elem_id="models")
+                gr.Markdown("#### Retraining rounds: every candidate and its holdout score")
+                rounds = gr.HTML(elem_id="rounds")
                 with gr.Row():
                     circuit = gr.HTML(elem_id="circuit")
-                    history = gr.Dataframe(label="Health and circuit history", elem_id="health-history",
-                                           interactive=False, wrap=True, max_height=300, scale=2,
-                                           column_widths=["8%", "18%", "10%", "9%", "17%", "38%"])
-                rejected = gr.Dataframe(label="Rejected files", elem_id="rejected", interactive=False,
-                                        wrap=True, max_height=300, column_widths=["15%", "15%", "13%", "49%", "8%"])
+                    with gr.Column(scale=2):
+                        gr.Markdown("#### Health and circuit history")
+                        history = gr.HTML(elem_id="health-history")
+                gr.Markdown("#### Rejected files")
+                rejected = gr.HTML(elem_id="rejected")
                 action_outputs: list[Any] = []
                 if actions is not None:
                     action_outputs = _operator_panel(actions, pick)
@@ -104,15 +108,15 @@ def build_app(queries: Queries, *, ray_dashboard_url: str | None = None, actions
                                           elem_id="ev-before")
                 ev_apply = gr.Button("Show events", elem_id="ev-apply")
                 ev_note = gr.Markdown(elem_id="ev-note")
-                ev_table = gr.Dataframe(elem_id="events-table", interactive=False, wrap=True, max_height=480,
-                                        column_widths=["8%", "15%", "9%", "16%", "52%"])
+                ev_table = gr.HTML(value={"html": "", "selected": None}, html_template="${value.html}",
+                                   js_on_load=SELECT_ROW_JS, elem_id="events-table")
                 with gr.Row():
                     ev_position = gr.Number(label="Event position (or click a row)", value=None, precision=0,
                                             elem_id="ev-position")
                     ev_show = gr.Button("Show payload", elem_id="ev-show")
                 ev_payload = gr.JSON(label="Full event", elem_id="payload", open=True)
 
-            with gr.Tab("Time travel", id="time-travel"):
+            with gr.Tab("Time travel", id="time-travel") as time_tab:
                 gr.Markdown("The state of a pipeline at any position of the log: a fold of its events up to "
                             "there (nothing is re-run).")
                 with gr.Row():
@@ -121,9 +125,12 @@ def build_app(queries: Queries, *, ray_dashboard_url: str | None = None, actions
                                           scale=4)
                 tt_card = gr.HTML(elem_id="tt-state")
                 with gr.Row():
-                    tt_lineage = gr.Dataframe(label="Champion lineage", elem_id="tt-lineage", interactive=False)
-                    tt_models = gr.Dataframe(label="Model versions at that point", elem_id="tt-models",
-                                             interactive=False, max_height=360)
+                    with gr.Column():
+                        gr.Markdown("#### Champion lineage")
+                        tt_lineage = gr.HTML(elem_id="tt-lineage")
+                    with gr.Column():
+                        gr.Markdown("#### Model versions at that point")
+                        tt_models = gr.HTML(elem_id="tt-models")
 
         # -- wiring ----------------------------------------------------------------------------------
         pipeline_outputs = [card, heatmap, perf, models, rounds, circuit, history, rejected, *action_outputs]
@@ -133,7 +140,7 @@ def build_app(queries: Queries, *, ray_dashboard_url: str | None = None, actions
         def choose(current: str | None, names: list[str]) -> str | None:
             return current if current in names else (names[0] if names else None)
 
-        def render_overview(current: str | None, tt_current: str | None, tt_value: float) -> list[Any]:
+        def render_overview(current: str | None, tt_current: str | None) -> list[Any]:
             names = queries.pipeline_names()
             chosen = choose(current, names)
             tt_chosen = tt_current if tt_current in names else chosen
@@ -142,12 +149,12 @@ def build_app(queries: Queries, *, ray_dashboard_url: str | None = None, actions
                 queries.position(),
                 _summary_html(queries.summary(), head),
                 _overview_html(queries.overview(), home),
-                _alerts_table(queries.alerts()),
+                _html_table(queries.alerts(), ALERT_COLUMNS, "alerts-table", empty="no alert yet"),
                 gr.Dropdown(choices=names, value=chosen),
                 gr.Dropdown(choices=["(all)", *names]),
                 gr.Dropdown(choices=queries.event_types()),
                 gr.Dropdown(choices=names, value=tt_chosen),
-                gr.Slider(minimum=0, maximum=max(head, 1), value=min(tt_value or head, head) or head),
+                gr.Slider(maximum=max(head, 1)),  # the position stays where the user put it
             ]
 
         def render_pipeline(name: str | None, last_blocks: float) -> list[Any]:
@@ -162,47 +169,64 @@ def build_app(queries: Queries, *, ray_dashboard_url: str | None = None, actions
                 return [f"**{html.escape(str(err))}**", gr.skip()]
             note = (f"{len(frame)} events, newest first" + (f"; older ones: before position "
                     f"{int(frame['position'].min())}" if len(frame) == 100 else ""))
-            return [note, _events_table(frame)]
+            return [note, {"html": _html_table(frame, EVENT_COLUMNS, "events-rows", row_key="position",
+                                               empty="no event matches", max_height=480), "selected": None}]
 
         def show_event(position: float | None) -> dict[str, Any] | None:
             if position is None:
                 return None
             return queries.event(int(position)) or {"error": f"no event at position {int(position)}"}
 
-        def select_event(evt: gr.SelectData) -> tuple[Any, Any]:
-            position = int(evt.row_value[0])
-            return position, show_event(position)
+        def select_event(table: dict[str, Any]) -> tuple[Any, Any]:
+            position = (table or {}).get("selected")
+            if position is None:
+                return gr.skip(), gr.skip()
+            return int(position), show_event(int(position))
 
         def render_time_travel(name: str | None, position: float) -> list[Any]:
             if not name:
                 return ["<div class='cm-empty'>No pipeline to travel in yet.</div>", None, None]
             state = queries.state_at(name, int(position or 0))
             event = queries.event(int(position)) if position else None
-            return [_state_html(state, event), _records(state["lineage"]), _records(state["models"])]
+            lineage = _html_table(pd.DataFrame.from_records(state["lineage"]), LINEAGE_COLUMNS,
+                                  "tt-lineage-table", empty="no champion yet")
+            models = _html_table(pd.DataFrame.from_records(state["models"]), STATE_MODEL_COLUMNS,
+                                 "tt-models-table", empty="no model yet", max_height=360)
+            return [_state_html(state, event), lineage, models]
 
-        def tick(last_seen: int, current, tt_current, tt_value, last_blocks, *filters):
+        def tick(last_seen: int, current, tt_current, last_blocks, *filters):
             if queries.position() == last_seen:
                 return [gr.skip()] * (len(overview_outputs) + len(pipeline_outputs) + 2)
-            top = render_overview(current, tt_current, tt_value)
+            top = render_overview(current, tt_current)
             page = render_pipeline(choose(current, queries.pipeline_names()), last_blocks)
             events = render_events(*filters) if not int(filters[-1] or 0) else [gr.skip(), gr.skip()]
             return [*top, *page, *events]
 
-        load = demo.load(render_overview, [pick, tt_pick, tt_slider], overview_outputs)
-        load.then(render_pipeline, [pick, window], pipeline_outputs)
-        load.then(render_events, event_inputs, [ev_note, ev_table])
-        load.then(render_time_travel, [tt_pick, tt_slider], [tt_card, tt_lineage, tt_models])
-        pick.input(render_pipeline, [pick, window], pipeline_outputs)
-        window.release(render_pipeline, [pick, window], pipeline_outputs)
-        ev_apply.click(render_events, event_inputs, [ev_note, ev_table])
-        ev_show.click(show_event, ev_position, ev_payload)
-        ev_table.select(select_event, None, [ev_position, ev_payload])
-        tt_pick.input(render_time_travel, [tt_pick, tt_slider], [tt_card, tt_lineage, tt_models])
-        tt_slider.change(render_time_travel, [tt_pick, tt_slider], [tt_card, tt_lineage, tt_models],
-                         trigger_mode="always_last", show_progress="hidden")
+        def open_time_travel(name: str | None, position: float) -> list[Any]:
+            head = queries.head()
+            position = min(int(position or head), head)
+            return [gr.Slider(maximum=max(head, 1), value=position), *render_time_travel(name, position)]
+
+        # Private listeners: the UI is not an API (and the page stays small). The first paint runs the cheap
+        # queries in parallel; time travel folds the log, so it runs only when its tab is opened.
+        private = {"api_visibility": "private"}
+        quiet = {**private, "show_progress": "hidden"}
+        tt_outputs = [tt_card, tt_lineage, tt_models]
+        demo.load(render_overview, [pick, tt_pick], overview_outputs, **private)
+        demo.load(lambda blocks: render_pipeline(choose(None, queries.pipeline_names()), blocks), [window],
+                  pipeline_outputs, **private)
+        demo.load(render_events, event_inputs, [ev_note, ev_table], **private)
+        pick.input(render_pipeline, [pick, window], pipeline_outputs, **private)
+        window.release(render_pipeline, [pick, window], pipeline_outputs, **private)
+        ev_apply.click(render_events, event_inputs, [ev_note, ev_table], **private)
+        ev_show.click(show_event, ev_position, ev_payload, **private)
+        ev_table.submit(select_event, ev_table, [ev_position, ev_payload], **private)
+        time_tab.select(open_time_travel, [tt_pick, tt_slider], [tt_slider, *tt_outputs], **private)
+        tt_pick.input(render_time_travel, [tt_pick, tt_slider], tt_outputs, **private)
+        tt_slider.change(render_time_travel, [tt_pick, tt_slider], tt_outputs, trigger_mode="always_last", **quiet)
         gr.Timer(refresh_seconds).tick(
-            tick, [seen, pick, tt_pick, tt_slider, window, *event_inputs],
-            [*overview_outputs, *pipeline_outputs, ev_note, ev_table], show_progress="hidden")
+            tick, [seen, pick, tt_pick, window, *event_inputs],
+            [*overview_outputs, *pipeline_outputs, ev_note, ev_table], **quiet)
     return demo
 
 
@@ -244,8 +268,8 @@ def _operator_panel(actions: Any, pick: gr.Dropdown) -> list[Any]:
     def do_resume(name, why, request: gr.Request):
         return run("resume", name, None, why, request)
 
-    rollback.click(do_rollback, [pick, version, reason], result)
-    resume.click(do_resume, [pick, reason], result)
+    rollback.click(do_rollback, [pick, version, reason], result, api_visibility="private")
+    resume.click(do_resume, [pick, reason], result, api_visibility="private")
     return [version]
 
 
@@ -266,10 +290,9 @@ def _pipeline_page(queries: Queries, name: str | None, last_blocks: int, with_ac
         _models_table(models),
         _rounds_table(queries.candidates(name), queries.rounds(name)),
         _circuit_html(queries.circuit(name)),
-        _table(queries.health_history(name), {"position": "position", "occurred_at": "time", "health": "health",
-                                              "circuit": "circuit", "cause": "event", "detail": "detail"}),
-        _table(queries.rejected_files(name), {"occurred_at": "time", "file": "file", "reason_code": "reason",
-                                              "message": "message", "position": "position"}),
+        _html_table(queries.health_history(name), HISTORY_COLUMNS, "history-table", max_height=300),
+        _html_table(queries.rejected_files(name), REJECTED_COLUMNS, "rejected-table", empty="no file rejected",
+                    max_height=300),
     ]
     if with_actions:
         versions = [v for v in models["version"].tolist() if v != row["champion"]] if not models.empty else []
@@ -284,23 +307,20 @@ def _drift_figure(cells: pd.DataFrame, order: list[str]) -> go.Figure | None:
     features = strongest.index[:MAX_FEATURES].tolist()
     cells = cells[cells["feature"].isin(features)]
     blocks = order or sorted(set(cells["block_id"]))  # every block of the window: unchecked ones stay blank
-    effect = cells.pivot_table(index="feature", columns="block_id", values="effect", aggfunc="first")
-    effect = effect.reindex(index=features[::-1], columns=blocks)
-    drifted = cells.pivot_table(index="feature", columns="block_id", values="drifted", aggfunc="first")
-    drifted = drifted.reindex(index=effect.index, columns=blocks)
-    p_adj = cells.pivot_table(index="feature", columns="block_id", values="p_adjusted", aggfunc="first")
-    p_adj = p_adj.reindex(index=effect.index, columns=blocks)
+    grid = cells.pivot(index="feature", columns="block_id", values=["effect", "drifted", "p_adjusted"])
+    effect, drifted, p_adj = (grid[v].reindex(index=features[::-1], columns=blocks)
+                              for v in ("effect", "drifted", "p_adjusted"))
     marks = [["✕" if v == 1 else "" for v in row] for row in drifted.to_numpy()]
     fig = go.Figure(go.Heatmap(
         z=effect.to_numpy(), x=blocks, y=effect.index.tolist(), text=marks, texttemplate="%{text}",
-        customdata=p_adj.to_numpy(), colorscale="YlOrRd", colorbar={"title": "effect"}, xgap=1, ygap=1,
+        customdata=p_adj.to_numpy(), colorscale="YlOrRd", colorbar={"title": "effect", "thickness": 12}, xgap=1, ygap=1,
         hovertemplate="block %{x}<br>%{y}: effect %{z:.3f}, p_adj %{customdata:.2g} %{text}<extra></extra>",
     ))
-    shown = f"top {len(features)} of {cells['feature'].nunique() if len(features) < MAX_FEATURES else 'many'}"
-    title = ("Drift effect per feature (✕ = drifted)" +
-             (f", {shown} features" if len(strongest) > MAX_FEATURES else ""))
-    fig.update_layout(title=title, template="plotly_white", height=140 + 26 * len(features),
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10}, xaxis={"type": "category"})
+    title = "Drift effect per feature (✕ = drifted)"
+    if len(strongest) > MAX_FEATURES:
+        title += f": the {MAX_FEATURES} strongest of {len(strongest)} features"
+    fig.update_layout(title=title, **LAYOUT, height=160 + 26 * len(features), margin=MARGIN,
+                      xaxis={"type": "category", "automargin": True}, yaxis={"automargin": True})
     return fig
 
 
@@ -330,6 +350,7 @@ def _performance_figure(perf: pd.DataFrame, changes: pd.DataFrame, order: list[s
     low_y = float(min(perf["value"].min(), (band["at_promotion"] - band["tolerance"]).min() if not band.empty
                       else perf["value"].min()))
     high_y = float(max(perf["value"].max(), band["at_promotion"].max() if not band.empty else 0))
+    pad = max((high_y - low_y) * 0.06, 0.005)
     for kind, colour, symbol, label in (("promoted", "#1a7f37", "triangle-up", "promoted"),
                                         ("rolled_back", "#b42318", "x", "rolled back")):
         part = visible[visible["kind"] == kind] if not visible.empty else visible
@@ -350,16 +371,18 @@ def _performance_figure(perf: pd.DataFrame, changes: pd.DataFrame, order: list[s
             hovertemplate=f"{label} %{{text}} (from %{{customdata[0]}})<br>%{{customdata[1]}}<extra></extra>"))
     categories = [b for b in order if b in set(x) | set(visible["block_id"] if not visible.empty else [])]
     fig.update_layout(title=f"Champion {metric} per block, scored before it learned from the block",
-                      template="plotly_white", height=380, margin={"l": 10, "r": 10, "t": 40, "b": 10},
-                      legend={"orientation": "h", "y": -0.2},
-                      xaxis={"type": "category", "categoryorder": "array", "categoryarray": categories or x})
+                      **LAYOUT, height=400, margin=MARGIN, legend={"orientation": "h", "y": -0.25},
+                      xaxis={"type": "category", "categoryorder": "array", "categoryarray": categories or x,
+                             "automargin": True},
+                      yaxis={"automargin": True, "gridcolor": "#eaeef2", "title": metric,
+                             "range": [low_y - pad, high_y + 3 * pad]})
     return fig
 
 
 def _note_figure(text: str) -> go.Figure:
     fig = go.Figure()
     fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-    fig.update_layout(template="plotly_white", height=140, xaxis={"visible": False}, yaxis={"visible": False},
+    fig.update_layout(**LAYOUT, height=140, xaxis={"visible": False}, yaxis={"visible": False},
                       margin={"l": 10, "r": 10, "t": 10, "b": 10})
     return fig
 
@@ -457,45 +480,74 @@ def _state_html(state: dict[str, Any], event: dict[str, Any] | None) -> str:
             f"pipeline</small><b data-field='events'>{state['events']}</b></div></div><p>{counters}</p>{at}</div>")
 
 
-def _table(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
-    """Keep and rename the columns people read; round floats."""
+ALERT_COLUMNS = {"occurred_at": "time", "pipeline": "pipeline", "type": "type", "summary": "what happened",
+                 "position": "position"}
+EVENT_COLUMNS = {"position": "position", "recorded_at": "recorded at", "pipeline": "pipeline", "type": "type",
+                 "summary": "summary"}
+HISTORY_COLUMNS = {"position": "position", "occurred_at": "time", "health": "health", "circuit": "circuit",
+                   "cause": "event", "detail": "detail"}
+REJECTED_COLUMNS = {"occurred_at": "time", "file": "file", "reason_code": "reason", "message": "message",
+                    "position": "position"}
+MODEL_COLUMNS = {"version": "version", "status": "status", "strategy": "strategy", "lineage": "lineage",
+                 "round_id": "round", "score": "holdout score", "champion_score": "champion then",
+                 "training": "training data", "rows": "rows", "seconds": "fit s", "artifact": "artifact sha256",
+                 "trained_at": "trained at"}
+ROUND_COLUMNS = {"round_id": "round", "trigger": "trigger", "outcome": "outcome", "version": "candidate",
+                 "strategy": "strategy", "score": "holdout score", "champion_score": "champion", "gain": "gain",
+                 "status": "status", "reason": "decision"}
+LINEAGE_COLUMNS = {"version": "version", "strategy": "strategy", "status": "status", "round": "round",
+                   "trained_at": "trained at"}
+STATE_MODEL_COLUMNS = {"version": "version", "status": "status", "strategy": "strategy", "parent": "parent"}
+TIME_FIELDS = frozenset({"occurred_at", "recorded_at", "trained_at"})
+
+# Row clicks in the events table: remember the row's position in the component's value, then `submit`.
+SELECT_ROW_JS = """
+element.addEventListener('click', (e) => {
+  const row = e.target.closest('tr[data-position]');
+  if (!row) return;
+  props.value = {...props.value, selected: Number(row.dataset.position)};
+  trigger('submit');
+});
+"""
+
+
+def _html_table(frame: pd.DataFrame, columns: dict[str, str], table_id: str, *, row_key: str | None = None,
+                empty: str = "nothing yet", max_height: int = 420) -> str:
+    """A scrollable read-only table (Gradio's Dataframe takes seconds to mount; plain HTML does not)."""
+    if frame.empty:
+        return f"<div class='cm-muted cm-none' id='{table_id}'>{html.escape(empty)}</div>"
     present = [c for c in columns if c in frame.columns]
-    out = frame[present].rename(columns=columns)
-    for column in out.columns:
-        if pd.api.types.is_float_dtype(out[column]):
-            out[column] = out[column].round(4)
-        elif column in TIME_COLUMNS:
-            out[column] = out[column].map(_short_time)
-    return out
+    head = "".join(f"<th>{html.escape(columns[c])}</th>" for c in present)
+    body = []
+    for record in frame[present + ([row_key] if row_key and row_key not in present else [])].to_dict("records"):
+        key = f" data-{row_key}='{html.escape(str(record[row_key]), quote=True)}'" if row_key else ""
+        cells = "".join(f"<td data-field='{c}'>{html.escape(_cell(c, record[c]))}</td>" for c in present)
+        body.append(f"<tr{key}>{cells}</tr>")
+    return (f"<div class='cm-scroll' style='max-height:{max_height}px'><table class='cm-table' id='{table_id}'>"
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
 
 
-TIME_COLUMNS = frozenset({"time", "recorded at", "trained at"})
+def _cell(column: str, value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if column in TIME_FIELDS and isinstance(value, str):
+        return value[:19].replace("T", " ")  # times are UTC
+    return str(value)
 
 
-def _short_time(value: Any) -> Any:
-    """'2026-03-01T12:00:05.123456+00:00' -> '2026-03-01 12:00:05' (times are UTC)."""
-    return value[:19].replace("T", " ") if isinstance(value, str) else value
-
-
-def _alerts_table(frame: pd.DataFrame) -> pd.DataFrame:
-    return _table(frame, {"occurred_at": "time", "pipeline": "pipeline", "type": "type", "summary": "what happened",
-                          "position": "position"})
-
-
-def _models_table(frame: pd.DataFrame) -> pd.DataFrame:
+def _models_table(frame: pd.DataFrame) -> str:
     if not frame.empty:
         frame = frame.assign(artifact=frame["artifact_sha256"].str[:12],
                              training=frame["n_training_blocks"].astype(str) + " blocks")
-    return _table(frame, {"version": "version", "status": "status", "strategy": "strategy", "lineage": "lineage",
-                          "round_id": "round", "score": "holdout score", "champion_score": "champion then",
-                          "training": "training data", "rows": "rows", "seconds": "fit s",
-                          "artifact": "artifact sha256", "trained_at": "trained at"})
+    return _html_table(frame, MODEL_COLUMNS, "models-table", empty="no model trained yet")
 
 
-def _rounds_table(candidates: pd.DataFrame, rounds: pd.DataFrame) -> pd.DataFrame:
+def _rounds_table(candidates: pd.DataFrame, rounds: pd.DataFrame) -> str:
     """One row per candidate of the latest rounds; a round without any candidate shows as one row."""
     if rounds.empty:
-        return _table(rounds, {})
+        return _html_table(rounds, ROUND_COLUMNS, "rounds-table", empty="no retraining round yet")
     if candidates.empty:
         merged = rounds.assign(version=None, strategy=None, score=None, champion_score=None, gain=None,
                                status=None)
@@ -503,24 +555,10 @@ def _rounds_table(candidates: pd.DataFrame, rounds: pd.DataFrame) -> pd.DataFram
         merged = rounds.merge(candidates[["round_id", "version", "strategy", "score", "champion_score", "gain",
                                           "status"]], on="round_id", how="left")
     merged = merged.sort_values(["number", "version"], ascending=[False, True], key=_version_key)
-    return _table(merged, {"round_id": "round", "trigger": "trigger", "outcome": "outcome", "version": "candidate",
-                           "strategy": "strategy", "score": "holdout score", "champion_score": "champion",
-                           "gain": "gain", "status": "status", "reason": "decision"})
+    return _html_table(merged, ROUND_COLUMNS, "rounds-table")
 
 
 def _version_key(column: pd.Series) -> pd.Series:
     if column.name == "version":
         return column.fillna("v0").str[1:].astype(int)
     return column
-
-
-def _events_table(frame: pd.DataFrame) -> pd.DataFrame:
-    return _table(frame, {"position": "position", "recorded_at": "recorded at", "pipeline": "pipeline",
-                          "type": "type", "summary": "summary"})
-
-
-def _records(items: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame.from_records(items)
-    if "trained_at" in frame.columns:
-        frame["trained_at"] = frame["trained_at"].map(_short_time)
-    return frame

@@ -384,17 +384,21 @@ def _describe_state(name: str, position: int, state: Any) -> dict[str, Any]:
     }
 
 
-def _chain(version: str, parents: dict[str, str | None]) -> list[str]:
+def _chain(version: str, parents: dict[str, str | None], limit: int | None = None) -> list[str]:
     chain: list[str] = []
+    seen: set[str] = set()
     current: str | None = version
-    while current is not None and current in parents and current not in chain:
+    while current is not None and current in parents and current not in seen:
+        if limit is not None and len(chain) == limit:
+            break
         chain.append(current)
+        seen.add(current)
         current = parents.get(current)
     return chain
 
 
 def _lineage_text(version: str, parents: dict[str, str | None]) -> str:
-    chain = _chain(version, parents)
+    chain = _chain(version, parents, limit=LINEAGE_HOPS + 1)
     text = " ← ".join(chain[:LINEAGE_HOPS])
     return text + (" ← ..." if len(chain) > LINEAGE_HOPS else "")
 

@@ -113,6 +113,12 @@ def open_tab(page, name: str) -> None:
     page.get_by_role("tab", name=name).click()
 
 
+def first_cell(page, table: str, column: str) -> str:
+    cell = page.locator(f"{table} tbody tr").first.locator(f"td[data-field={column}]")
+    cell.wait_for()
+    return cell.inner_text().strip()
+
+
 def field(locator, name: str) -> str:
     return locator.locator(f"[data-field={name}]").first.inner_text().strip()
 
@@ -137,7 +143,7 @@ def test_overview_lists_every_pipeline_with_numbers_from_the_projections(server,
     summary = queries.summary()
     assert field(page.locator("#summary"), "events") == str(summary["events"])
     assert page.locator("#ray-dashboard").get_attribute("href") == RAY_URL
-    page.locator("#alerts [data-testid='cell-0-2']").get_by_text("ModelRolledBack").wait_for()
+    assert first_cell(page, "#alerts-table", "type") == queries.alerts().iloc[0]["type"] == "ModelRolledBack"
     page.screenshot(path=shots / "overview.png", full_page=True)
 
 
@@ -158,13 +164,16 @@ def test_pipeline_page_shows_drift_performance_models_rounds_circuit_rejections(
     promoted = queries.champion_changes("sea")
     assert set(promoted["to_version"]) <= set(legend)  # each change is labelled with its version
     models = queries.models("sea")
-    page.locator("#models [data-testid='cell-0-0']").get_by_text(models.iloc[0]["version"], exact=True).wait_for()
-    page.locator("#models [data-testid='cell-0-1']").get_by_text("champion", exact=True).wait_for()
+    assert first_cell(page, "#models-table", "version") == models.iloc[0]["version"] == row["champion"]
+    assert first_cell(page, "#models-table", "status") == "champion"
+    assert page.locator("#models-table tbody tr").count() == len(models)
     latest_round = queries.rounds("sea").iloc[0]
-    page.locator("#rounds [data-testid='cell-0-0']").get_by_text(latest_round["round_id"], exact=True).wait_for()
-    page.locator("#rounds [data-testid='cell-0-2']").get_by_text(latest_round["outcome"], exact=True).wait_for()
+    assert first_cell(page, "#rounds-table", "round_id") == latest_round["round_id"]
+    assert first_cell(page, "#rounds-table", "outcome") == latest_round["outcome"]
+    assert page.locator("#rounds-table tbody tr").count() == len(queries.candidates("sea"))
     rejected = queries.rejected_files("sea").iloc[0]
-    page.locator("#rejected [data-testid='cell-0-2']").get_by_text(rejected["reason_code"], exact=True).wait_for()
+    assert first_cell(page, "#rejected-table", "reason_code") == rejected["reason_code"]
+    assert first_cell(page, "#rejected-table", "file") == rejected["file"]
     circuit = page.locator("#circuit-panel")
     assert field(circuit, "consecutive_failures") == str(queries.circuit("sea")["consecutive_failures"])
     assert circuit.locator("[data-health]").get_attribute("data-health") == queries.circuit("sea")["circuit"]
@@ -179,7 +188,8 @@ def test_events_page_pages_filters_and_shows_a_full_payload(server, page, querie
     page.locator("#ev-before input").fill(str(int(rejected["position"]) + 1))
     page.locator("#ev-apply").click()
     page.locator("#ev-note").get_by_text(f"{int(rejected['position'])} events", exact=False).wait_for()
-    page.locator("#events-table [data-testid='cell-0-3']").get_by_text("BlockRejected").click()
+    assert first_cell(page, "#events-rows", "type") == "BlockRejected"
+    page.locator(f"#events-rows tr[data-position='{int(rejected['position'])}']").click()
     payload = page.locator("#payload")
     payload.get_by_text("wrong_delimiter").first.wait_for()
     assert queries.event(int(rejected["position"]))["payload"]["reason_code"] == "wrong_delimiter"
@@ -193,7 +203,8 @@ def test_events_page_pages_filters_and_shows_a_full_payload(server, page, querie
     page.locator("#ev-apply").click()
     n = len(queries.events(types=["ModelPromoted"]))
     page.locator("#ev-note").get_by_text(f"{n} events, newest first").wait_for()
-    page.locator(f"#events-table [data-testid='cell-{n - 1}-3']").get_by_text("ModelPromoted").wait_for()
+    cells = page.locator("#events-rows td[data-field=type]")
+    assert cells.count() == n and set(cells.all_inner_texts()) == {"ModelPromoted"}
 
 
 def test_time_travel_shows_the_state_at_a_position(server, page, queries, shots):
@@ -216,7 +227,7 @@ def test_time_travel_shows_the_state_at_a_position(server, page, queries, shots)
     card.get_by_text(f"event {first_promotion}:").wait_for()
     after = queries.state_at("sea", first_promotion)
     assert field(card, "champion") == after["champion"] and field(card, "promotions") == "1"
-    page.locator("#tt-lineage [data-testid='cell-0-0']").get_by_text(after["champion"], exact=True).wait_for()
+    assert first_cell(page, "#tt-lineage-table", "version") == after["champion"]
     page.screenshot(path=shots / "time_travel.png", full_page=True)
 
 
