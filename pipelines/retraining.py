@@ -51,7 +51,7 @@ __all__ = [
 
 Task = Literal["classification", "regression"]
 Metric = Literal["accuracy", "balanced_accuracy", "f1_minority", "roc_auc", "log_loss", "r2", "mae", "rmse"]
-STRATEGY_NAMES = ("full", "incremental", "windowed", "stacking", "replay_mix", "recalibration")
+STRATEGY_NAMES = ("full", "incremental", "windowed", "stacking", "replay_mix", "recalibration", "ipip")
 DEFAULT_STRATEGIES = ("full", "windowed", "replay_mix", "recalibration")
 
 
@@ -80,6 +80,14 @@ class RetrainSettings:
     holdout_blocks: int | None = None
     retain_rejected: int = 3
     calibration_method: Literal["sigmoid", "isotonic"] = "sigmoid"
+    # ipip (pipelines/ipip.py, docs/retraining.md "IPIP"); p, b, max_attempts: None = the method's formulas
+    ipip_p: int | None = None
+    ipip_b: int | None = None
+    ipip_alpha: float = 0.01
+    ipip_max_attempts: int | None = None
+    ipip_majority_share: float = 0.55
+    ipip_minority_fraction: float = 0.75
+    ipip_validation_fraction: float = 0.25
 
     def __post_init__(self) -> None:
         if isinstance(self.strategies, list):
@@ -135,6 +143,19 @@ class RetrainSettings:
             raise ValueError(f"retain_rejected = {self.retain_rejected!r}; allowed: an integer >= 0")
         if self.calibration_method not in ("sigmoid", "isotonic"):
             raise ValueError(f"calibration_method = {self.calibration_method!r}; allowed: sigmoid, isotonic")
+        for key in ("ipip_p", "ipip_b", "ipip_max_attempts"):
+            value = getattr(self, key)
+            if value is not None and (not _is_int(value) or value < 1):
+                raise ValueError(f"{key} = {value!r}; allowed: an integer >= 1, or leave it out")
+        for key in (
+            "ipip_alpha",
+            "ipip_majority_share",
+            "ipip_minority_fraction",
+            "ipip_validation_fraction",
+        ):
+            value = getattr(self, key)
+            if not _is_number(value) or not 0.0 < value < 1.0:
+                raise ValueError(f"{key} = {value!r}; allowed: 0 < {key} < 1")
 
 
 def primary_metric(settings: RetrainSettings, task: Task) -> str:
@@ -537,6 +558,15 @@ def recalibration(
     )
 
 
+def ipip(
+    material: TrainingMaterial, spec: ModelSpec, settings: RetrainSettings, seed: int, champion: Any = None
+) -> TrainedCandidate:
+    """IPIP ensembles of ensembles for rare events; the algorithm lives in `pipelines.ipip`."""
+    from pipelines.ipip import ipip as run_ipip  # imported here: pipelines.ipip imports this module
+
+    return run_ipip(material, spec, settings, seed, champion)
+
+
 STRATEGIES: Mapping[str, Strategy] = {
     "full": full,
     "incremental": incremental,
@@ -544,6 +574,7 @@ STRATEGIES: Mapping[str, Strategy] = {
     "stacking": stacking,
     "replay_mix": replay_mix,
     "recalibration": recalibration,
+    "ipip": ipip,
 }
 
 
@@ -571,7 +602,8 @@ def launch_order(
 
     `block_rows` is (block id, training rows) oldest first. Cost is rows fit: `full` all rows, `windowed` the
     window, `replay_mix` new rows / (1 - replay_fraction), `stacking` five fits of the window plus the older
-    history, 0.2 x rows for `incremental` and `recalibration` (one cheap pass). Ties keep the configured order.
+    history, 0.2 x rows for `incremental` and `recalibration` (one cheap pass), the window for `ipip` (small
+    balanced fits, each scored on the window's other rows). Ties keep the configured order.
     Only the launch order changes: with more strategies than CPUs, starting the longest first shortens a round.
 
     >>> launch_order(("recalibration", "windowed", "full", "stacking"), [("a", 90), ("b", 10)], ["b"],
@@ -589,6 +621,7 @@ def launch_order(
         "stacking": 5 * min(window, budget) + min(total - window, budget),
         "incremental": 0.2 * min(new, budget),
         "recalibration": 0.2 * min(window, budget),
+        "ipip": min(window, budget),
     }
     order = {name: i for i, name in enumerate(strategies)}
     return tuple(sorted(strategies, key=lambda name: (-cost.get(name, 0.0), order[name])))

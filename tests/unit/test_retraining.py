@@ -90,6 +90,7 @@ EXPECTED = {
     "stacking": (("b0", "b1", "b2", "b3", "b4"), 540),
     "replay_mix": (("b0", "b1", "b2", "b3", "b4"), 240),  # 180 new + 60 replayed = 25% of the mix
     "recalibration": (("b3", "b4"), 180),
+    "ipip": (("b3", "b4"), 134),  # the window less its stratified validation rows (46 of the new blocks' 180)
 }
 
 
@@ -101,6 +102,10 @@ def test_each_strategy_trains_on_its_blocks_and_learns(kind: str, strategy: str)
     champion = champion_on(material, spec, ("b0", "b1", "b2"))
     if strategy == "recalibration" and kind == "regression":
         with pytest.raises(StrategySkipped, match="classification only"):
+            run_strategy(strategy, material, spec, SETTINGS, seed=3, champion=champion)
+        return
+    if strategy == "ipip" and kind != "binary":
+        with pytest.raises(StrategySkipped, match="binary classification only"):
             run_strategy(strategy, material, spec, SETTINGS, seed=3, champion=champion)
         return
     candidate = run_strategy(strategy, material, spec, SETTINGS, seed=3, champion=champion)
@@ -282,7 +287,11 @@ def test_no_strategy_ever_touches_a_holdout_row(kind: str, holdout: dict) -> Non
         try:
             run_strategy(strategy, material, spec, settings, seed=5, champion=champion)
         except StrategySkipped:
-            assert strategy == "recalibration" and kind == "regression"
+            assert (strategy, kind) in {
+                ("recalibration", "regression"),
+                ("ipip", "regression"),
+                ("ipip", "multiclass"),
+            }
             continue
         seen = set(np.concatenate(SEEN))
         assert seen, f"{strategy}: the spy saw no rows at all"
@@ -365,12 +374,13 @@ def test_build_round_drops_unlabelled_rows_and_describes_the_holdout() -> None:
 def test_launch_order_puts_the_costliest_strategies_first() -> None:
     rows = [("b0", 1000), ("b1", 1000), ("b2", 1000), ("b3", 500)]
     s = RetrainSettings(strategies=STRATEGY_NAMES, window_blocks=1, replay_fraction=0.5)
-    # full 3500, stacking 5*500 + 3000 = 5500, replay_mix 500/0.5 = 1000, windowed 500, 0.2*500 = 100 each
+    # full 3500, stacking 5*500 + 3000 = 5500, replay_mix 500/0.5 = 1000, windowed and ipip 500, 0.2*500 = 100
     assert launch_order(STRATEGY_NAMES, rows, ["b3"], s) == (
         "stacking",
         "full",
         "replay_mix",
         "windowed",
+        "ipip",
         "incremental",
         "recalibration",
     )
