@@ -55,7 +55,6 @@ tr[data-position] { cursor:pointer; } tr[data-position]:hover { background:#f6f8
 def build_app(queries: Queries, *, ray_dashboard_url: str | None = None, actions: Any = None,
               refresh_seconds: float = REFRESH_SECONDS) -> gr.Blocks:
     """The UI over `queries`; `actions` (with `rollback` and `resume`) adds the operator panel."""
-    home = queries.path.parent
 
     with gr.Blocks(title="calmops", analytics_enabled=False) as demo:
         seen = gr.State(-1)  # the projected position last rendered: refresh only when it moves
@@ -147,9 +146,7 @@ def build_app(queries: Queries, *, ray_dashboard_url: str | None = None, actions
             head = queries.head()
             return [
                 queries.position(),
-                _summary_html(queries.summary(), head),
-                _overview_html(queries.overview(), home),
-                _html_table(queries.alerts(), ALERT_COLUMNS, "alerts-table", empty="no alert yet"),
+                *_overview_page(queries, head),
                 gr.Dropdown(choices=names, value=chosen),
                 gr.Dropdown(choices=["(all)", *names]),
                 gr.Dropdown(choices=queries.event_types()),
@@ -274,6 +271,15 @@ def _operator_panel(actions: Any, pick: gr.Dropdown) -> list[Any]:
 
 
 # -- pages ----------------------------------------------------------------------------------------------
+
+
+def _overview_page(queries: Queries, head: int) -> list[str]:
+    """Header line, pipelines table and recent alerts."""
+    return [
+        _summary_html(queries.summary(), head),
+        _overview_html(queries.overview(), queries.path.parent),
+        _html_table(queries.alerts(), ALERT_COLUMNS, "alerts-table", empty="no alert yet"),
+    ]
 
 
 def _pipeline_page(queries: Queries, name: str | None, last_blocks: int, with_actions: bool) -> list[Any]:
