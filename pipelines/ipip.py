@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.metrics import balanced_accuracy_score
 from sklearn.utils.validation import check_is_fitted
 
 from pipelines.models import ModelSpec, final_estimator, make_model
@@ -75,6 +74,15 @@ def majority_rows(n_p: int, majority_share: float) -> int:
     92
     """
     return max(1, round(n_p * majority_share / (1.0 - majority_share)))
+
+
+def balanced_accuracy(y_index: np.ndarray, pred_index: np.ndarray) -> float:
+    """Mean recall of the two classes, labels given as 0/1 class indices (fast for string labels).
+
+    >>> balanced_accuracy(np.array([0, 0, 0, 1]), np.array([0, 0, 1, 1]))
+    0.8333333333333334
+    """
+    return float(np.mean([np.mean(pred_index[y_index == c] == c) for c in (0, 1)]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +181,8 @@ class IPIPClassifier(ClassifierMixin, BaseEstimator):
         part_min = rng.choice(min_idx, size=self.np_, replace=False)
         part_maj = rng.choice(maj_idx, size=self.majority_rows_, replace=False)
         outside = np.setdiff1d(np.arange(len(y)), np.concatenate([part_min, part_maj]))
-        X_out, y_out = X.iloc[outside], y[outside]
+        X_out = X.iloc[outside]
+        y_out = (y[outside] == self.classes_[1]).astype(int)
         members: list[Any] = []
         summed = np.zeros((len(outside), 2))
         best, fails = -math.inf, 0
@@ -192,7 +201,7 @@ class IPIPClassifier(ClassifierMixin, BaseEstimator):
             member.fit(X.iloc[rows], y[rows])
             proba = self._member_proba(member, X_out)
             trial = summed + proba
-            score = balanced_accuracy_score(y_out, self.classes_[np.argmax(trial, axis=1)])
+            score = balanced_accuracy(y_out, np.argmax(trial, axis=1))
             if score > best:
                 members.append(member)
                 summed, best, fails = trial, score, 0
@@ -255,8 +264,9 @@ def prune(
     y_val = np.asarray(y_val)
     scored = []
     for order, (model, k, is_new) in enumerate(pool):
-        pred = model.classes_[np.argmax(model.ensemble_proba(k, X_val), axis=1)]
-        scored.append((balanced_accuracy_score(y_val, pred), is_new, order))
+        y_index = (y_val == model.classes_[1]).astype(int)
+        pred = np.argmax(model.ensemble_proba(k, X_val), axis=1)
+        scored.append((balanced_accuracy(y_index, pred), is_new, order))
     ranked = sorted(scored, key=lambda t: (-t[0], not t[1], t[2]))[:keep]
     return [pool[order] for _, _, order in ranked], [float(s) for s, _, _ in ranked]
 
