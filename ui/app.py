@@ -319,13 +319,13 @@ def _drift_figure(cells: pd.DataFrame, order: list[str]) -> go.Figure | None:
     marks = [["✕" if v == 1 else "" for v in row] for row in drifted.to_numpy()]
     fig = go.Figure(go.Heatmap(
         z=effect.to_numpy(), x=blocks, y=effect.index.tolist(), text=marks, texttemplate="%{text}",
-        customdata=p_adj.to_numpy(), colorscale="YlOrRd", colorbar={"title": "effect", "thickness": 12}, xgap=1, ygap=1,
+        customdata=p_adj.to_numpy(), colorscale="YlOrRd", colorbar={"title": "effect", "thickness": 12, "nticks": 4}, xgap=1, ygap=1,
         hovertemplate="block %{x}<br>%{y}: effect %{z:.3f}, p_adj %{customdata:.2g} %{text}<extra></extra>",
     ))
     title = "Drift effect per feature (✕ = drifted)"
     if len(strongest) > MAX_FEATURES:
         title += f": the {MAX_FEATURES} strongest of {len(strongest)} features"
-    fig.update_layout(title=title, **LAYOUT, height=160 + 26 * len(features), margin=MARGIN,
+    fig.update_layout(title=title, **LAYOUT, height=max(240, 160 + 26 * len(features)), margin=MARGIN,
                       xaxis={"type": "category", "automargin": True}, yaxis={"automargin": True})
     return fig
 
