@@ -161,13 +161,15 @@ class Progress:
 def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while a fold allocates millions of small objects that all stay
     alive (records, maps, events): its repeated scans of the growing state cost more than the fold itself.
-    Reference counting still frees everything that is dropped; the collector resumes afterwards."""
+    Reference counting still frees everything that is dropped. Before the collector resumes, what survived
+    (the state) is frozen: otherwise its first pass would scan every object allocated during the pause."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if was_enabled:
+            gc.freeze()
             gc.enable()
 
 
