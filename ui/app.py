@@ -500,7 +500,7 @@ MODEL_COLUMNS = {"version": "version", "status": "status", "strategy": "strategy
                  "trained_at": "trained at"}
 ROUND_COLUMNS = {"round_id": "round", "trigger": "trigger", "outcome": "outcome", "version": "candidate",
                  "strategy": "strategy", "score": "holdout score", "champion_score": "champion", "gain": "gain",
-                 "status": "status", "reason": "decision"}
+                 "status": "status", "replaced": "ensembles replaced (ipip)", "reason": "decision"}
 LINEAGE_COLUMNS = {"version": "version", "strategy": "strategy", "status": "status", "round": "round",
                    "trained_at": "trained at"}
 STATE_MODEL_COLUMNS = {"version": "version", "status": "status", "strategy": "strategy", "parent": "parent"}
@@ -556,10 +556,10 @@ def _rounds_table(candidates: pd.DataFrame, rounds: pd.DataFrame) -> str:
         return _html_table(rounds, ROUND_COLUMNS, "rounds-table", empty="no retraining round yet")
     if candidates.empty:
         merged = rounds.assign(version=None, strategy=None, score=None, champion_score=None, gain=None,
-                               status=None)
+                               status=None, replaced=None)
     else:
         merged = rounds.merge(candidates[["round_id", "version", "strategy", "score", "champion_score", "gain",
-                                          "status"]], on="round_id", how="left")
+                                          "status", "replaced"]], on="round_id", how="left")
     merged = merged.sort_values(["number", "version"], ascending=[False, True], key=_version_key)
     return _html_table(merged, ROUND_COLUMNS, "rounds-table")
 

@@ -205,13 +205,14 @@ class Queries:
         """Every candidate of the latest `rounds` rounds with its holdout score and the champion's."""
         return self._frame(
             "SELECT r.number, m.round_id, r.outcome, m.version, m.strategy, m.score, m.champion_score,"
-            " m.score - m.champion_score AS gain, m.status, m.rows, m.seconds FROM models m"
+            " m.score - m.champion_score AS gain, m.status, m.rows, m.seconds,"
+            " json_extract(m.params, '$.replacement_share') AS replaced FROM models m"
             " JOIN rounds r ON r.pipeline = m.pipeline AND r.round_id = m.round_id"
             " WHERE m.pipeline = ? AND r.number > (SELECT rounds FROM pipelines WHERE pipeline = ?) - ?"
             " ORDER BY r.number DESC, m.number",
             (name, name, rounds),
             columns=("number", "round_id", "outcome", "version", "strategy", "score", "champion_score", "gain",
-                     "status"),
+                     "status", "replaced"),
         )
 
     def circuit(self, name: str) -> dict[str, Any]:
