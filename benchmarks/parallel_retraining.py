@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -175,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     finally:
         ray.shutdown()
+        shutil.rmtree(root, ignore_errors=True)
 
     ratio = statistics.median(p["ratio"] for p in pairs)
     per_strategy = {n: statistics.median(p["per_strategy_s"][n] for p in pairs) for n in strategies}

@@ -181,18 +181,32 @@ def train_candidate_task(
         blob = encode_model(candidate.model)
         metrics = evaluate(candidate.model, holdout, resolved.features, resolved.target, resolved.task)
         return CandidateResult(
-            strategy=strategy, status="trained", seed=seed, blob=blob, metrics=metrics,
-            training_blocks=candidate.training_blocks, rows=candidate.rows, params=candidate.params,
-            seconds=candidate.seconds, notes=candidate.notes, node_id=ray.get_runtime_context().get_node_id(),
+            strategy=strategy,
+            status="trained",
+            seed=seed,
+            blob=blob,
+            metrics=metrics,
+            training_blocks=candidate.training_blocks,
+            rows=candidate.rows,
+            params=candidate.params,
+            seconds=candidate.seconds,
+            notes=candidate.notes,
+            node_id=ray.get_runtime_context().get_node_id(),
         )
     except StrategySkipped as skipped:
         return CandidateResult(
-            strategy=strategy, status="skipped", seed=seed, reason=skipped.reason,
+            strategy=strategy,
+            status="skipped",
+            seed=seed,
+            reason=skipped.reason,
             seconds=time.perf_counter() - start,
         )
     except Exception as exc:
         return CandidateResult(
-            strategy=strategy, status="failed", seed=seed, reason=_error_text(exc),
+            strategy=strategy,
+            status="failed",
+            seed=seed,
+            reason=_error_text(exc),
             seconds=time.perf_counter() - start,
         )
 
@@ -253,7 +267,11 @@ def task_options() -> dict[str, Any]:
 
 
 def await_round(
-    refs: Sequence[ray.ObjectRef], strategies: Sequence[str], timeout_seconds: float, *, seed: int = 0,
+    refs: Sequence[ray.ObjectRef],
+    strategies: Sequence[str],
+    timeout_seconds: float,
+    *,
+    seed: int = 0,
     artifact_root: str | Path,
 ) -> list[CandidateResult]:
     """Wait for every task up to `timeout_seconds` from now; tasks still running are cancelled as failures.
@@ -266,33 +284,42 @@ def await_round(
         raise ValueError(
             f"{len(refs)} task refs for {len(strategies)} strategies; allowed: one ref per strategy"
         )
-    _, pending = ray.wait(list(refs), num_returns=len(refs), timeout=timeout_seconds)
-    pending_ids = {ref.hex() for ref in pending}
-    results = []
-    for name, ref in zip(strategies, refs, strict=True):
-        if ref.hex() in pending_ids:
-            ray.cancel(ref, force=True)
-            results.append(
-                CandidateResult(
-                    strategy=name,
-                    status="failed",
-                    seed=seed,
-                    seconds=float(timeout_seconds),
-                    reason=f"timed out after {timeout_seconds:g} s (task_timeout_seconds); cancelled",
-                )
-            )
-            continue
+    # Collect each task as it finishes, so storing one candidate overlaps the training of the others.
+    deadline = time.monotonic() + timeout_seconds
+    names = {ref.hex(): name for name, ref in zip(strategies, refs, strict=True)}
+    collected: dict[str, CandidateResult] = {}
+    pending = list(refs)
+    while pending:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        ready, pending = ray.wait(pending, num_returns=1, timeout=remaining)
+        for ref in ready:
+            collected[ref.hex()] = _collect(ref, names[ref.hex()], seed, store)
+    for ref in pending:
+        ray.cancel(ref, force=True)
+        collected[ref.hex()] = CandidateResult(
+            strategy=names[ref.hex()],
+            status="failed",
+            seed=seed,
+            seconds=float(timeout_seconds),
+            reason=f"timed out after {timeout_seconds:g} s (task_timeout_seconds); cancelled",
+        )
+    return [collected[ref.hex()] for ref in refs]
+
+
+def _collect(ref: ray.ObjectRef, name: str, seed: int, store: ArtifactStore) -> CandidateResult:
+    """A finished task's result, its blob verified and stored; a dead worker becomes a failed result."""
+    try:
+        result = ray.get(ref)
+    except Exception as exc:  # the worker died or the task was cancelled: still a result, not a crash
+        return CandidateResult(strategy=name, status="failed", seed=seed, reason=_error_text(exc))
+    if result.blob is not None:
         try:
-            result = ray.get(ref)
-        except Exception as exc:  # the worker died or the task was cancelled: still a result, not a crash
-            results.append(
-                CandidateResult(strategy=name, status="failed", seed=seed, reason=_error_text(exc))
-            )
-            continue
-        if result.blob is not None:
             result = replace(result, artifact=store.put_blob(result.blob), blob=None)
-        results.append(result)
-    return results
+        except Exception as exc:  # a corrupted blob or a full disk fails this candidate, not the round
+            return replace(result, status="failed", blob=None, reason=_error_text(exc))
+    return result
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -84,8 +84,10 @@ def test_a_raising_strategy_is_a_failure_and_the_others_still_count(ray_local, t
     _, champion_ref = _stored_champion(material, store)
 
     refs = launch_round(material, holdout, LOGREG, settings, 7, champion=champion_ref, artifact_root=tmp_path)
-    by_name = {r.strategy: r for r in await_round(refs, settings.strategies, timeout_seconds=120, seed=7,
-                                                 artifact_root=tmp_path)}
+    by_name = {
+        r.strategy: r
+        for r in await_round(refs, settings.strategies, timeout_seconds=120, seed=7, artifact_root=tmp_path)
+    }
 
     assert by_name["windowed"].status == "failed" and by_name["windowed"].artifact is None
     assert by_name["windowed"].reason.startswith("ValueError: ")
@@ -126,3 +128,23 @@ def test_a_task_past_its_timeout_is_cancelled_and_reported_as_a_failure(ray_loca
     assert all(r.reason == "timed out after 1.5 s (task_timeout_seconds); cancelled" for r in results)
     assert waited < 10
     assert not any(tmp_path.rglob("*.skops"))  # nothing was written by the cancelled tasks
+
+
+def test_a_corrupted_candidate_blob_fails_that_candidate_only(ray_local, tmp_path: Path) -> None:
+    from calmops_actors.artifacts import Blob
+    from calmops_actors.training_tasks import CandidateResult
+
+    good = CandidateResult(
+        strategy="full", status="trained", seed=0, blob=Blob.of(b"model bytes", "model-pickle")
+    )
+    bad = CandidateResult(
+        strategy="windowed",
+        status="trained",
+        seed=0,
+        blob=Blob(kind="model-pickle", sha256="0" * 64, data=b"model bytes"),
+    )
+    refs = [ray_local.put(good), ray_local.put(bad)]
+    results = await_round(refs, ["full", "windowed"], timeout_seconds=30, artifact_root=tmp_path)
+    assert [(r.strategy, r.status) for r in results] == [("full", "trained"), ("windowed", "failed")]
+    assert results[0].artifact.sha256 == good.blob.sha256 and results[0].blob is None
+    assert results[1].reason.startswith("ArtifactTampered: ") and results[1].artifact is None
