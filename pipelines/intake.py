@@ -25,6 +25,7 @@ from pathlib import PurePath
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -120,7 +121,7 @@ def accept(name: str, data: bytes, rules: IntakeRules) -> Intake:
                                          "([intake] max_file_mb); split the file into smaller blocks")
     if not data:
         raise Rejected("empty_file", "the file is empty")
-    frame = read_csv(data, rules) if fmt == "csv" else read_parquet(data)
+    frame = read_csv(data, rules) if fmt == "csv" else read_parquet(data, rules.max_file_mb * 1024 * 1024)
     if frame.shape[1] > rules.max_columns:
         raise Rejected("too_many_columns", f"{frame.shape[1]} columns is over the limit of {rules.max_columns} "
                                            "([intake] max_columns)")
@@ -187,20 +188,60 @@ def read_csv(data: bytes, rules: IntakeRules) -> pd.DataFrame:
     return table.to_pandas()
 
 
-def read_parquet(data: bytes) -> pd.DataFrame:
+def read_parquet(data: bytes, max_bytes: float = float("inf")) -> pd.DataFrame:
+    """Read a Parquet file whose data, once uncompressed and decoded, fits in `max_bytes` ([intake] max_file_mb).
+
+    A few kilobytes of Parquet can hold gigabytes (a compressed page, a long run of one dictionary entry), so the
+    sizes are checked from the footer and with string columns still dictionary-encoded, before any decoding.
+    """
+    limit = f"over the limit of {max_bytes / 1024 / 1024:g} MB ([intake] max_file_mb)"
     try:
-        table = pq.read_table(pa.BufferReader(data))
+        source = pq.ParquetFile(pa.BufferReader(data))
+        meta, schema = source.metadata, source.schema_arrow
+        names = schema.names
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise Rejected("duplicate_columns", f"column name(s) {', '.join(map(repr, duplicates))} appear more "
+                                                "than once")
+        cells = meta.num_rows * max(1, meta.num_columns)
+        if cells * 8 > max_bytes:
+            raise Rejected("file_too_large", f"{meta.num_rows} rows x {meta.num_columns} columns would take "
+                                             f"{cells * 8 / 1e6:.1f} MB in memory, {limit}")
+        unpacked = sum(meta.row_group(g).column(c).total_uncompressed_size
+                       for g in range(meta.num_row_groups) for c in range(meta.num_columns))
+        if unpacked > max_bytes:
+            raise Rejected("file_too_large", f"its pages uncompress to {unpacked / 1e6:.1f} MB, {limit}")
+        texts = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+                 or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+        table = pq.read_table(pa.BufferReader(data), read_dictionary=texts or None)
+        decoded = cells * 8 + sum(dictionary_bytes(column) for column in table.columns
+                                  if pa.types.is_dictionary(column.type))
+        if decoded > max_bytes:
+            raise Rejected("file_too_large", f"its data decodes to {decoded / 1e6:.1f} MB in memory, {limit}")
+        for name in texts:  # decode them now that the size is known (pandas gets plain strings, as before)
+            i = table.schema.get_field_index(name)
+            table = table.set_column(i, name, table.column(i).cast(schema.field(name).type))
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as err:
         raise Rejected("unreadable_file", f"cannot be read as Parquet: {first_line(err)}") from None
-    names = table.column_names
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise Rejected("duplicate_columns", f"column name(s) {', '.join(map(repr, duplicates))} appear more "
-                                            "than once")
     try:
         return table.to_pandas()
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as err:
         raise Rejected("unreadable_file", f"has column types that cannot be used: {first_line(err)}") from None
+
+
+def dictionary_bytes(column: pa.ChunkedArray) -> int:
+    """Bytes a dictionary-encoded column takes once decoded, computed without decoding it."""
+    total = 0
+    for chunk in column.chunks:
+        values = chunk.dictionary
+        if not len(chunk) or not len(values):
+            continue
+        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type) or \
+                pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type):
+            total += int(pc.sum(pc.binary_length(values).take(chunk.indices)).as_py() or 0)
+        else:
+            total += len(chunk) * (values.nbytes // len(values) + 1)
+    return total
 
 
 def run_preprocess(hook: Callable[[pd.DataFrame], pd.DataFrame], frame: pd.DataFrame) -> pd.DataFrame:
