@@ -161,19 +161,32 @@ class ArtifactStore:
         path = self.path(ref)
         if path.exists() and _sha_of_file(path) == sha:
             return ref
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=f".{_EXT[kind]}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=f".{_EXT[kind]}")
+        except OSError as err:
+            raise self._write_error(ref, err) from None
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as err:
             Path(tmp).unlink(missing_ok=True)
+            if isinstance(err, OSError):
+                raise self._write_error(ref, err) from None
             raise
         _fsync_dir(path.parent)
         return ref
+
+    def _write_error(self, ref: ArtifactRef, err: OSError) -> ArtifactError:
+        """A clear error for a write the disk refused (full, read-only, no permission); nothing was stored."""
+        return ArtifactError(
+            f"cannot store artifact {ref.artifact_id} ({ref.kind}, {ref.size} bytes) in {self.root}: "
+            f"{err.strerror or err}. Free some space or fix the folder's permissions and retry; nothing was "
+            "stored and nothing was recorded"
+        )
 
     def put_model(self, model: Any) -> ArtifactRef:
         """Save a fitted model: skops when the policy can load it back, pickle otherwise."""

@@ -6,7 +6,12 @@ import argparse
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+from calmops_actors.errors import UserError
+
+if TYPE_CHECKING:
+    from calmops_actors.home import Home
 
 
 def default_home() -> Path:
@@ -22,6 +27,21 @@ def add_home_option(parser: argparse.ArgumentParser) -> None:
 
 def resolve_home(args: argparse.Namespace) -> Path:
     return args.home if getattr(args, "home", None) else default_home()
+
+
+def writable_home(path: Path) -> Home:
+    """The home for a command that records (`run`, `serve`): created if missing and its log opened once here, so
+    a home that is a file, on a read-only disk or otherwise unusable is a UserError before any actor starts."""
+    from calmops_actors.home import Home
+    from eventstore import StoreError
+
+    home = Home(path.resolve())
+    try:
+        home.create().open_store().close()
+    except (OSError, StoreError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise UserError(f"cannot use the home folder {home.root}: {reason}") from None
+    return home
 
 
 def print_table(rows: Iterable[dict[str, Any]], columns: Sequence[str], out: TextIO) -> None:

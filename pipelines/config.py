@@ -34,6 +34,9 @@ class ConfigError(ValueError):
         super().__init__(where + message)
         self.origin, self.key, self.reason = origin, key, message
 
+    def __reduce__(self):  # picklable, so it crosses process boundaries (a Ray actor's `configure`) intact
+        return type(self), (self.origin, self.key, self.reason)
+
 
 @dataclass(frozen=True, kw_only=True)
 class ModelSettings:

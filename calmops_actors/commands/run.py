@@ -14,7 +14,7 @@ import time
 import tomllib
 from pathlib import Path
 
-from calmops_actors.cli_common import add_home_option, print_table, resolve_home
+from calmops_actors.cli_common import add_home_option, print_table, resolve_home, writable_home
 from calmops_actors.errors import UserError
 from calmops_actors.sources import source_files
 from pipelines.config import ConfigError, config_from_dict, resolve_source
@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         raise UserError(f"no files to process in {source} (source = {config.source!r}); add files or name them")
     out = sys.stdout
+    writable_home(home)
     if not args.json:
         print(f"pipeline {config.name}: {len(files)} file(s), home {home.resolve()}", file=out)
     start_ray(args.ray_address)

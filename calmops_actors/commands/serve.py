@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from calmops_actors.cli_common import add_home_option, resolve_home
+from calmops_actors.cli_common import add_home_option, resolve_home, writable_home
 from calmops_actors.errors import UserError
 
 
@@ -97,10 +97,11 @@ def run(args: argparse.Namespace) -> int:
     if args.ui_host not in ("127.0.0.1", "localhost", "::1") and auth is None and not args.no_ui:
         print(f"warning: the UI listens on {args.ui_host} without --ui-auth: anyone who reaches it can read "
               "your pipelines", file=sys.stderr)
-    from calmops_actors.home import Home
-
-    home = Home(home_path).create()
-    setup_logging(home.logs / "serve.log")
+    home = writable_home(home_path)
+    try:
+        setup_logging(home.logs / "serve.log")
+    except OSError as err:
+        raise UserError(f"cannot write {home.logs / 'serve.log'}: {err.strerror}") from None
     config_dir = args.config_dir.resolve() if args.config_dir else home.demo_configs
     feeder = None
     if args.demo:
