@@ -59,7 +59,7 @@ from pipelines.drift import assess, check_features, fit_reference, performance_d
 from pipelines.evaluation import evaluate, higher_is_better, per_row_errors
 from pipelines.events import Artifact, Event
 from pipelines.intake import IntakeRules, parse_file
-from pipelines.models import ModelSpec
+from pipelines.models import ModelSpec, ModelSpecError, build_estimator
 from pipelines.retraining import LabelledBlock, build_round, fallback_to_run, primary_metric
 from pipelines.rounds import RoundPlan, plan_round
 from pipelines.state import PipelineState, evolve, replay
@@ -116,6 +116,7 @@ class PipelineActor:
         self.references: dict[tuple[str, ...], Any] = {}
         self.reference_frames: dict[tuple[str, ...], pd.DataFrame] = {}
         self.models: dict[str, Any] = {}
+        self.recovered = False  # `recover` runs once per process, before its first ingest or poll
 
     # -- load / append ----------------------------------------------------------------------------
 
@@ -148,6 +149,10 @@ class PipelineActor:
         parsed = config_from_dict(config, f"{config_dir}/{config.get('name')}.toml")
         if parsed.name != self.name:
             raise ConfigError("<config>", "name", f"is {parsed.name!r}, but this actor owns {self.name!r}")
+        try:  # a class that cannot be imported or cannot train is a config error now, not a failed round later
+            build_estimator(ModelSpec(parsed.model.class_path, parsed.model.params))
+        except ModelSpecError as err:
+            raise ConfigError(f"{config_dir}/{config.get('name')}.toml", None, str(err)) from None
         self.preprocess = (load_preprocess(parsed.preprocess, Path(config_dir), f"{parsed.name} config")
                            if parsed.preprocess else None)
         events = self.execute(RegisterPipeline(name=parsed.name, config=config_to_dict(parsed),
@@ -162,6 +167,7 @@ class PipelineActor:
         """Read one file and record what became of it; with `await_rounds`, finish each round before going on."""
         if self.config is None:
             raise RuntimeError(f"pipeline {self.name} is not configured")
+        self.recover(await_rounds)
         file = Path(path)
         try:
             size = file.stat().st_size
@@ -327,6 +333,7 @@ class PipelineActor:
 
     def poll(self, wait_seconds: float = 0.0) -> dict[str, Any]:
         """Record the in-flight round's outcome if its tasks are done (or timed out); start the next if due."""
+        self.recover(await_rounds=False)
         if self.inflight is None and self.state.round is not None:
             self.reissue_round()
         flight = self.inflight
@@ -372,6 +379,37 @@ class PipelineActor:
             round_id=flight.round_id, outcomes=tuple(outcome_of(r) for r in results),
             champion_metrics=champion_metrics, code_version=__version__, occurred_at=now_iso()),
             key=f"round:{flight.round_id}:end")
+
+    def recover(self, await_rounds: bool) -> None:
+        """Finish what a crash interrupted, once per process and before any new work.
+
+        The steps after a block's `BlockArrived` are separate appends; a process killed between them leaves a
+        block without its drift check, or a drift without its round. They are done now, from the log, exactly
+        as they would have been (the state is the same); with `await_rounds` (`run`) a round left in flight is
+        re-issued and awaited too, so the next file meets the same champion as in an uninterrupted run.
+        """
+        if self.recovered or self.config is None:
+            return
+        self.recovered = True
+        for block_id in self.unchecked_blocks():
+            log.info("pipeline %s: checking block %s, interrupted before its drift check", self.name, block_id)
+            self.process_block(block_id, self.frame(block_id), await_rounds)
+        if self.state.round is None and self.state.last_block is not None:
+            self.maybe_start_round(self.state.last_block)
+        if await_rounds:
+            self.finish_round()
+
+    def unchecked_blocks(self) -> list[str]:
+        """Blocks that arrived once a champion existed but have no drift check: a crash came in between."""
+        if self.state.champion is None or all(b.drifted is not None for b in self.state.blocks.values()):
+            return []
+        pending, champion = [], False
+        for r in self.store.read(self.stream):
+            if r.type == "ModelPromoted":
+                champion = True
+            elif r.type == "BlockArrived" and champion and self.state.blocks[r.payload["block_id"]].drifted is None:
+                pending.append(r.payload["block_id"])
+        return pending
 
     def reissue_round(self) -> None:
         """After a restart, a round in the log has no tasks in this process: launch it again, same seed."""
