@@ -112,6 +112,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"config folder {config_dir} does not exist; create it with a pipeline config "
                         "(`calmops init NAME`), or run `calmops serve --demo`")
 
+    preload = None
+    if not args.no_ui:  # import the UI stack (gradio, plotly) while Ray starts: both take seconds
+        preload = threading.Thread(target=lambda: __import__("ui.server"), name="calmops-preload", daemon=True)
+        preload.start()
     from calmops_actors.runtime import local_dashboard, start_ray
     from calmops_actors.supervisor import Supervisor
 
@@ -129,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
 
         updater = ProjectionUpdater(home_path).start()
         if not args.no_ui:
+            preload.join()
             from ui.server import launch
 
             url = launch(home_path, host=args.ui_host, port=args.ui_port, auth=auth,
