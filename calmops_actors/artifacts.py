@@ -239,6 +239,13 @@ class ArtifactStore:
         return pd.read_parquet(io.BytesIO(self.read_verified(ref)), engine="pyarrow")
 
     # -- maintenance ------------------------------------------------------------------------------------
+    def delete(self, ref: ArtifactRef) -> bool:
+        """Remove one artifact's file (retention); True when a file was removed."""
+        path = self.path(ref)
+        existed = path.exists()
+        path.unlink(missing_ok=True)
+        return existed
+
     def verify_all(self, refs: Iterable[ArtifactRef]) -> list[ArtifactError]:
         """Check every ref's file; returns the problems found (empty when all are intact)."""
         problems: list[ArtifactError] = []

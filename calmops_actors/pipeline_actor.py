@@ -44,6 +44,7 @@ from pipelines.decide import (
     Command,
     CommandRejected,
     NewBlock,
+    PruneArtifacts,
     RecordDriftCheck,
     RecordPerformance,
     RecordRoundOutcome,
@@ -379,6 +380,15 @@ class PipelineActor:
             round_id=flight.round_id, outcomes=tuple(outcome_of(r) for r in results),
             champion_metrics=champion_metrics, code_version=__version__, occurred_at=now_iso()),
             key=f"round:{flight.round_id}:end")
+        self.prune_rejected()
+
+    def prune_rejected(self) -> None:
+        """Retention: record which rejected candidates lose their files, then delete them (never the events)."""
+        events = self.execute(PruneArtifacts(keep=self.config.retrain.retain_rejected, occurred_at=now_iso()))
+        for event in events:
+            for sha in event.sha256s:
+                version = next(v for v in event.model_versions if self.state.models[v].artifact.sha256 == sha)
+                self.artifacts.delete(to_ref(self.state.models[version].artifact))
 
     def recover(self, await_rounds: bool) -> None:
         """Finish what a crash interrupted, once per process and before any new work.

@@ -22,6 +22,7 @@ from pipelines.config import CircuitBreakerSettings, config_from_dict, diff_conf
 from pipelines.drift import DriftAssessment
 from pipelines.events import (
     Artifact,
+    ArtifactsPruned,
     BlockArrived,
     BlockRejected,
     CandidateTrained,
@@ -159,13 +160,21 @@ class Rollback:
 
 
 @command
+class PruneArtifacts:
+    """Delete the model files of rejected candidates beyond the newest `keep` (their events stay)."""
+
+    keep: int
+    occurred_at: str
+
+
+@command
 class ResumeRetraining:
     reason: str
     occurred_at: str
 
 
 Command = (RegisterPipeline | RejectFile | AcceptFile | RecordPerformance | RecordDriftCheck | RequestRetrain
-           | RecordRoundOutcome | Rollback | ResumeRetraining)
+           | RecordRoundOutcome | Rollback | ResumeRetraining | PruneArtifacts)
 
 
 # --- decide --------------------------------------------------------------------------------------
@@ -197,6 +206,8 @@ def decide(state: PipelineState, cmd: Command) -> tuple[Event, ...]:
             return decide_round_outcome(state, cmd)
         case Rollback():
             return decide_rollback(state, cmd)
+        case PruneArtifacts():
+            return decide_prune(state, cmd)
         case ResumeRetraining():
             if not state.circuit.open:
                 return ()
@@ -360,10 +371,26 @@ def decide_rollback(state: PipelineState, cmd: Rollback) -> tuple[Event, ...]:
                               f"known versions: {known}")
     if cmd.to_version == state.champion:
         raise CommandRejected(f"{cmd.to_version} is already the champion of {state.name!r}")
+    if state.models[cmd.to_version].pruned:
+        raise CommandRejected(f"{cmd.to_version}'s model file was pruned ([retrain] retain_rejected); "
+                              "it cannot be loaded again")
     if state.champion is None:
         raise CommandRejected(f"pipeline {state.name!r} has no champion to roll back from")
     return (ModelRolledBack(from_version=state.champion, to_version=cmd.to_version, reason=cmd.reason,
                             occurred_at=cmd.occurred_at),)
+
+
+def decide_prune(state: PipelineState, cmd: PruneArtifacts) -> tuple[Event, ...]:
+    """Rejected candidates beyond the newest `keep`, whose files no kept model shares (content addressing)."""
+    rejected = sorted((m for m in state.models.values() if m.status == "rejected" and not m.pruned),
+                      key=lambda m: version_number(m.version))
+    old = rejected[: max(0, len(rejected) - cmd.keep)]
+    if not old:
+        return ()
+    kept = {m.artifact.sha256 for m in state.models.values() if m not in old and not m.pruned}
+    shas = tuple(sorted({m.artifact.sha256 for m in old} - kept))
+    return (ArtifactsPruned(model_versions=tuple(m.version for m in old), sha256s=shas,
+                            reason=f"retain_rejected = {cmd.keep}", occurred_at=cmd.occurred_at),)
 
 
 def version_number(version: str) -> int:

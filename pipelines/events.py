@@ -251,6 +251,16 @@ class ModelRolledBack(Event):
     reason: str
 
 
+@frozen
+class ArtifactsPruned(Event):
+    """The model files of old rejected candidates were deleted (`[retrain] retain_rejected`); their events stay,
+    so their lineage and scores remain explainable, but they can no longer be loaded or rolled back to."""
+
+    model_versions: tuple[str, ...]
+    sha256s: tuple[str, ...]
+    reason: str
+
+
 ALL_EVENTS: tuple[type[Event], ...] = (
     PipelineRegistered,
     ConfigChanged,
@@ -269,4 +279,5 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     CircuitOpened,
     CircuitClosed,
     ModelRolledBack,
+    ArtifactsPruned,
 )

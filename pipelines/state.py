@@ -21,6 +21,7 @@ from immutables import Map
 
 from pipelines.events import (
     Artifact,
+    ArtifactsPruned,
     BlockArrived,
     BlockRejected,
     CandidateTrained,
@@ -77,6 +78,7 @@ class ModelRecord:
     holdout_metrics: dict[str, float] = field(default_factory=dict)
     promoted_metrics: dict[str, float] | None = None  # metrics at promotion: the bar for performance drift
     promoted_at: str | None = None
+    pruned: bool = False  # its artifact was deleted by retention (ArtifactsPruned)
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +285,12 @@ def evolve(state: PipelineState, event: Event) -> PipelineState:
                 models = models.set(new, replace(models[new], status="champion"))
             return replace(state, models=models, champion=new, last_check_drifted=None, concept_state=None,
                            counters=replace(c, rollbacks=c.rollbacks + 1))
+        case ArtifactsPruned(model_versions=versions):
+            models = state.models
+            for v in versions:
+                if v in models:
+                    models = models.set(v, replace(models[v], pruned=True))
+            return replace(state, models=models)
         case _:
             return state
 

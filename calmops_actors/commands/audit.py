@@ -345,6 +345,8 @@ def audit(home: Home, events: list[tuple[Any, Event]], tolerance: float, *, drif
     state = PipelineState.initial()
     requests: dict[str, RetrainRequested] = {}
     rounds: dict[str, RoundAudit] = {}
+    # candidates whose files retention deleted: their recorded scores stand in for a re-score
+    pruned = {v for _, e in events if type(e).__name__ == "ArtifactsPruned" for v in e.model_versions}
     for i, (record, event) in enumerate(events, 1):
         progress(i, len(events))
         check = None
@@ -358,6 +360,11 @@ def audit(home: Home, events: list[tuple[Any, Event]], tolerance: float, *, drif
             case RetrainRequested():
                 requests[event.round_id] = event
                 rounds[event.round_id] = RoundAudit(champion=state.champion)
+            case ChallengerEvaluated() if candidates and event.round_id in requests and event.model_version in pruned:
+                round_ = rounds[event.round_id]
+                round_.candidates[event.model_version] = dict(event.metrics)
+                if round_.champion_metrics is None:
+                    round_.champion_metrics = dict(event.champion_metrics)
             case ChallengerEvaluated() if candidates and event.round_id in requests:
                 round_ = rounds[event.round_id]
                 model = state.models.get(event.model_version)

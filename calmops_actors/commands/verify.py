@@ -62,6 +62,11 @@ def referenced_artifacts(store: SQLiteEventStore) -> tuple[dict[tuple[str, str],
     try:
         for record in store.iter_all():
             last = record.position
+            if record.type == "ArtifactsPruned":  # deleted on purpose by retention: no longer expected
+                for sha in record.payload.get("sha256s", ()):
+                    for key in [k for k in found if k[0] == sha and found[k].what.startswith("model")]:
+                        del found[key]
+                continue
             kind = ARTIFACT_EVENTS.get(record.type)
             if kind is None:
                 continue

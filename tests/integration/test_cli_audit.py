@@ -62,8 +62,11 @@ def payload_of(home: Path, position: int) -> dict:
 
 def test_verify_passes_on_an_intact_home(calmops, scenario_home: Path) -> None:
     code, out, _ = calmops("verify", "--home", scenario_home)
+    pruned = {sha for (p,) in query(scenario_home, "SELECT position FROM events WHERE type = 'ArtifactsPruned'")
+              for sha in payload_of(scenario_home, p)["sha256s"]}  # deleted by retention on purpose
     artifacts = {json.dumps(payload_of(scenario_home, p)["artifact"], sort_keys=True) for (p,) in query(
-        scenario_home, "SELECT position FROM events WHERE type IN ('BlockArrived', 'CandidateTrained')")}
+        scenario_home, "SELECT position FROM events WHERE type IN ('BlockArrived', 'CandidateTrained')")
+        if payload_of(scenario_home, p)["artifact"]["sha256"] not in pruned}
     total = query(scenario_home, "SELECT COUNT(*) FROM events")[0][0]
     assert code == 0
     assert f"{total} records, hash chain intact" in out
@@ -211,11 +214,14 @@ def test_explain_an_unknown_block_lists_the_known_ones(calmops, scenario_home: P
 
 def test_rollback_then_replay_shows_it(calmops, home_copy: Path) -> None:
     version = query(home_copy, "SELECT MAX(version) FROM events WHERE stream_id = 'pipeline-sea'")[0][0]
-    code, out, _ = calmops("rollback", "sea", "--home", home_copy, "--to", "v2", "--reason", "incident 42")
-    assert code == 0 and f"rolled back from v1 to v2 (recorded as version {version + 1}): incident 42" in out
+    promoted = [payload_of(home_copy, p)["model_version"] for (p,) in query(
+        home_copy, "SELECT position FROM events WHERE type = 'ModelPromoted' ORDER BY position")]
+    target = next(v for v in reversed(promoted) if v != "v1")  # a promoted model is never pruned
+    code, out, _ = calmops("rollback", "sea", "--home", home_copy, "--to", target, "--reason", "incident 42")
+    assert code == 0 and f"rolled back from v1 to {target} (recorded as version {version + 1}): incident 42" in out
     code, out, _ = calmops("replay", "sea", "--home", home_copy, "--json")
     state = json.loads(out)
-    assert state["champion"]["version"] == "v2" and state["counters"]["rollbacks"] == 2
+    assert state["champion"]["version"] == target and state["counters"]["rollbacks"] == 2
     assert state["version"] == version + 1
     code, out, _ = calmops("events", "--home", home_copy, "--type", "ModelRolledBack", "--json")
     assert [json.loads(line)["data"]["reason"] for line in out.splitlines()] == ["test: back to the first model",
@@ -250,7 +256,10 @@ def test_audit_reproduces_every_recorded_decision(calmops, scenario_home: Path) 
     checks = report["checks"]
     kinds = {c["kind"] for c in checks}
     drift_checks = query(scenario_home, "SELECT COUNT(*) FROM events WHERE type = 'DriftChecked'")[0][0]
-    evaluations = query(scenario_home, "SELECT COUNT(*) FROM events WHERE type = 'ChallengerEvaluated'")[0][0]
+    pruned = {v for (p,) in query(scenario_home, "SELECT position FROM events WHERE type = 'ArtifactsPruned'")
+              for v in payload_of(scenario_home, p)["model_versions"]}  # no file left to re-score
+    evaluations = sum(payload_of(scenario_home, p)["model_version"] not in pruned for (p,) in query(
+        scenario_home, "SELECT position FROM events WHERE type = 'ChallengerEvaluated'"))
     assert [c for c in checks if not c["ok"]] == []
     assert code == 0 and report["ok"] and kinds == {"drift", "performance", "candidate", "promotion"}
     assert sum(c["kind"] == "drift" for c in checks) == drift_checks

@@ -251,3 +251,22 @@ def test_events_are_stamped_with_the_commands_time(run: Driver) -> None:
     (_, arrived) = run(accept("b1", t=42))
     assert arrived.occurred_at == at(42) and run.state.last_event_at == at(42)
     assert replace(arrived, occurred_at="") != arrived
+
+
+def test_retention_prunes_old_rejected_candidates_but_keeps_their_events(run: Driver) -> None:
+    from pipelines.decide import PruneArtifacts
+    from pipelines.events import ArtifactsPruned
+
+    with_champion(run)
+    for i in range(2, 5):
+        run(request(f"r{i}"))
+        run(outcome(f"r{i}", success("windowed", 0.70 + i / 100), champion=0.80))
+    rejected = [v for v, m in run.state.models.items() if m.status == "rejected"]
+    assert sorted(rejected) == ["v2", "v3", "v4"]
+    (pruned,) = run(PruneArtifacts(keep=1, occurred_at=at()))
+    assert isinstance(pruned, ArtifactsPruned) and pruned.model_versions == ("v2", "v3")
+    assert len(pruned.sha256s) == 2
+    assert run.state.models["v2"].pruned and not run.state.models["v4"].pruned
+    assert run(PruneArtifacts(keep=1, occurred_at=at())) == ()  # nothing more to prune
+    with pytest.raises(CommandRejected, match="pruned"):
+        run(Rollback(to_version="v2", reason="x", occurred_at=at()))
