@@ -201,7 +201,8 @@ class Auditor:
             errors = per_row_errors(model, frame, schema.features, schema.target, c.task)
         concept = None
         if errors is not None and c.drift.concept_detector != "none":
-            concept = update_concept(c.drift.concept_detector, state.concept_state, errors)
+            concept = update_concept(c.drift.concept_detector, state.concept_state, errors,
+                                     max_rows=c.drift.concept_max_rows)
         self.compare_optional(cmp, "concept", event.concept, concept, (),
                               ("detector", "drift", "warning", "rows_seen", "drift_rows", "block_rows"))
         if event.concept is not None and concept is not None:
