@@ -201,3 +201,29 @@ def test_an_invalid_config_is_reported_and_the_others_run(ray_local, tmp_path: P
         supervisor.close()
         for actor in supervisor.actors().values():
             ray_local.kill(actor, no_restart=True)
+
+
+def test_blocks_keep_arriving_while_a_round_trains(ray_local, tmp_path: Path) -> None:
+    """serve's mode: ingest does not wait for the round; poll records it later, exactly once."""
+    ray = ray_local
+    home = tmp_path / "home"
+    raw, files = make_pipeline(tmp_path, "busy", blocks=6)
+    actor = spawn_actor(home, "busy")
+    ray.get(actor.configure.remote(raw, str(tmp_path / "busy")))
+    for f in files:
+        assert ray.get(actor.ingest.remote(str(f), False))["outcome"] == "accepted"
+    deadline = time.monotonic() + 120
+    while ray.get(actor.summary.remote())["round_in_flight"] is not None:
+        ray.get(actor.poll.remote(1.0))
+        assert time.monotonic() < deadline, "the round never finished"
+    _, recorded, verified = log_state(home, "busy")
+    assert verified.ok
+    types = [r.type for r in recorded]
+    first_round_start = types.index("RetrainRequested")
+    first_round_end = min(i for i, t in enumerate(types) if t in ("ModelPromoted", "ChallengerRejected"))
+    # the initial round was still training when the next blocks were recorded
+    assert "BlockArrived" in types[first_round_start:first_round_end]
+    starts = Counter(r.payload["round_id"] for r in recorded if r.type == "RetrainRequested")
+    ends = Counter(r.payload["round_id"] for r in recorded if r.type in ("ModelPromoted", "ChallengerRejected"))
+    assert starts == ends and set(starts.values()) == {1}  # every round recorded once, none lost
+    ray.kill(actor, no_restart=True)
