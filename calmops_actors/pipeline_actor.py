@@ -401,6 +401,7 @@ class PipelineActor:
         if self.recovered or self.config is None:
             return
         self.recovered = True
+        self.prune_rejected()  # a round's end is its outcome then its retention: finish it (a no-op otherwise)
         for block_id in self.unchecked_blocks():
             log.info("pipeline %s: checking block %s, interrupted before its drift check", self.name, block_id)
             self.process_block(block_id, self.frame(block_id), await_rounds)

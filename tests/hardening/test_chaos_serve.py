@@ -1,7 +1,7 @@
 """Crash chaos for `calmops serve`: SIGKILL of the whole process tree (Ray included) at seeded moments, restarts.
 
-A seeded SEA scenario of 40 blocks (300 rows each) sits in the source folder; `calmops serve --no-ui` runs in a
-subprocess of its own session and is killed with SIGKILL to its process group (and any straggler of its
+A seeded SEA scenario of 40 blocks (300 rows each) is dropped into the source folder file by file (write, then
+rename) as `serve` takes them, across the restarts. `calmops serve --no-ui` runs in a subprocess of its own session and is killed with SIGKILL to its process group (and any straggler of its
 session) at moments picked by watching the log and the projection checkpoint grow: while its local Ray starts,
 right as the log passes a random number of events (appends in progress), while a retraining round is in
 flight, and at a random phase of the projection updater's cycle. After the last kill one more `serve` runs to
@@ -39,7 +39,7 @@ pytestmark = [pytest.mark.slow]
 
 SEED = 20261128
 # the kinds of moment, in the order they are used; "startup" kills are cheap (Ray is still starting)
-KILLS = ("append", "startup", "round", "projection", "append", "startup", "round")
+KILLS = ("append", "round", "startup", "projection", "append")
 
 
 def test_serve_survives_sigkill_of_its_process_tree_at_random_moments(tmp_path: Path) -> None:
@@ -88,11 +88,13 @@ def test_serve_survives_sigkill_of_its_process_tree_at_random_moments(tmp_path: 
         feeder.stop()
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
+    # 5 kills: each restart pays a local Ray start-up (10-30 s here); the suite's time budget allows no more
     assert len(kills) == len(KILLS), kills
-    assert sum(k["round_open"] for k in kills) >= 2, f"too few kills during a round: {kills}"
+    assert any(k["kind"] == "round" and k["hit"] and k["round_open"] for k in kills), kills
     assert sum(k["kind"] == "append" and k["hit"] for k in kills) >= 2, kills
     numbers = check_log_invariants(home, "sea", files)
-    assert numbers["rounds"] >= 3 and numbers["promotions"] >= 2, numbers
+    # serve's decisions depend on timing (rounds overlap later blocks): only their shape is pinned
+    assert numbers["rounds"] >= 2 and numbers["promotions"] >= 1 and numbers["drift_checks"] >= 30, numbers
     assert check_projections_equal_rebuild(home, tmp_path) > 0
     assert "all" in run_audit(home, "sea")
 
