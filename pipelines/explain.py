@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipelines.events import (
+    ArtifactsPruned,
     BlockArrived,
     BlockRejected,
     CandidateTrained,
@@ -139,6 +140,9 @@ def event_line(event: Event) -> str:  # noqa: C901 - one branch per event type
             return f"circuit closed: {event.reason}"
         case ModelRolledBack():
             return f"rolled back from {event.from_version} to {event.to_version}: {event.reason}"
+        case ArtifactsPruned():
+            return (f"model files of rejected {', '.join(event.model_versions)} pruned ({event.reason}); "
+                    "their events stay")
     return type(event).__name__
 
 

@@ -10,6 +10,7 @@ from builders import Driver, accept, at, config, failure, outcome, register, suc
 
 from pipelines import explain
 from pipelines.decide import (
+    PruneArtifacts,
     RecordDriftCheck,
     RecordPerformance,
     RejectFile,
@@ -73,6 +74,7 @@ def scenario() -> Driver:
                  occurred_at=at(21)))
     d(ResumeRetraining(reason="checked the feed", occurred_at=at(22)))
     d(Rollback(to_version="v1", reason="v2 misbehaves", occurred_at=at(23)))
+    d(PruneArtifacts(keep=0, occurred_at=at(24)))                                 # retention: v3's file goes
     return d
 
 
@@ -88,6 +90,8 @@ def test_every_event_type_gets_its_own_readable_line() -> None:
         assert line and line != type(event).__name__ and "\n" not in line
     lines = {type(e).__name__: explain.event_line(e) for e in LOG}
     assert lines["ModelRolledBack"] == "rolled back from v2 to v1: v2 misbehaves"
+    assert lines["ArtifactsPruned"] == ("model files of rejected v3, v4 pruned (retain_rejected = 0); "
+                                        "their events stay")
     assert lines["CircuitOpened"].startswith("circuit opened after 1 failed round(s): retraining paused until ")
     assert lines["BlockRejected"] == "file bad.csv rejected [empty_file]: bad.csv is empty"
 
