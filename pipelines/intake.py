@@ -184,7 +184,10 @@ def read_csv(data: bytes, rules: IntakeRules) -> pd.DataFrame:
     try:
         table = pacsv.read_csv(io.BytesIO(data), read_options=pacsv.ReadOptions(use_threads=False))
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
-        raise Rejected("unreadable_file", f"cannot be parsed as CSV: {first_line(err)}") from None
+        reason = first_line(err)
+        if "straddl" in reason:  # pyarrow reads 1 MB blocks; a row longer than that cannot be parsed
+            reason = "a line is longer than 1 MB; a block file holds one row per line"
+        raise Rejected("unreadable_file", f"cannot be parsed as CSV: {reason}") from None
     return table.to_pandas()
 
 

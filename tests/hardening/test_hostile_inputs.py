@@ -163,17 +163,21 @@ def test_every_hostile_file_is_one_rejection_with_its_reason_and_nothing_else(ac
     for name, (data, _) in files.items():
         (incoming / name).write_bytes(data)
     before_state, before_artifacts = actor.state, artifact_files(home)
-    seen = {}
+    seen, messages = {}, {}
     for name, (_, code) in files.items():
         version = actor.state.version
         result = actor.ingest(str(incoming / name))
         seen[name] = result.get("reason_code")
+        messages[name] = result.get("message", "")
         assert result["outcome"] == "rejected", (name, result)
         assert result["message"].startswith(f"{name}: ") or code == "block_id_conflict", result
         recorded = actor.store.read(stream_id("hostile"), after_version=version)
         assert [(r.type, r.payload["reason_code"], r.payload["file"]) for r in recorded] == \
             [("BlockRejected", code, name)], (name, result)
     assert seen == {name: code for name, (_, code) in files.items()}
+    assert "a line is longer than 1 MB" in messages["long_line.csv"]
+    assert '"=cmd|\' /C calc\'!A0"' in messages["formula_cmd.csv"]  # the message shows the cell, quoted
+    assert "decodes to 4064.0 MB" in messages["dictionary_bomb.parquet"]
     # nothing else changed: the blocks, schema, models and stored artifacts are those of before
     after = actor.state
     assert (after.blocks, after.schema, after.models, after.champion) == \
