@@ -50,6 +50,7 @@ TRUSTED_PREFIXES: tuple[str, ...] = ("sklearn.",)
 TRUSTED_EXACT: frozenset[str] = frozenset({"numpy.dtype"})
 
 _EXT = {"model-skops": "skops", "model-pickle": "pkl", "frame-parquet": "parquet"}
+KIND_EXT = _EXT  # artifact kind -> file extension (ArtifactRef.artifact_id is "<sha256>.<ext>")
 _NAME = re.compile(r"^[0-9a-f]{64}\.(skops|pkl|parquet)$")
 
 
@@ -126,6 +127,11 @@ def decode_model(blob: Blob, trusted_prefixes: tuple[str, ...] = TRUSTED_PREFIXE
             "Inspect the file with skops.io.get_untrusted_types before trusting it."
         )
     return sio.loads(blob.data, trusted=untrusted)
+
+
+def ref_of(sha256: str, kind: str, size: int) -> ArtifactRef:
+    """The store reference of an artifact recorded in an event (its id follows from its hash and kind)."""
+    return ArtifactRef(artifact_id=f"{sha256}.{_EXT.get(kind, '')}", sha256=sha256, kind=kind, size=size)
 
 
 def _trusted(type_name: str, prefixes: tuple[str, ...]) -> bool:

@@ -24,7 +24,7 @@ import pandas as pd
 import ray
 
 from calmops_actors import __version__
-from calmops_actors.artifacts import ArtifactRef, ArtifactStore
+from calmops_actors.artifacts import KIND_EXT, ArtifactRef, ArtifactStore, ref_of
 from calmops_actors.drift_tasks import multivariate_task
 from calmops_actors.home import Home, stream_id
 from calmops_actors.hooks import load_preprocess
@@ -67,8 +67,6 @@ from pipelines.state import PipelineState, evolve, replay
 
 log = logging.getLogger("calmops.actor")
 
-# artifact kinds of the store and the file extension it gives them (ArtifactRef.artifact_id = sha.ext)
-KIND_EXT = {"frame-parquet": "parquet", "model-skops": "skops", "model-pickle": "pkl"}
 
 
 def now_iso() -> str:
@@ -80,9 +78,7 @@ def to_artifact(ref: ArtifactRef) -> Artifact:
 
 
 def to_ref(artifact: Artifact) -> ArtifactRef:
-    ext = KIND_EXT.get(artifact.kind, artifact.format)
-    return ArtifactRef(artifact_id=f"{artifact.sha256}.{ext}", sha256=artifact.sha256, kind=artifact.kind,
-                       size=artifact.size)
+    return ref_of(artifact.sha256, artifact.kind, artifact.size)
 
 
 @dataclass

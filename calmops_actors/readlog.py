@@ -94,16 +94,13 @@ def record_json(record: Recorded) -> dict:
 
 
 # artifact kinds and their file extension in the store (the same naming as `pipeline_actor.to_ref`)
-KIND_EXT = {"frame-parquet": "parquet", "model-skops": "skops", "model-pickle": "pkl"}
 
 
 def artifact_ref(artifact: Artifact) -> ArtifactRef:
     """The store reference of an event's artifact; `pipeline_actor.to_ref` without importing Ray."""
-    from calmops_actors.artifacts import ArtifactRef  # pandas and skops: only for commands that load files
+    from calmops_actors.artifacts import ref_of  # pandas and skops: only for commands that load files
 
-    ext = KIND_EXT.get(artifact.kind, artifact.format)
-    return ArtifactRef(artifact_id=f"{artifact.sha256}.{ext}", sha256=artifact.sha256, kind=artifact.kind,
-                       size=artifact.size)
+    return ref_of(artifact.sha256, artifact.kind, artifact.size)
 
 
 def list_pipelines(store: SQLiteEventStore) -> list[str]:

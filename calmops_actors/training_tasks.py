@@ -120,23 +120,22 @@ def train_candidate(
     spec: ModelSpec,
     settings: RetrainSettings,
     seed: int,
-    champion: ArtifactRef | None,
-    artifact_root: str,
+    champion: Blob | None,
     holdout: pd.DataFrame,
 ) -> CandidateResult:
-    """The body of `train_candidate_task` without Ray: train, store, score; never raises."""
+    """The body of `train_candidate_task` without Ray: train, score on the holdout, return the model as a
+    blob; never raises (a skipped strategy or an error becomes the result's status)."""
     start = time.perf_counter()
     try:
-        store = ArtifactStore(artifact_root)
-        champion_model = store.get_model(champion) if champion is not None else None
+        champion_model = decode_model(champion) if champion is not None else None
         candidate = run_strategy(strategy, material, spec, settings, seed, champion_model)
-        ref = store.put_model(candidate.model)
+        blob = encode_model(candidate.model)
         metrics = evaluate(candidate.model, holdout, material.features, material.target, material.task)
         return CandidateResult(
             strategy=strategy,
             status="trained",
             seed=seed,
-            artifact=ref,
+            blob=blob,
             metrics=metrics,
             training_blocks=candidate.training_blocks,
             rows=candidate.rows,
@@ -173,42 +172,12 @@ def train_candidate_task(
     holdout: pd.DataFrame,
 ) -> CandidateResult:
     """Train one strategy's candidate and score it on the holdout; the model comes back as a blob."""
-    start = time.perf_counter()
     try:
         resolved = material.resolve()
-        champion_model = decode_model(champion) if champion is not None else None
-        candidate = run_strategy(strategy, resolved, spec, settings, seed, champion_model)
-        blob = encode_model(candidate.model)
-        metrics = evaluate(candidate.model, holdout, resolved.features, resolved.target, resolved.task)
-        return CandidateResult(
-            strategy=strategy,
-            status="trained",
-            seed=seed,
-            blob=blob,
-            metrics=metrics,
-            training_blocks=candidate.training_blocks,
-            rows=candidate.rows,
-            params=candidate.params,
-            seconds=candidate.seconds,
-            notes=candidate.notes,
-            node_id=ray.get_runtime_context().get_node_id(),
-        )
-    except StrategySkipped as skipped:
-        return CandidateResult(
-            strategy=strategy,
-            status="skipped",
-            seed=seed,
-            reason=skipped.reason,
-            seconds=time.perf_counter() - start,
-        )
-    except Exception as exc:
-        return CandidateResult(
-            strategy=strategy,
-            status="failed",
-            seed=seed,
-            reason=_error_text(exc),
-            seconds=time.perf_counter() - start,
-        )
+    except Exception as exc:  # the block frames could not be fetched from the object store
+        return CandidateResult(strategy=strategy, status="failed", seed=seed, reason=_error_text(exc))
+    result = train_candidate(strategy, resolved, spec, settings, seed, champion, holdout)
+    return replace(result, node_id=ray.get_runtime_context().get_node_id())
 
 
 @ray.remote(max_retries=0)
