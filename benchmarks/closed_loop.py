@@ -179,7 +179,8 @@ def accuracy_rows(label: str, s: dict, *, judge_static: bool = True) -> list[Row
     ok = ours is not None and static is not None and every is not None
     ratio = s.get("retrain_ratio")
     rows = [
-        Row(f"{label}: prequential accuracy vs (a) static", _acc(ours), f"(a) {_acc(static)}", "above (a)",
+        Row(f"{label}: prequential accuracy vs (a) static", _acc(ours), f"(a) {_acc(static)}",
+            "above (a)" if judge_static else "information (no drift: nothing to gain)",
             (ok and ours > static) if judge_static else None),
         Row(f"{label}: prequential accuracy vs (b) every block", _acc(ours),
             f"(b) {_acc(every)}; (b') window {_acc(acc.get('every_block_window'))}; "
@@ -247,12 +248,14 @@ def pooled_false_alarms(summaries: Iterable[dict]) -> dict[str, Any]:
 
 
 def outcome_from_events(events: Iterable[Any]) -> dict[str, Any]:
-    """Per block (arrival order): drift verdict, reasons, champion and its prequential accuracy; the rounds.
+    """Per block (arrival order): drift verdict, reasons, champion and its prequential accuracy; the rounds
+    with each candidate's and the champion's holdout accuracy, and the strategy promoted.
 
     Reads decoded `pipelines.events` objects by type name, so it needs no store.
     """
     blocks: dict[str, dict] = {}
     rounds: dict[str, dict] = {}
+    strategies: dict[str, str] = {}  # model version -> strategy
     schema = None
     failures = rejected = 0
     for event in events:
@@ -272,7 +275,14 @@ def outcome_from_events(events: Iterable[Any]) -> dict[str, Any]:
             blocks[event.block_id]["reasons"] = [r[:160] for r in event.reasons]
         elif kind == "RetrainRequested":
             rounds[event.round_id] = {"round": event.round_id, "block": event.block_id, "trigger": event.trigger,
-                                      "promoted": None}
+                                      "promoted": None, "champion": None, "candidates": {}}
+        elif kind == "CandidateTrained":
+            strategies[event.model_version] = event.strategy
+        elif kind == "ChallengerEvaluated" and event.round_id in rounds:
+            entry = rounds[event.round_id]
+            entry["champion"] = event.champion_metrics.get("accuracy")
+            entry["candidates"][strategies.get(event.model_version, event.model_version)] = \
+                event.metrics.get("accuracy")
         elif kind == "ModelPromoted" and event.round_id in rounds:
             rounds[event.round_id]["promoted"] = event.strategy
         elif kind == "RetrainFailed" and not event.skipped:

@@ -20,6 +20,8 @@ from benchmarks.report import render
 from pipelines.events import (
     Artifact,
     BlockArrived,
+    CandidateTrained,
+    ChallengerEvaluated,
     ChallengerRejected,
     DriftChecked,
     ModelPromoted,
@@ -169,6 +171,14 @@ def test_outcome_reads_verdicts_prequential_accuracy_and_drift_rounds_from_the_e
         DriftChecked(block_id="b2", drifted=True, reasons=("accuracy fell",), features=()),
         RetrainRequested(round_id="r2", block_id="b2", strategies=("full",), training_blocks=("b1", "b2"),
                          holdout_blocks=("b2",), holdout="", seed=1),
+        CandidateTrained(round_id="r2", model_version="v2", strategy="full", artifact=art(4), sha256="4",
+                         training_blocks=("b1", "b2"), seconds=0.1),
+        CandidateTrained(round_id="r2", model_version="v3", strategy="windowed", artifact=art(5), sha256="5",
+                         training_blocks=("b2",), seconds=0.1),
+        ChallengerEvaluated(round_id="r2", model_version="v2", metrics={"accuracy": 0.7},
+                            champion_metrics={"accuracy": 0.6}),
+        ChallengerEvaluated(round_id="r2", model_version="v3", metrics={"accuracy": 0.8},
+                            champion_metrics={"accuracy": 0.6}),
         ModelPromoted(model_version="v3", previous_version="v1", strategy="windowed", reason="better",
                       metrics={}, round_id="r2"),
         BlockArrived(block_id="b3", file="b3.csv", sha256="3", rows=10, labelled=True, artifact=art(3)),
@@ -183,6 +193,8 @@ def test_outcome_reads_verdicts_prequential_accuracy_and_drift_rounds_from_the_e
         ("b1", None, None, None), ("b2", True, "v1", 0.6), ("b3", True, "v3", 0.9)]
     assert (out["drift_rounds"], out["promotions"]) == (2, 1)
     assert out["blocks"][1]["reasons"] == ["accuracy fell"]
+    assert out["rounds"][1] == {"round": "r2", "block": "b2", "trigger": "drift", "promoted": "windowed",
+                                "champion": 0.6, "candidates": {"full": 0.7, "windowed": 0.8}}
 
 
 def test_tail_rows_keeps_the_newest_rows_across_blocks():
