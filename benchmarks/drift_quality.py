@@ -488,6 +488,21 @@ SECTIONS = {"calibration": calibrate, "false_alarms": false_alarms, "sensitivity
             "concept": concept_drift, "steady": steady_errors, "cost": cost}
 
 
+INFO_ROWS = ("sensitivity.categorical_10pt_1k.shifted_feature_flagged", "sensitivity.correlation_only_1k.mmd_flagged",
+             "sensitivity.correlation_only_1k.any_feature_flagged")
+
+
+def rows(report: dict) -> list:
+    """The README rows of a `--json` report: every figure with a target, plus a few for information."""
+    from benchmarks.report import Row
+
+    def shown(value: Any) -> str:
+        return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+    return [Row(key, shown(f["value"]), f["note"], f["target"] or "", f["met"])
+            for key, f in report["figures"].items() if f["target"] is not None or key in INFO_ROWS]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.drift_quality", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer blocks and seeds (smoke run)")

@@ -171,6 +171,23 @@ def startup_floor() -> float:
         proc.wait(timeout=60)
 
 
+def rows(results: dict) -> list:
+    """The README rows of a `--json` report (see benchmarks/report.py)."""
+    from benchmarks.report import Row, fmt_seconds
+
+    out = [Row(f"blocks/s through the actor ({results['blocks'] - 1} blocks of {results['rows']:,} rows x "
+               f"{results['features']} features, monitoring path)",
+               f"{results['actor_blocks_per_s']:.2f} blocks/s, ratio {results['ratio']:.2f}x",
+               f"plain loop {results['floor_blocks_per_s']:.2f} blocks/s", "ratio <= 1.5x",
+               results["ratio"] <= 1.5)]
+    if "serve_ui_seconds" in results:
+        out.append(Row("`calmops serve` start to UI answering HTTP 200", fmt_seconds(results["serve_ui_seconds"]),
+                       f"bare `ray.init` (dashboard) + one-button Gradio app "
+                       f"{fmt_seconds(results['startup_floor_seconds'])}", "< 20 s",
+                       results["serve_ui_seconds"] < 20))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--blocks", type=int, default=8)
@@ -178,7 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--skip-serve", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--quick", action="store_true", help="4 blocks (3 timed) instead of --blocks")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.blocks = 4
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 

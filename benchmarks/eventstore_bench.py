@@ -269,6 +269,29 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def rows(report: dict) -> list:
+    """The README rows of a `--json` report (see benchmarks/report.py)."""
+    from benchmarks.report import Row, fmt_ratio, fmt_seconds
+
+    out = []
+    for r in report["results"]:
+        if r["case"].startswith("append"):
+            out.append(Row(f"{r['case']}: {r['events']:,} events", f"{r['store_per_s']:,.0f}/s, "
+                           f"{fmt_ratio(r['ratio'])} (CPU {fmt_ratio(r['cpu_ratio'])})",
+                           f"plain sqlite3 {r['floor_per_s']:,.0f}/s", r["target"], r["met"]))
+        elif "seconds_for_1m" in r:
+            how = "measured" if r["measured_1m"] else f"extrapolated from {r['events']:,}"
+            out.append(Row(f"{r['case']}, 1M events ({how})",
+                           f"{fmt_seconds(r['seconds_for_1m'])} wall, {fmt_seconds(r['cpu_seconds_for_1m'])} CPU,"
+                           f" {fmt_ratio(r['ratio'])}", f"sqlite3 scan + json.loads "
+                           f"{fmt_seconds(r['floor_s'] * r['seconds_for_1m'] / r['store_s'])}",
+                           "< 30 s", r["met"]))
+        else:
+            out.append(Row(f"{r['case']}, {r['events']:,} events", f"{fmt_seconds(r['store_s'])}, "
+                           f"{fmt_ratio(r['ratio'])}", f"{fmt_seconds(r['floor_s'])}"))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.eventstore_bench", description=__doc__.split("\n")[0]

@@ -146,6 +146,22 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def rows(result: dict) -> list:
+    """The README rows of a `--json` report (see benchmarks/report.py): one per positive rate."""
+    from benchmarks.report import Row
+
+    out = []
+    for rate, s in result["median"].items():
+        out.append(Row(
+            f"minority-class F1, {float(rate):.0%} positives, median of {s['seeds']} seeds "
+            f"(after the drift: ipip {s['ipip']['f1_minority_after_drift']:.3f} / full "
+            f"{s['full']['f1_minority_after_drift']:.3f})",
+            f"ipip {s['ipip']['f1_minority']:.3f} (wins {s['ipip_wins_f1_vs_full']}/{s['seeds']} seeds)",
+            f"full {s['full']['f1_minority']:.3f}; windowed {s['windowed']['f1_minority']:.3f}",
+            "ipip > full", s["ipip"]["f1_minority"] > s["full"]["f1_minority"]))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.ipip_bench", description=__doc__.split("\n")[0]

@@ -71,6 +71,25 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def rows(figures: dict) -> list:
+    """The README rows of a `--json` report (see benchmarks/report.py)."""
+    from benchmarks.report import Row, fmt_seconds
+
+    seq = statistics.median(p["sequential_s"] for p in figures["pairs"])
+    par = statistics.median(p["parallel_s"] for p in figures["pairs"])
+    ratios = ", ".join(f"{p['ratio']:.3f}" for p in figures["pairs"])
+    return [
+        Row(f"parallel round / the same {len(figures['strategies'])} strategies one after another "
+            f"({figures['rows']:,} rows; median of {len(figures['pairs'])}: {ratios})",
+            f"{figures['ratio_median']:.3f} ({fmt_seconds(par)} vs {fmt_seconds(seq)})",
+            f"sequential sum; best possible on 2 CPUs {figures['ideal_ratio']:.3f}",
+            f"<= {figures['target']}", figures["met"]),
+        Row("cold first round (starts Ray's workers) / sequential", f"{figures['cold_ratio']:.3f}"),
+        Row("sequential seconds per strategy", ", ".join(
+            f"{name} {fmt_seconds(sec)}" for name, sec in figures["per_strategy_sequential_s"].items())),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.parallel_retraining", description=__doc__.split("\n")[0]

@@ -323,6 +323,38 @@ def browser_pages(home: Path, repeats: int = 3) -> dict[str, float]:
     return {key: statistics.median(values) for key, values in out.items()}
 
 
+def rows(results: list[dict[str, Any]]) -> list:
+    """The README rows of a `--json` report (see benchmarks/report.py), per synthetic home."""
+    from benchmarks.report import Row, fmt_seconds
+
+    out = []
+    for r in results:
+        what = f"{r['home']} ({r['pipelines']} pipelines, {r['blocks']:,} blocks, {r['events']:,} events)"
+        pages, tt, proj = r["pages"], r["time_travel"], r["projection"]
+        worst = max(r["queries"], key=lambda q: q["ms"])
+        out += [
+            Row(f"{what}: overview / pipeline page server side",
+                f"{fmt_seconds(pages['overview_s'])} / {fmt_seconds(pages['pipeline_s'])}", "",
+                f"< {pages['target_s']:.0f} s", max(pages["overview_s"], pages["pipeline_s"]) < pages["target_s"]),
+            Row(f"{what}: slowest query, `{worst['query']}`", f"{worst['ms']:.1f} ms",
+                f"`SELECT *` of `{worst['table']}` {worst['select_all_ms']:.1f} ms ({worst['ratio']:.2f}x)"),
+            Row(f"{what}: time travel to the head ({tt['stream_events']:,} events), first / next",
+                f"{fmt_seconds(tt['cold_s'])} / {fmt_seconds(tt['warm_s'])}",
+                f"reading the stream alone {fmt_seconds(tt['baseline_read_stream_s'])}", "< 2 s (first visit)",
+                tt["cold_s"] < 2),
+            Row(f"{what}: projection from position 0", f"{fmt_seconds(proj['seconds'])}, "
+                f"{proj['events_per_s']:,.0f} events/s", f"reading + decoding the log "
+                f"{fmt_seconds(proj['baseline_read_s'])} ({proj['ratio']:.1f}x)"),
+        ]
+        if "browser" in r:
+            b = r["browser"]
+            out.append(Row(f"{what}: in chromium, overview after navigation / pipeline after the tab click",
+                           f"{fmt_seconds(b['overview_s'])} / {fmt_seconds(b['pipeline_s'])}",
+                           f"one-component Gradio app {fmt_seconds(b['baseline_s'])}", "< 2 s",
+                           max(b["overview_s"], b["pipeline_s"]) < 2))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ui_bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
