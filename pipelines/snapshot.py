@@ -41,11 +41,13 @@ _ARTIFACT_FIELDS = tuple(f.name for f in dataclasses.fields(Artifact))
 
 
 def _fingerprint() -> str:
-    """A digest of every state record's fields (name and annotation) and of the fold's source code."""
+    """A digest of every state record's fields (name and annotation) and of the fold's source code (with the
+    generated record copies it is built on)."""
     parts = [f"layout {LAYOUT}"]
     for cls in _RECORDS:
         parts.append(cls.__qualname__ + ":" + ",".join(f"{f.name}={f.type}" for f in dataclasses.fields(cls)))
-    for fn in (state_module.evolve, state_module.promote, state_module.after_round):
+    for fn in (state_module.evolve, state_module.promote, state_module.after_round, state_module.replacer,
+               state_module.maker, state_module._check_plain):
         try:
             parts.append(inspect.getsource(fn))
         except (OSError, TypeError):  # no source shipped: the shape alone must do
