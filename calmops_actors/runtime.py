@@ -22,9 +22,10 @@ def start_ray(address: str | None = None, num_cpus: int | None = None, dashboard
     if address:
         ctx = ray.init(address=address, **kwargs)
     else:
-        # A local Ray binds its dashboard to 127.0.0.1 only; its token authentication would make the UI's
-        # dashboard link answer 401, so it is off for this single-user local instance (docs/cluster.md).
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        # Ray's services listen beyond loopback (only the dashboard takes a host), so Ray's token
+        # authentication stays on: it is this Ray's default when RAY_AUTH_MODE is unset, and Ray then
+        # generates the token into ~/.ray/auth_token. Nobody without it can run code through those ports;
+        # the dashboard's page asks for it once per browser (docs/SECURITY.md).
         ctx = ray.init(address="local", num_cpus=num_cpus, include_dashboard=dashboard,
                        dashboard_host="127.0.0.1", **kwargs)
     url = getattr(ctx, "dashboard_url", None) or None

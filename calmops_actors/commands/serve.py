@@ -79,6 +79,13 @@ class Actions:
         return ray.get(actor.resume.remote(reason))
 
 
+def token_hint() -> str:
+    """Where the dashboard's token comes from, when Ray's token authentication is on (the default)."""
+    if os.environ.get("RAY_AUTH_MODE", "token") != "token":  # unset: Ray's default, token
+        return ""
+    return "  (it asks for Ray's token once: `ray get-auth-token`, or the file ~/.ray/auth_token)"
+
+
 def setup_logging(path: Path) -> None:
     """Our log lines go to <home>/logs/serve.log; chatty HTTP client logs are kept out of the terminal."""
     handler = logging.FileHandler(path, encoding="utf-8")
@@ -123,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  configs   {config_dir}", flush=True)
     ray_info = start_ray(args.ray_address, dashboard=local_dashboard())
     if ray_info.get("dashboard_url"):
-        print(f"  Ray dashboard  {ray_info['dashboard_url']}", flush=True)
+        print(f"  Ray dashboard  {ray_info['dashboard_url']}{token_hint()}", flush=True)
     supervisor = Supervisor(home_path, config_dir)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}

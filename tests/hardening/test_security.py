@@ -252,3 +252,46 @@ def test_the_ui_defaults_to_localhost(capsys) -> None:
     # exposing the UI without a login is allowed but warned about; a malformed login is refused
     assert cli.main(["serve", "--ui-host", "0.0.0.0", "--ui-auth", "nopassword", "--home", os.devnull]) == 2
     assert "--ui-auth must look like USER:PASSWORD" in capsys.readouterr().err
+
+
+LOCAL_RAY_PROBE = """
+import json, urllib.error, urllib.request
+from pathlib import Path
+from calmops_actors.runtime import start_ray
+url = start_ray(num_cpus=1, dashboard=True)["dashboard_url"]
+def status(path, token=None):
+    req = urllib.request.Request(url + path, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        return urllib.request.urlopen(req, timeout=30).status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+token = (Path.home() / ".ray" / "auth_token").read_text().strip()
+print(json.dumps({"url": url, "page": status("/"), "api": status("/api/jobs/"),
+                  "api_with_token": status("/api/jobs/", token), "wrong_token": status("/api/jobs/", "x" * 32)}))
+"""
+
+
+@pytest.mark.slow
+def test_the_local_ray_that_run_and_serve_start_requires_its_token(tmp_path: Path) -> None:
+    """Ray's services listen beyond loopback, so the local Ray keeps token authentication on: its dashboard's
+    API refuses a request without the token (the page itself loads, and asks for the token)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rs", dir="/tmp"))  # Unix socket paths must stay short
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS", "RAY_AUTH_TOKEN")}
+    env.update(HOME=str(tmp_path), RAY_TMPDIR=str(ray_tmp), RAY_USAGE_STATS_ENABLED="0",
+               PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    try:
+        done = subprocess.run([sys.executable, "-c", LOCAL_RAY_PROBE], env=env, capture_output=True, text=True,
+                              timeout=300, cwd=tmp_path)
+    finally:
+        import shutil
+
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["url"].startswith("http://127.0.0.1:"), seen
+    assert seen["page"] == 200 and seen["api"] == 401 and seen["wrong_token"] == 403, seen
+    assert seen["api_with_token"] == 200, seen
