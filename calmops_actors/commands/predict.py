@@ -69,12 +69,33 @@ def run(args: argparse.Namespace) -> int:
         for i, cls in enumerate(model.classes_):
             out[f"proba_{cls}"] = proba[:, i]
     out.insert(0, "model_version", version)
+    out = spreadsheet_safe(out)
     if args.out:
         out.to_csv(args.out, index=False)
         print(f"wrote {len(out)} predictions of {args.name} {version} to {args.out}", file=sys.stderr)
     else:
         out.to_csv(sys.stdout, index=False)
     return 0
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells and headers that a spreadsheet would run as a formula get a leading `'` (OWASP's advice on
+    CSV injection). Labels are the user's data and may come from anywhere; numbers are left alone.
+
+    >>> spreadsheet_safe(pd.DataFrame({"label": ["=cmd|' /C calc'!A0", "yes", "-x"], "@p": [-1.5, 0.2, 1.0]})).to_dict("list")
+    {'label': ["'=cmd|' /C calc'!A0", 'yes', "'-x"], "'@p": [-1.5, 0.2, 1.0]}
+    """
+    def safe(value):
+        return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+    out = frame.rename(columns=safe)
+    for column in out.columns:
+        if out[column].dtype == object:
+            out[column] = out[column].map(safe)
+    return out
 
 
 def _names(store) -> list[str]:

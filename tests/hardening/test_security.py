@@ -295,3 +295,18 @@ def test_the_local_ray_that_run_and_serve_start_requires_its_token(tmp_path: Pat
     assert seen["url"].startswith("http://127.0.0.1:"), seen
     assert seen["page"] == 200 and seen["api"] == 401 and seen["wrong_token"] == 403, seen
     assert seen["api_with_token"] == 200, seen
+
+
+def test_predictions_written_as_csv_cannot_run_as_spreadsheet_formulas() -> None:
+    """Class labels are the user's data: a label such as `=cmd|...` must reach `predict`'s CSV inert."""
+    import pandas as pd
+
+    from calmops_actors.commands.predict import spreadsheet_safe
+
+    out = spreadsheet_safe(pd.DataFrame({"model_version": ["v2"] * 4,
+                                         "prediction": ["=cmd|' /C calc'!A0", "+1", "@SUM(A1)", "ok"],
+                                         "=HYPERLINK(1)": [0.1, 0.2, 0.3, 0.4],
+                                         "residual": [-1.0, 2.0, -3.0, 0.0]}))
+    assert out["prediction"].tolist() == ["'=cmd|' /C calc'!A0", "'+1", "'@SUM(A1)", "ok"]
+    assert list(out.columns) == ["model_version", "prediction", "'=HYPERLINK(1)", "residual"]
+    assert out["residual"].tolist() == [-1.0, 2.0, -3.0, 0.0]  # numbers are not text: left alone
