@@ -33,8 +33,9 @@ config). Each scores exactly the blocks the pipeline scored, with the model it h
     swaps in a background model grown row by row, so it could not use the pipeline's scikit-learn model
     class, and the comparison would mix up the trigger with the learner.
 
-Figures per scenario, over seeds. The ground truth is the generator's manifest (`drift` per block).
-Block 1 trains the first model and is neither checked nor scored.
+Figures per scenario, over seeds (each switch type has its own seeds, see `scenario_seeds`). The ground
+truth is the generator's manifest (`drift` per block). Block 1 trains the first model and is neither checked
+nor scored.
 
 - false alarms: flagged blocks among the checked blocks where no drift happened (before the first switch,
   or every block of a drift-free `none` scenario), pooled over seeds. Target <= 5%;
@@ -84,6 +85,17 @@ ACCURACY_SLACK = 0.01
 RETRAIN_RATIO_MAX = 0.30
 ADWIN_DELTA = 0.002
 BASELINES = ("static", "every_block", "every_block_window", "adwin")
+SEED_OFFSET = {"abrupt": 0, "gradual": 1000, "recurring": 2000, "none": 3000}
+
+
+def scenario_seeds(switch: str, n: int) -> list[int]:
+    """Seeds of one switch type: distinct per type, so the blocks before the switch (drawn from the same
+    concept-A stream) are independent between scenarios and the pooled false-alarm rate counts no block twice.
+
+    >>> scenario_seeds("abrupt", 2), scenario_seeds("none", 2)
+    ([0, 1], [3000, 3001])
+    """
+    return [SEED_OFFSET[switch] + i for i in range(n)]
 
 
 # --- pure: ground truth and detection --------------------------------------------------------------------
@@ -493,6 +505,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.blocks = preset["blocks"] if args.blocks is None else args.blocks
     args.rows = preset["rows"] if args.rows is None else args.rows
     args.switches = tuple(preset["switches"] if args.switches is None else args.switches.split(","))
+    unknown = [s for s in args.switches if s not in SEED_OFFSET]
+    if unknown:
+        parser.error(f"--switches: unknown {', '.join(unknown)}; allowed: {', '.join(SEED_OFFSET)}")
     if args.blocks < 4:
         parser.error("--blocks must be at least 4 (clean blocks, then the switch)")
     return args
@@ -514,12 +529,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for switch in () if args.no_scenarios else args.switches:
             runs = []
-            for seed in range(args.seeds):
+            for seed in scenario_seeds(switch, args.seeds):
                 run = run_scenario(work, args.generator, switch, seed, args.blocks, args.rows)
                 runs.append(run)
-                print(f"{args.generator}/{switch} seed {seed}: flagged "
-                      f"{[b['block'][-2:] for b in run['blocks'] if b['flagged']]}, drift rounds "
-                      f"{run['retrains']['ours']}, promotions {run['promotions']}, "
+                promoted = [f"{r['block'][-2:]}:{r['promoted']}" for r in run["rounds"]
+                            if r["trigger"] != "initial" and r["promoted"]]
+                print(f"{args.generator}/{switch} seed {seed}: flagged blocks "
+                      f"{[int(b['block'][-4:]) for b in run['blocks'] if b['flagged']]}, drift rounds "
+                      f"{run['retrains']['ours']}, promoted {promoted or 'none'}, "
                       f"{run['seconds']['pipeline']:.0f} s", flush=True)
             results["scenarios"][f"{args.generator}/{switch}"] = {"switch": switch, "summary": summarise(runs),
                                                                   "runs": runs}

@@ -13,6 +13,7 @@ from benchmarks.closed_loop import (
     outcome_from_events,
     pooled_false_alarms,
     rows,
+    scenario_seeds,
     summarise,
     tail_rows,
 )
@@ -201,3 +202,8 @@ def test_tail_rows_keeps_the_newest_rows_across_blocks():
     blocks = [LabelledBlock(f"b{i}", pd.DataFrame({"x": range(i * 10, i * 10 + 4)})) for i in range(3)]
     kept = tail_rows(blocks, 6)
     assert [(b.block_id, list(b.frame["x"])) for b in kept] == [("b1", [12, 13]), ("b2", [20, 21, 22, 23])]
+
+
+def test_each_switch_type_gets_its_own_seeds():
+    seeds = [scenario_seeds(switch, 10) for switch in ("abrupt", "gradual", "recurring", "none")]
+    assert len({s for group in seeds for s in group}) == 40
