@@ -97,32 +97,47 @@ def venv_ready(venv: Path = VENV, requirements: tuple[str, ...] = REQUIREMENTS) 
         stamp.read_text(encoding="utf-8").split() == list(requirements)
 
 
-def ensure_venv(install: bool) -> tuple[Path | None, str]:
-    """The peer venv's python, creating the venv when allowed; (None, why) when it is not available."""
-    if venv_ready():
-        return venv_python(), "reused"
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(HERE.parent))
+    except ValueError:
+        return str(path)
+
+
+def ensure_venv(install: bool, venv: Path | None = None) -> tuple[Path | None, str]:
+    """The peer venv's python, creating the venv when allowed; (None, why) when it is not available.
+
+    Never raises for a failed creation (no network, no disk): the reason is returned for the report.
+    """
+    venv = venv or VENV
+    if venv_ready(venv):
+        return venv_python(venv), "reused"
     if not install:
-        return None, f"{VENV.relative_to(HERE.parent)} is missing or incomplete (run without --no-install to create it)"
-    VENV.mkdir(parents=True, exist_ok=True)
-    log = VENV / "install.log"
-    print(f"peer_evidently: creating {VENV.relative_to(HERE.parent)} (one time, a few minutes): "
-          f"pip install {' '.join(REQUIREMENTS)}; log in {log.relative_to(HERE.parent)}", flush=True)
+        return None, f"{_shown(venv)} is missing or incomplete (run without --no-install to create it)"
+    try:
+        venv.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return None, f"cannot create {_shown(venv)}: {exc}"
+    log = venv / "install.log"
+    print(f"peer_evidently: creating {_shown(venv)} (one time, a few minutes): "
+          f"pip install {' '.join(REQUIREMENTS)}; log in {_shown(log)}", flush=True)
     started = time.perf_counter()
-    steps = [[sys.executable, "-m", "venv", str(VENV)],
-             [str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check", "--timeout", "60",
-              "--retries", "2", *REQUIREMENTS]]
+    steps = {"python -m venv": [sys.executable, "-m", "venv", str(venv)],
+             "pip install": [str(venv_python(venv)), "-m", "pip", "install", "--disable-pip-version-check",
+                             "--timeout", "60", "--retries", "2", *REQUIREMENTS]}
     with open(log, "w", encoding="utf-8") as out:
-        for step in steps:
+        for name, step in steps.items():
             try:
                 done = subprocess.run(step, stdout=out, stderr=subprocess.STDOUT, timeout=1800, check=False)
             except (OSError, subprocess.TimeoutExpired) as exc:
-                return None, f"could not run {step[2]!r} for the peer venv: {exc}"
+                return None, f"creating the peer venv failed at `{name}`: {exc}"
             if done.returncode != 0:
+                out.flush()
                 tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
-                return None, (f"creating the peer venv failed at `{' '.join(step[1:4])}` (exit {done.returncode}; "
-                              f"no network to PyPI?): {' / '.join(tail)}")
-    STAMP.write_text("\n".join(REQUIREMENTS) + "\n", encoding="utf-8")
-    return venv_python(), f"created in {time.perf_counter() - started:.0f} s"
+                return None, (f"creating the peer venv failed at `{name}` (exit {done.returncode}; no network to "
+                              f"PyPI?): {' / '.join(tail)}")
+    (venv / STAMP.name).write_text("\n".join(REQUIREMENTS) + "\n", encoding="utf-8")
+    return venv_python(venv), f"created in {time.perf_counter() - started:.0f} s"
 
 
 # --- the blocks ---------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -138,3 +140,25 @@ def test_worker_reads_dataset_drift_and_drifted_columns_from_the_snapshot() -> N
 def test_worker_refuses_a_snapshot_without_the_count() -> None:
     with pytest.raises(RuntimeError, match="DriftedColumnsCount"):
         read_snapshot({"metrics": [], "tests": []})
+
+
+def test_no_install_reports_the_peer_unavailable_and_exits_0(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(peer, "VENV", tmp_path / "missing-venv")
+    out = tmp_path / "r.json"
+    assert peer.main(["--quick", "--no-install", "--json", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert results["available"] is False and "--no-install" in results["reason"]
+    assert "peer not available" in capsys.readouterr().out
+    assert peer.rows(results)[0].measured == "peer not available"
+
+
+def test_a_failed_venv_creation_is_a_reason_not_a_traceback(tmp_path: Path, monkeypatch) -> None:
+    def offline(cmd, **kwargs):
+        kwargs["stdout"].write("ERROR: Could not find a version that satisfies the requirement evidently\n")
+        return subprocess.CompletedProcess(cmd, 1 if "pip" in cmd else 0)
+
+    monkeypatch.setattr(peer.subprocess, "run", offline)
+    python, reason = peer.ensure_venv(install=True, venv=tmp_path / "venv")
+    assert python is None
+    assert "pip install" in reason and "Could not find a version" in reason
+    assert not (tmp_path / "venv" / peer.STAMP.name).exists()
