@@ -331,7 +331,8 @@ def decide_round_outcome(state: PipelineState, cmd: RecordRoundOutcome) -> tuple
         events.append(ChallengerEvaluated(round_id=cmd.round_id, model_version=version, metrics=outcome.metrics,
                                           champion_metrics=cmd.champion_metrics, occurred_at=at))
     settings = config_from_dict(state.config, "<log>").retrain if state.config else RetrainSettings()
-    verdict = decide_promotion(cmd.champion_metrics if state.champion else None, candidates, settings)
+    verdict = decide_promotion(cmd.champion_metrics if state.champion else None, candidates, settings,
+                               strategies=strategies)
     if verdict.promote is not None:
         events.append(ModelPromoted(
             model_version=verdict.promote, previous_version=state.champion, strategy=strategies[verdict.promote],
