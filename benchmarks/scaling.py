@@ -7,7 +7,7 @@ Three dimensions, each on blocks without drift (so no retraining: the monitoring
 
 - rows per block: 1,000, 10,000, 100,000 rows of 20 features (`--quick`: 1,000, 10,000, 50,000);
 - features: 10, 50, 200 features of 5,000 rows (`--quick`: 10, 50, 100);
-- concurrent pipelines: 1, 5, 20 pipelines (`--quick`: 1, 5, 10), each a real Ray actor spawned by
+- concurrent pipelines: 1, 5, 20 pipelines (`--quick`: 1, 3, 6), each a real Ray actor spawned by
   `runtime.spawn_actor` into one shared home (one log, as under `calmops serve`), each ingesting the same
   number of blocks of 1,000 rows x 10 features at once; the figure is the wall time until all are done.
 
@@ -41,7 +41,7 @@ TARGET_EXPONENT = 1.1
 
 # the sizes each dimension runs at
 FULL = {"rows": (1_000, 10_000, 100_000), "features": (10, 50, 200), "pipelines": (1, 5, 20)}
-QUICK = {"rows": (1_000, 10_000, 50_000), "features": (10, 50, 100), "pipelines": (1, 5, 10)}
+QUICK = {"rows": (1_000, 10_000, 50_000), "features": (10, 50, 100), "pipelines": (1, 3, 6)}
 FIXED_FEATURES = 20  # rows dimension
 FIXED_ROWS = 5_000  # features dimension
 SMALL = (1_000, 10)  # rows, features of each block in the concurrency dimension
@@ -247,7 +247,7 @@ def rows(results: dict) -> list[Row]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
-                        help="smaller top sizes (50k rows, 100 features, 10 pipelines) and fewer blocks")
+                        help="smaller top sizes (50k rows, 100 features, 6 pipelines) and fewer blocks")
     parser.add_argument("--only", choices=sorted(FULL), action="append", default=None,
                         help="run only this dimension (repeatable); default: all three")
     parser.add_argument("--json", type=Path, default=None)
