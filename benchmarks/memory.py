@@ -1,0 +1,434 @@
+"""Peak memory of `calmops serve`, its whole process tree, with 1, 10 and 20 pipelines ingesting small blocks,
+against a bare `ray.init` (dashboard on) plus a one-button Gradio app measured in the same run.
+
+    python -m benchmarks.memory [--quick] [--json PATH]
+
+Each case runs in a fresh `--home`. The pipelines are configured as a user would: one TOML file per pipeline
+in `<home>/pipelines` (the folder `serve` reads by default), written from `calmops init`'s template with
+`source = "incoming/NAME"` so each pipeline watches its own folder. Once the UI answers and every pipeline is
+registered, one block of 1,000 rows x 10 features is moved into each folder (it trains the champion), then
+the rest (`--quick`: 1 more, default 2 more; each gets a drift check); the case ends a few seconds after every
+pipeline recorded them. `--quick` runs 1 and 5 pipelines instead of 1, 10 and 20.
+
+Every ~0.5 s a sampler walks the tree (the process started, its descendants, and anything else in its
+session: the CLI, Ray's GCS, raylet, dashboard and agents, the actors' and tasks' workers, the UI thread lives
+in the CLI) and sums, over its processes, RSS, PSS and USS (psutil's `memory_full_info`, from
+`/proc/PID/smaps_rollup`). The judged sum is PSS: RSS counts every shared page once per process that maps it
+(the same numpy/pyarrow/Ray libraries in 20 workers, Ray's shared-memory object store), so its sum overstates
+what the tree uses; PSS splits each shared page among the processes that map it and so sums to the tree's
+real footprint. The RSS sum is reported too. The per-pipeline increment is the least-squares slope of peak PSS
+against the number of pipelines. There is no target in the issue: these figures are information.
+
+Each process tree is started in its own session and killed by process group at the end of its case (SIGTERM,
+then SIGKILL), and any process seen in the tree that is still alive is killed by its pid, even on error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from benchmarks.report import Row
+
+MB = 1024 * 1024
+FULL_PIPELINES = (1, 10, 20)
+QUICK_PIPELINES = (1, 5)
+BLOCK_ROWS, BLOCK_FEATURES = 1_000, 10
+INTERVAL = 0.5
+
+
+def import_psutil():
+    """psutil: installed on its own, or the copy Ray ships in `ray/thirdparty_files` (without importing Ray)."""
+    try:
+        import psutil
+    except ImportError:
+        spec = importlib.util.find_spec("ray")
+        if spec is None or not spec.submodule_search_locations:
+            raise
+        sys.path.insert(0, str(Path(next(iter(spec.submodule_search_locations))) / "thirdparty_files"))
+        import psutil
+    return psutil
+
+
+def fit_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """The least-squares slope of y against x (e.g. MB per added pipeline).
+
+    >>> round(fit_slope([1, 10, 20], [100.0, 190.0, 290.0]), 6)
+    10.0
+    """
+    if len(xs) != len(ys) or len(xs) < 2:
+        raise ValueError("need at least two (x, y) pairs of equal length")
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    if sxx == 0:
+        raise ValueError("x values must not all be equal")
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+
+
+def peaks(samples: Sequence[dict], since: float = 0.0, until: float = float("inf")) -> dict:
+    """Peak of each sum (MB) over the samples taken in [since, until] seconds, and the most processes seen.
+
+    >>> peaks([{"t": 0.0, "rss": 10.0, "pss": 5.0, "uss": 4.0, "procs": 3},
+    ...        {"t": 1.0, "rss": 8.0, "pss": 6.0, "uss": 4.5, "procs": 4}])
+    {'rss': 10.0, 'pss': 6.0, 'uss': 4.5, 'procs': 4}
+    """
+    chosen = [s for s in samples if since <= s["t"] <= until]
+    if not chosen:
+        return {"rss": 0.0, "pss": 0.0, "uss": 0.0, "procs": 0}
+    return {key: max(s[key] for s in chosen) for key in ("rss", "pss", "uss", "procs")}
+
+
+class TreeSampler:
+    """Samples the memory of a process, its descendants and its session every `interval` seconds."""
+
+    def __init__(self, root_pid: int, interval: float = INTERVAL) -> None:
+        self.psutil = import_psutil()
+        self.root_pid = root_pid
+        self.interval = interval
+        self.samples: list[dict] = []
+        self.seen: dict[int, float] = {}  # pid -> create_time, for the final cleanup
+        self.started = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="memory-sampler", daemon=True)
+
+    def start(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def tree(self) -> list:
+        psutil = self.psutil
+        found = {}
+        try:
+            root = psutil.Process(self.root_pid)
+            found[root.pid] = root
+            for child in root.children(recursive=True):
+                found[child.pid] = child
+        except psutil.NoSuchProcess:
+            pass
+        for proc in psutil.process_iter():  # a process that left the tree but stayed in the session
+            if proc.pid not in found:
+                try:
+                    if os.getsid(proc.pid) == self.root_pid:
+                        found[proc.pid] = proc
+                except OSError:
+                    continue
+        return list(found.values())
+
+    def sample(self) -> dict:
+        psutil = self.psutil
+        total = {"t": self.elapsed(), "rss": 0.0, "pss": 0.0, "uss": 0.0, "procs": 0}
+        for proc in self.tree():
+            try:
+                info = proc.memory_full_info()
+                self.seen.setdefault(proc.pid, proc.create_time())
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+            total["rss"] += info.rss / MB
+            total["pss"] += info.pss / MB
+            total["uss"] += info.uss / MB
+            total["procs"] += 1
+        return total
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            self.samples.append(self.sample())
+            self._stop.wait(max(0.0, self.interval - (time.monotonic() - t0)))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def alive(self) -> list:
+        """The processes seen in the tree that still run (same pid and start time, not a zombie)."""
+        psutil = self.psutil
+        out = []
+        for pid, created in self.seen.items():
+            try:
+                proc = psutil.Process(pid)
+                if proc.create_time() == created and proc.status() != psutil.STATUS_ZOMBIE:
+                    out.append(proc)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return out
+
+    def kill_leftovers(self) -> int:
+        """SIGKILL every process seen in the tree that still runs; how many there were."""
+        left = self.alive()
+        for proc in left:
+            try:
+                proc.kill()
+            except (self.psutil.NoSuchProcess, self.psutil.AccessDenied):
+                continue
+        return len(left)
+
+
+def stop_group(proc: subprocess.Popen, sampler: TreeSampler | None, grace: float = 60.0) -> dict:
+    """SIGTERM the process group (a clean stop), SIGKILL it after `grace` s, then kill any leftover by pid.
+
+    Returns how many processes the tree had, how many outlived the group kill, and how many still run (0)."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    with contextlib.suppress(ProcessLookupError):  # the group's other members (Ray's), if any outlived it
+        os.killpg(proc.pid, signal.SIGKILL)
+    if proc.poll() is None:
+        proc.wait(timeout=10)
+    if sampler is None:
+        return {"seen": 1, "outlived_group_kill": 0, "still_running": int(proc.poll() is None)}
+    sampler.stop()
+    outlived = killed = sampler.kill_leftovers()
+    deadline = time.monotonic() + 10
+    while killed and time.monotonic() < deadline:
+        time.sleep(0.5)
+        killed = sampler.kill_leftovers()
+    return {"seen": len(sampler.seen), "outlived_group_kill": outlived, "still_running": len(sampler.alive())}
+
+
+def env() -> dict:
+    e = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "GRADIO_ANALYTICS_ENABLED": "False"}
+    e.pop("RAY_ADDRESS", None)
+    return e
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the process exited ({proc.returncode}) while waiting for {what}")
+        if condition():
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"{what}: not within {timeout:.0f} s")
+
+
+def http_ok(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def measure_floor(settle: float, timeout: float, cleanup: list[dict]) -> dict:
+    """The bare floor: `ray.init` (dashboard on) + a one-button Gradio app (e2e_bench's script)."""
+    from benchmarks.e2e_bench import FLOOR_SCRIPT, free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", FLOOR_SCRIPT, str(port)], env={**env(), "RAY_AUTH_MODE": "disabled"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    sampler = None
+    try:
+        sampler = TreeSampler(proc.pid).start()
+        wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/"), timeout, "the floor's app to answer", proc)
+        up = sampler.elapsed()
+        time.sleep(settle)
+        sampler.stop()
+        return {"up_s": up, "seconds": sampler.elapsed(), **peaks(sampler.samples),
+                "samples": len(sampler.samples)}
+    finally:
+        cleanup.append({"case": "floor", **stop_group(proc, sampler)})
+
+
+def write_configs(home: Path, names: Sequence[str]) -> Path:
+    """One config per pipeline in `<home>/pipelines`, from `calmops init`'s template, each its own folder."""
+    from calmops_actors.commands.init import TEMPLATE
+
+    folder = home / "pipelines"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        text = TEMPLATE.format(name=name).replace('source = "incoming"', f'source = "incoming/{name}"', 1)
+        if f'source = "incoming/{name}"' not in text:
+            raise RuntimeError("calmops init's template no longer has `source = \"incoming\"`")
+        (folder / "incoming" / name).mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.toml").write_text(text)
+    return folder
+
+
+def counts(log: Path, event_type: str) -> dict[str, int]:
+    """Events of one type per stream, read from the log without writing to it."""
+    if not log.exists():
+        return {}
+    try:
+        with sqlite3.connect(f"file:{log}?mode=ro", uri=True, timeout=5) as db:
+            return dict(db.execute("SELECT stream_id, COUNT(*) FROM events WHERE type = ? GROUP BY stream_id",
+                                   (event_type,)).fetchall())
+    except sqlite3.Error:
+        return {}
+
+
+def all_reached(log: Path, event_type: str, names: Sequence[str], at_least: int) -> bool:
+    have = counts(log, event_type)
+    return all(have.get(f"pipeline-{name}", 0) >= at_least for name in names)
+
+
+def measure_serve(pipelines: int, blocks: int, settle: float, timeout: float, cleanup: list[dict]) -> dict:
+    """`calmops serve` on a fresh home with N pipelines, each fed `blocks` small blocks: peaks per phase."""
+    from benchmarks.e2e_bench import free_port, make_blocks
+
+    root = Path(tempfile.mkdtemp(prefix="calmops-memory-"))
+    home = root / "home"
+    names = [f"p{i:02d}" for i in range(1, pipelines + 1)]
+    proc = None
+    sampler = None
+    try:
+        config_dir = write_configs(home, names)
+        base = make_blocks(root / "blocks", blocks, BLOCK_ROWS, BLOCK_FEATURES)
+        staged = {}
+        for name in names:
+            (root / "staging" / name).mkdir(parents=True)
+            staged[name] = [Path(shutil.copy(f, root / "staging" / name / f.name)) for f in base]
+        port = free_port()
+        log_file = (root / "serve.out").open("wb")
+        proc = subprocess.Popen([sys.executable, "-m", "calmops_actors", "serve", "--home", str(home),
+                                 "--ui-port", str(port), "--scan-interval", "5"], env=env(), stdout=log_file,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        log_file.close()
+        sampler = TreeSampler(proc.pid).start()
+        log = home / "log.sqlite"
+        wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/"), timeout, "the UI to answer", proc)
+        ui_up = sampler.elapsed()
+        wait_for(lambda: all_reached(log, "PipelineRegistered", names, 1), timeout, "every pipeline registered",
+                 proc)
+        registered = sampler.elapsed()
+
+        def drop(index: int) -> None:
+            for name in names:
+                path = staged[name][index]
+                path.rename(config_dir / "incoming" / name / path.name)
+
+        drop(0)  # trains each champion
+        wait_for(lambda: all_reached(log, "ModelPromoted", names, 1), timeout, "every first model", proc)
+        trained = sampler.elapsed()
+        for i in range(1, blocks):
+            drop(i)
+        wait_for(lambda: all_reached(log, "DriftChecked", names, blocks - 1), timeout,
+                 "every drift check", proc)
+        ingested = sampler.elapsed()
+        time.sleep(settle)
+        sampler.stop()
+        samples = sampler.samples
+        result = {"pipelines": pipelines, "blocks": blocks, "ui_up_s": ui_up, "registered_s": registered,
+                  "trained_s": trained, "ingested_s": ingested, "seconds": sampler.elapsed(),
+                  "samples": len(samples), **peaks(samples),
+                  "phases": {"start-up": peaks(samples, 0, ui_up), "registered": peaks(samples, ui_up, registered),
+                             "ingesting": peaks(samples, registered, ingested),
+                             "after": peaks(samples, ingested)},
+                  "drifts": sum(counts(log, "DriftDetected").values())}
+        return result
+    finally:
+        if proc is not None:
+            cleanup.append({"case": f"serve, {pipelines}", **stop_group(proc, sampler)})
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def stopped(c: dict) -> str:
+    """
+    >>> stopped({"case": "floor", "seen": 21, "outlived_group_kill": 1, "still_running": 0})
+    'stopped: 21 processes, 1 killed by pid after the group, 0 still running'
+    """
+    return (f"stopped: {c['seen']} processes, {c['outlived_group_kill']} killed by pid after the group, "
+            f"{c['still_running']} still running")
+
+
+def run(pipelines: Sequence[int], blocks: int, settle: float, timeout: float) -> dict:
+    results: dict = {"cpus": os.cpu_count(), "load_before": os.getloadavg()[0], "interval_s": INTERVAL,
+                     "block": [BLOCK_ROWS, BLOCK_FEATURES], "blocks": blocks, "serve": [], "cleanup": []}
+    started = time.monotonic()
+    floor = measure_floor(settle, timeout, results["cleanup"])
+    results["floor"] = floor
+    print(f"  bare ray.init + Gradio: peak PSS {floor['pss']:,.0f} MB (RSS sum {floor['rss']:,.0f} MB, "
+          f"{floor['procs']} processes; {floor['seconds']:.0f} s); {stopped(results['cleanup'][-1])}", flush=True)
+    for n in pipelines:
+        case = measure_serve(n, blocks, settle, timeout, results["cleanup"])
+        results["serve"].append(case)
+        print(f"  serve, {n} pipeline(s): peak PSS {case['pss']:,.0f} MB (RSS sum {case['rss']:,.0f} MB, "
+              f"{case['procs']} processes; {case['seconds']:.0f} s); {stopped(results['cleanup'][-1])}", flush=True)
+    results["seconds"] = time.monotonic() - started
+    results["load_after"] = os.getloadavg()[0]
+    return results
+
+
+def mb(x: float) -> str:
+    """
+    >>> mb(1234.4)
+    '1,234 MB'
+    """
+    return f"{x:,.0f} MB"
+
+
+def rows(results: dict) -> list[Row]:
+    """Peak memory per case against the bare floor, and the increment per added pipeline (information only)."""
+    floor = results["floor"]
+    base = f"bare ray.init + Gradio: {mb(floor['pss'])} PSS ({mb(floor['rss'])} RSS sum)"
+    out = []
+    for case in results["serve"]:
+        n = case["pipelines"]
+        out.append(Row(f"peak memory of the `calmops serve` tree, {n} pipeline{'s' if n > 1 else ''} "
+                       f"({case['blocks']} blocks each)",
+                       f"{mb(case['pss'])} PSS ({mb(case['rss'])} RSS sum, {case['procs']} processes); "
+                       f"{case['pss'] / floor['pss']:.2f}x the floor", base))
+    cases = results["serve"]
+    if len(cases) >= 2:
+        ns = [c["pipelines"] for c in cases]
+        slope = fit_slope(ns, [c["pss"] for c in cases])
+        rss_slope = fit_slope(ns, [c["rss"] for c in cases])
+        out.append(Row(f"memory per added pipeline (slope of peak over {', '.join(map(str, ns))} pipelines)",
+                       f"{mb(slope)} PSS ({mb(rss_slope)} RSS sum)",
+                       f"serve with 1 pipeline over the floor: {mb(cases[0]['pss'] - floor['pss'])} PSS"))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="1 and 5 pipelines, 2 blocks each")
+    parser.add_argument("--pipelines", type=int, nargs="+", default=None,
+                        help="pipeline counts to measure (default 1 10 20; --quick 1 5)")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds allowed for each wait")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    # a SIGTERM (e.g. from the benchmark runner) unwinds through the `finally`s that kill the process trees
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    pipelines = args.pipelines or (QUICK_PIPELINES if args.quick else FULL_PIPELINES)
+    blocks = 2 if args.quick else 3
+    print(f"memory ({'quick' if args.quick else 'full'}): pipelines {', '.join(map(str, pipelines))}; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
+    try:
+        results = run(pipelines, blocks, settle=3.0, timeout=args.timeout)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(f"done in {results['seconds']:.0f} s, load average {results['load_after']:.1f}")
+    for row in rows(results):
+        print(f"- {row.figure}: {row.measured}; {row.baseline}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
