@@ -56,7 +56,12 @@ def test_scaling_rows_judge_the_actor_exponent_and_show_the_floors():
         floor_b = scaling.fit_exponent([1_000, 10_000, 100_000], [p["floor_s"] for p in points])
         assert judged.baseline.startswith(f"plain loop b = {floor_b:.2f} (")
         assert ratios.met is None
-    assert scaling.rows(scaling_results(linear))[1].measured == "1,000: 1.25x, 10,000: 1.25x, 100,000: 1.25x"
+    assert scaling.rows(scaling_results(linear))[1].measured == (
+        "1,000: 1.25x, 10,000: 1.25x, 100,000: 1.25x; top b = 1.00")
+    flat_then_steep = [point(1_000, 1.0, 1.0), point(10_000, 1.0, 1.0), point(100_000, 100.0, 10.0)]
+    judged, info = scaling.rows(scaling_results(flat_then_steep))
+    assert judged.measured.startswith("b = 1.00 (") and judged.met is True
+    assert info.measured.endswith("; top b = 2.00") and info.baseline == "plain loop = 1.00x; top b = 1.00"
     assert scaling.rows(scaling_results(steep))[0].measured.startswith("b = 1.18 (")
 
 
