@@ -400,3 +400,9 @@ def test_the_fold_equals_the_reference_on_a_whole_life_and_on_the_benchmark_log(
         final = evolve(final, event)
     assert {m.status for m in final.models.values()} >= {"champion", "retired", "rejected"}
     assert any(m.pruned for m in final.models.values()) and final.counters.rollbacks == 1
+
+
+def test_no_event_class_is_a_subclass_of_another_so_the_order_of_the_cases_is_free() -> None:
+    from pipelines.events import ALL_EVENTS
+
+    assert not [(a, b) for a in ALL_EVENTS for b in ALL_EVENTS if a is not b and issubclass(a, b)]
