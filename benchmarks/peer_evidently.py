@@ -292,6 +292,10 @@ def summarise(jobs: list[dict], ours: dict[str, dict], theirs: dict[str, dict]) 
                 "flagged": sum(flagged(j, theirs[j["id"]]["drifted_columns"]) for j in of_kind),
                 "any_column": sum(bool(theirs[j["id"]]["drifted_columns"]) for j in of_kind),
                 "block_drift": sum(bool(theirs[j["id"]]["dataset_drift"]) for j in of_kind)}
+            scores = [theirs[j["id"]]["scores"][j["target"]] for j in of_kind
+                      if j["target"] and j["target"] in theirs[j["id"]].get("scores", {})]
+            if scores:  # Evidently's distance for the shifted column, to set against its 0.1 threshold
+                entry["evidently"][kind]["median_target_score"] = statistics.median(scores)
         for tool, results in (("ours", ours), ("evidently", theirs)):
             entry[tool]["median_seconds"] = statistics.median(results[j["id"]]["seconds"] for j in mine)
             entry[tool]["median_cpu_seconds"] = statistics.median(results[j["id"]]["cpu_seconds"] for j in mine)

@@ -29,8 +29,9 @@ def _jobs_and_results() -> tuple[list[dict], dict, dict]:
     ours["1000-numeric_0.5sd-1"] |= {"block_drift": True, "drifted_columns": ["rbf_2"]}  # flagged the wrong column
     theirs["1000-none-1"] |= {"drifted_columns": ["rbf_7_exp"]}
     theirs["1000-none-2"] |= {"drifted_columns": ["rbf_7_exp", "digit"], "dataset_drift": True}
-    theirs["1000-numeric_0.5sd-0"] |= {"drifted_columns": ["rbf_1"]}
-    theirs["1000-numeric_0.5sd-1"] |= {"drifted_columns": ["rbf_1"], "seconds": 4.0, "cpu_seconds": 3.0}
+    theirs["1000-numeric_0.5sd-0"] |= {"drifted_columns": ["rbf_1"], "scores": {"rbf_1": 0.4, "rbf_2": 0.0}}
+    theirs["1000-numeric_0.5sd-1"] |= {"drifted_columns": ["rbf_1"], "seconds": 4.0, "cpu_seconds": 3.0,
+                                       "scores": {"rbf_1": 0.6}}
     return jobs, ours, theirs
 
 
@@ -49,7 +50,8 @@ def test_summarise_counts_per_tool_and_kind_and_takes_medians() -> None:
     assert o["none"] == {"n": 4, "flagged": 1, "block_drift": 1}
     assert o["numeric_0.5sd"] == {"n": 2, "flagged": 1, "block_drift": 2}
     assert t["none"] == {"n": 4, "flagged": 2, "any_column": 2, "block_drift": 1}
-    assert t["numeric_0.5sd"] == {"n": 2, "flagged": 2, "any_column": 2, "block_drift": 0}
+    assert t["numeric_0.5sd"] == {"n": 2, "flagged": 2, "any_column": 2, "block_drift": 0,
+                                  "median_target_score": pytest.approx(0.5)}
     assert o["median_seconds"] == pytest.approx(0.01)
     assert t["median_seconds"] == pytest.approx(2.0)  # median of five 2.0 s and one 4.0 s
     assert t["median_cpu_seconds"] == pytest.approx(1.0)
