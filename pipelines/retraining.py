@@ -451,7 +451,8 @@ def stacking(
         raise StrategySkipped("no rows in the window")
     X, y = _xy(material, material.frame(window))
     k = _n_splits(material, y, "the window")
-    members: list[tuple[str, Any]] = [("champion", FrozenEstimator(champion))]
+    previous = unstacked(champion)
+    members: list[tuple[str, Any]] = [("champion", FrozenEstimator(previous))]
     if _rows(older):
         members.append(("history", FrozenEstimator(_fresh_fit(material, spec, older, seed))))
     members.append(("window", seeded(make_model(spec, material.features, material.categorical), seed, spec)))
@@ -472,9 +473,21 @@ def stacking(
         training_blocks=_ids(used),
         rows=_rows(used),
         seed=seed,
-        params={"window_blocks": settings.window_blocks, "members": [m for m, _ in members], "cv_folds": k},
+        params={"window_blocks": settings.window_blocks, "members": [m for m, _ in members], "cv_folds": k,
+                "champion_unstacked": previous is not champion},
         seconds=0.0,
+        notes="" if previous is champion else "the champion was a stack: its window model stands in for it",
     )
+
+
+def unstacked(champion: Any) -> Any:
+    """A champion that is itself a stack of this strategy is represented by its own window model (the freshest
+    fit it holds), so stacks never nest: without this each stacking round would wrap the previous stack and
+    the model would grow with every promotion."""
+    named = getattr(champion, "named_estimators_", None)
+    if isinstance(champion, StackingClassifier | StackingRegressor) and named is not None and "window" in named:
+        return named["window"]
+    return champion
 
 
 @_timed

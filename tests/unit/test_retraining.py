@@ -202,6 +202,18 @@ def test_stacking_freezes_the_champion_and_holds_a_history_member() -> None:
     assert candidate.params["members"] == ["champion", "history", "window"]
     assert np.array_equal(final_estimator(champion).coef_, snapshot)
     assert candidate.model.named_estimators_["champion"].estimator is champion
+    assert candidate.params["champion_unstacked"] is False
+
+
+def test_stacking_on_a_stacked_champion_does_not_nest_stacks() -> None:
+    material, _, _ = round_for("binary", SETTINGS)
+    spec = sgd_spec("binary")
+    first = run_strategy("stacking", material, spec, SETTINGS, seed=0,
+                         champion=champion_on(material, spec, ("b0", "b1"))).model
+    second = run_strategy("stacking", material, spec, SETTINGS, seed=1, champion=first)
+    inner = second.model.named_estimators_["champion"].estimator
+    assert inner is first.named_estimators_["window"] and not hasattr(inner, "named_estimators_")
+    assert second.params["champion_unstacked"] is True and "stands in" in second.notes
 
 
 def test_row_budget_keeps_the_most_recent_rows() -> None:
