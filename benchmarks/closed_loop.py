@@ -525,7 +525,9 @@ def main(argv: list[str] | None = None) -> int:
         "scenarios": {},
     }
     work = Path(tempfile.mkdtemp(prefix="calmops-closed-loop-"))
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    own_ray = not ray.is_initialized()  # a runner calling several benchmarks in one process may have started it
+    if own_ray:
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         for switch in () if args.no_scenarios else args.switches:
             runs = []
@@ -546,7 +548,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stream {args.stream.name}: {results['stream']['flagged']}/{results['stream']['checked']} "
                   "blocks flagged", flush=True)
     finally:
-        ray.shutdown()
+        if own_ray:
+            ray.shutdown()
         shutil.rmtree(work, ignore_errors=True)
     results["meta"].update(seconds=round(time.perf_counter() - started, 1), load_after=os.getloadavg()[0])
     print(render(rows(results)))
