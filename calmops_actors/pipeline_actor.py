@@ -193,12 +193,21 @@ class PipelineActor:
         arrived = [e.block_id for e in events if type(e).__name__ == "BlockArrived"]
         rejected = [e for e in events if type(e).__name__ == "BlockRejected"]
         if rejected:
+            self.drop_unreferenced(blocks)
             return {"file": file.name, "outcome": "rejected", "reason_code": rejected[0].reason_code,
                     "message": rejected[0].message}
         frames = {b.block_id: b.frame for b in intake.blocks}
         for block_id in arrived:
             self.process_block(block_id, frames[block_id], await_rounds)
         return {"file": file.name, "outcome": "accepted", "blocks": arrived}
+
+    def drop_unreferenced(self, blocks: tuple[NewBlock, ...]) -> None:
+        """A file's frames are stored before `decide` sees them (the command carries their hashes); when it rejects
+        the file, the frames no accepted block shares are deleted, so a rejection leaves no orphan artifact."""
+        kept = {b.artifact.sha256 for b in self.state.blocks.values()}
+        for block in blocks:
+            if block.artifact.sha256 not in kept:
+                self.artifacts.delete(to_ref(block.artifact))
 
     def reject(self, file: str, sha: str, code: str, message: str) -> dict[str, Any]:
         self.execute(RejectFile(file=file, sha256=sha, reason_code=code, message=message, occurred_at=now_iso()))
