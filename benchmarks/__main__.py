@@ -62,7 +62,7 @@ BENCHES = (
     Bench("parallel", "parallel_retraining", "Parallel retraining round",
           ("--rows", "20000", "--repeats", "1"), ()),
     Bench("closed_loop", "closed_loop", "Detection quality and the closed loop", ("--quick",), ()),
-    Bench("peer", "peer_evidently", "A peer: Evidently's data drift preset", ("--quick",), ()),
+    Bench("peer", "peer_evidently", "A peer: Evidently's data drift preset", ("--quick",), (), quick_timeout=900),
     Bench("ui", "ui_bench", "UI: queries, pages, projections",
           ("--pipelines", "10", "--blocks", "1000", "--long-blocks", "2000", "--repeats", "3"), ("--browser",)),
     Bench("replay", "replay_bench", "Replay: a pipeline's state from its log", ("--quick",), ()),

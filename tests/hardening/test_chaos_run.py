@@ -31,10 +31,11 @@ from chaos_tools import (
     write_scenario_files,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.ray]
+pytestmark = [pytest.mark.chaos, pytest.mark.ray, pytest.mark.timeout(2400)]
 
 SEED = 7
-KILLS = ("append", "round")  # in the middle of a block's appends, then during the next (drift) round
+KILLS = 10  # SIGKILLs of the whole process tree, each followed by a restart
+ROUND_KILLS = 3  # of which while a retraining round is in flight (its tasks training); the rest mid-appends
 IGNORED = {"occurred_at", "seconds", "notes"}  # times, wall-clock seconds, the Ray node a task ran on
 # a model's bytes are not reproducible (skops writes a zip, whose entries carry the time they were written):
 # a candidate's identity is its version, strategy, seed, training blocks and metrics, compared exactly
@@ -77,27 +78,27 @@ def test_run_killed_at_random_moments_decides_exactly_like_an_uninterrupted_run(
     reference_run(ray_local, config, files, reference)
 
     home = tmp_path / "home"
+    plan = kill_plan(look(reference), rng)
     ray_tmp = ray_tmpdir()
     env = cli_env(ray_tmp)
     args = ["run", str(config), "--home", str(home), "--json"]
     out = tmp_path / "run.out"
     kills = []
     try:
-        for kind in KILLS:
-            before = look(home)
+        for kind, target in plan:
             proc = start_cli(args, cwd=tmp_path, env=env, out=out)
-            if kind == "round":  # a round this process started, its tasks still training
-                hit = wait_for(lambda b=before: look(home).open_round and look(home).rounds > b.rounds, 300,
+            if kind == "round":  # the round that opens at `target`, its tasks still training
+                hit = wait_for(lambda t=target: look(home).head >= t and look(home).open_round, 300,
                                "a round", tick=0.05, alive=proc)
-                wait_for(lambda: False, rng.uniform(0.0, 1.0), "nothing", alive=proc)
-            else:  # right as the log passes a random count: in the middle of a block's appends
-                target = before.head + rng.randint(3, 20)
+                wait_for(lambda: False, rng.uniform(0.0, 0.3), "nothing", alive=proc)
+            else:  # right as the log passes `target`: in the middle of a block's appends
                 hit = wait_for(lambda t=target: look(home).head >= t, 300, "appends", tick=0.02, alive=proc)
             at = look(home)
             kill_tree(proc)
             assert not stale_ray_processes(ray_tmp), "Ray processes survived the kill"
             kills.append((kind, hit, at.head, at.open_round))
-        print(f"\n{len(kills)} SIGKILLs of run: {kills}", flush=True)
+            print(f"kill {len(kills)}/{KILLS}: {kind} at head {at.head} (target {target})", flush=True)
+        print(f"\n{len(kills)} SIGKILLs of run (kind, hit, head, round open): {kills}", flush=True)
         final = subprocess.run([sys.executable, "-m", "calmops_actors", *args], cwd=tmp_path, env=env,
                                capture_output=True, text=True, timeout=600)
         assert final.returncode == 0, final.stderr[-3000:]
@@ -105,8 +106,8 @@ def test_run_killed_at_random_moments_decides_exactly_like_an_uninterrupted_run(
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
-    assert all(hit for _, hit, _, _ in kills), kills
-    assert kills[-1][3], f"the last kill missed the round: {kills}"
+    assert len(kills) == KILLS and all(hit for _, hit, _, _ in kills), kills
+    assert sum(kind == "round" and open_ for kind, _, _, open_ in kills) == ROUND_KILLS, kills
     check_log_invariants(home, "sea", files)
     expected, actual = decisions(reference, "sea"), decisions(home, "sea")
     assert [t for t, _ in actual] == [t for t, _ in expected]  # the same sequence of event types
@@ -114,3 +115,19 @@ def test_run_killed_at_random_moments_decides_exactly_like_an_uninterrupted_run(
         assert got == want, f"event {i} ({want[0]}) differs after the kills"
     promoted = [p["model_version"] for t, p in actual if t == "ModelPromoted"]
     assert len(promoted) >= 2 and promoted == [p["model_version"] for t, p in expected if t == "ModelPromoted"]
+
+
+def kill_plan(reference, rng) -> list[tuple[str, int]]:
+    """Ten kill moments as log heads, taken from the uninterrupted run (the interrupted one appends the very same
+    events): ROUND_KILLS at the opening of distinct retraining rounds, the rest at random heads elsewhere, at
+    least 3 events apart so every restart makes progress before the next kill."""
+    opened = [i + 1 for i, t in enumerate(reference.types) if t == "RetrainRequested"]
+    assert len(opened) >= ROUND_KILLS, f"the scenario has only {len(opened)} rounds"
+    plan = [("round", head) for head in sorted(rng.sample(opened, ROUND_KILLS))]
+    taken = [head for _, head in plan]
+    while len(plan) < KILLS:
+        head = rng.randint(3, reference.head - 3)
+        if all(abs(head - other) >= 3 for other in taken):
+            plan.append(("append", head))
+            taken.append(head)
+    return sorted(plan, key=lambda kill: kill[1])

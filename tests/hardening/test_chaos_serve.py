@@ -35,11 +35,11 @@ from chaos_tools import (
     write_scenario_files,
 )
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(2400)]
 
 SEED = 20261128
 # the kinds of moment, in the order they are used; "startup" kills are cheap (Ray is still starting)
-KILLS = ("append", "round", "startup", "projection", "append")
+KILLS = ("startup", "round", "append", "projection", "append", "round", "startup", "append", "projection", "append")
 
 
 def test_serve_survives_sigkill_of_its_process_tree_at_random_moments(tmp_path: Path) -> None:
@@ -66,6 +66,7 @@ def test_serve_survives_sigkill_of_its_process_tree_at_random_moments(tmp_path: 
             kills.append({"kind": kind, "hit": hit, "head": at.head, "round_open": at.open_round,
                           "projection_lag": at.head - at.checkpoint, "processes": sessions,
                           "after_s": round(time.monotonic() - started, 1)})
+            print(f"kill {len(kills)}/{len(KILLS)}: {kills[-1]}", flush=True)
         print(f"\n{len(kills)} SIGKILLs: " + "; ".join(
             f"{k['kind']}{'' if k['hit'] else ' (missed)'} at event {k['head']} after {k['after_s']} s "
             f"({k['processes']} processes)" for k in kills), flush=True)
@@ -88,10 +89,10 @@ def test_serve_survives_sigkill_of_its_process_tree_at_random_moments(tmp_path: 
         feeder.stop()
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
-    # 5 kills: each restart pays a local Ray start-up (10-30 s here); the suite's time budget allows no more
     assert len(kills) == len(KILLS), kills
     assert any(k["kind"] == "round" and k["hit"] and k["round_open"] for k in kills), kills
-    assert sum(k["kind"] == "append" and k["hit"] for k in kills) >= 2, kills
+    assert sum(k["kind"] == "append" and k["hit"] for k in kills) >= 3, kills
+    assert sum(k["kind"] == "projection" and k["hit"] for k in kills) >= 1, kills
     numbers = check_log_invariants(home, "sea", files)
     # serve's decisions depend on timing (rounds overlap later blocks): only their shape is pinned
     assert numbers["rounds"] >= 2 and numbers["promotions"] >= 1 and numbers["drift_checks"] >= 30, numbers
