@@ -401,6 +401,10 @@ def rows(results: dict) -> list[Row]:
         out.append(Row(f"memory per added pipeline (slope of peak over {', '.join(map(str, ns))} pipelines)",
                        f"{mb(slope)} PSS ({mb(rss_slope)} RSS sum)",
                        f"serve with 1 pipeline over the floor: {mb(cases[0]['pss'] - floor['pss'])} PSS"))
+        idle = fit_slope(ns, [c["phases"]["registered"]["pss"] for c in cases])
+        out.append(Row("of which once registered, before any block (the actor's worker process)", f"{mb(idle)} PSS",
+                       f"start-up peak of serve before its pipelines: {mb(cases[0]['phases']['start-up']['pss'])}"
+                       " PSS"))
     return out
 
 

@@ -118,13 +118,14 @@ def test_peaks_keep_the_window_and_the_maximum_of_each_sum():
 def memory_results(pss: list[float]) -> dict:
     ns = [1, 10, 20][: len(pss)]
     return {"floor": {"pss": 800.0, "rss": 1200.0, "procs": 8},
-            "serve": [{"pipelines": n, "blocks": 3, "pss": p, "rss": 2 * p, "procs": 10 + n}
+            "serve": [{"pipelines": n, "blocks": 3, "pss": p, "rss": 2 * p, "procs": 10 + n,
+                       "phases": {"start-up": {"pss": 850.0}, "registered": {"pss": 900.0 + 50 * n}}}
                       for n, p in zip(ns, pss, strict=True)]}
 
 
 def test_memory_rows_report_each_case_against_the_floor_and_the_increment():
     out = memory.rows(memory_results([1000.0, 1900.0, 2900.0]))
-    assert len(out) == 4
+    assert len(out) == 5
     assert out[0].figure == "peak memory of the `calmops serve` tree, 1 pipeline (3 blocks each)"
     assert out[0].measured == "1,000 MB PSS (2,000 MB RSS sum, 11 processes); 1.25x the floor"
     assert out[0].baseline == "bare ray.init + Gradio: 800 MB PSS (1,200 MB RSS sum)"
@@ -133,6 +134,8 @@ def test_memory_rows_report_each_case_against_the_floor_and_the_increment():
     assert out[3].measured == f"{memory.mb(slope)} PSS ({memory.mb(2 * slope)} RSS sum)"
     assert math.isclose(slope, 100.0, abs_tol=0.01)
     assert out[3].baseline == "serve with 1 pipeline over the floor: 200 MB PSS"
+    assert out[4].measured == "50 MB PSS"
+    assert out[4].baseline == "start-up peak of serve before its pipelines: 850 MB PSS"
     assert all(r.met is None for r in out)  # no target in the issue: information only
 
 
