@@ -179,6 +179,13 @@ class TreeSampler:
         return len(left)
 
 
+def in_group(pid: int, pgid: int) -> bool:
+    try:
+        return os.getpgid(pid) == pgid
+    except OSError:
+        return False
+
+
 def stop_group(proc: subprocess.Popen, sampler: TreeSampler | None, grace: float = 60.0) -> dict:
     """SIGTERM the process group (a clean stop), SIGKILL it after `grace` s, then kill any leftover by pid.
 
@@ -200,6 +207,9 @@ def stop_group(proc: subprocess.Popen, sampler: TreeSampler | None, grace: float
     if sampler is None:
         return {"seen": 1, "outlived_group_kill": 0, "still_running": int(proc.poll() is None)}
     sampler.stop()
+    deadline = time.monotonic() + 5  # a SIGKILLed group member may take a moment to exit
+    while time.monotonic() < deadline and any(in_group(p.pid, proc.pid) for p in sampler.alive()):
+        time.sleep(0.1)
     outlived = killed = sampler.kill_leftovers()
     deadline = time.monotonic() + 10
     while killed and time.monotonic() < deadline:
