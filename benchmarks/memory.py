@@ -20,7 +20,9 @@ real footprint. The RSS sum is reported too. The per-pipeline increment is the l
 against the number of pipelines. There is no target in the issue: these figures are information.
 
 Each process tree is started in its own session and killed by process group at the end of its case (SIGTERM,
-then SIGKILL), and any process seen in the tree that is still alive is killed by its pid, even on error.
+then SIGKILL), and any process seen in the tree that is still alive is killed by its pid, even on error; a
+SIGTERM to the benchmark unwinds through that cleanup, and the tree's first process gets SIGTERM if the
+benchmark dies any other way (`prctl(PR_SET_PDEATHSIG)`).
 """
 
 from __future__ import annotations
@@ -218,6 +220,15 @@ def stop_group(proc: subprocess.Popen, sampler: TreeSampler | None, grace: float
     return {"seen": len(sampler.seen), "outlived_group_kill": outlived, "still_running": len(sampler.alive())}
 
 
+def die_with_parent() -> None:
+    """In the child, before exec: SIGTERM it when the benchmark dies, even by SIGKILL (Linux `prctl`), so a
+    runner that kills only the benchmark process does not leave a serve tree behind (serve then stops Ray)."""
+    import ctypes
+
+    with contextlib.suppress(AttributeError, OSError):  # not Linux: the `finally`s and SIGTERM handler remain
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def env() -> dict:
     e = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "GRADIO_ANALYTICS_ENABLED": "False"}
     e.pop("RAY_ADDRESS", None)
@@ -251,7 +262,8 @@ def measure_floor(settle: float, timeout: float, cleanup: list[dict]) -> dict:
 
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-c", FLOOR_SCRIPT, str(port)], env={**env(), "RAY_AUTH_MODE": "disabled"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=die_with_parent)
     sampler = None
     try:
         sampler = TreeSampler(proc.pid).start()
@@ -317,7 +329,7 @@ def measure_serve(pipelines: int, blocks: int, settle: float, timeout: float, cl
         log_file = (root / "serve.out").open("wb")
         proc = subprocess.Popen([sys.executable, "-m", "calmops_actors", "serve", "--home", str(home),
                                  "--ui-port", str(port), "--scan-interval", "5"], env=env(), stdout=log_file,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
         log_file.close()
         sampler = TreeSampler(proc.pid).start()
         log = home / "log.sqlite"

@@ -190,3 +190,37 @@ def test_stop_group_kills_the_whole_tree_even_a_process_that_left_the_session():
         outcome = memory.stop_group(proc, sampler, grace=5)
     assert outcome == {"seen": 3, "outlived_group_kill": 1, "still_running": 0}
     assert sampler.samples and sampler.samples[-1]["procs"] >= 1
+
+
+ORPHANING_PARENT = """
+import os, subprocess, sys
+sys.path.insert(0, sys.argv[1])
+from benchmarks.memory import die_with_parent
+child = subprocess.Popen(["sleep", "30"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True, preexec_fn=die_with_parent)
+print(child.pid, flush=True)
+os._exit(0)  # dies without cleaning up, as under a runner's SIGKILL
+"""
+
+
+def test_a_tree_started_by_the_benchmark_is_told_to_stop_when_the_benchmark_dies():
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = str(Path(memory.__file__).resolve().parents[1])
+    out = subprocess.run([sys.executable, "-c", ORPHANING_PARENT, root], capture_output=True, text=True, timeout=30)
+    pid = int(out.stdout.split()[0])
+    psutil = memory.import_psutil()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                break
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.05)
+    else:
+        psutil.Process(pid).kill()
+        raise AssertionError("the child outlived its parent")
