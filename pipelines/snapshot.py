@@ -29,6 +29,8 @@ import hashlib
 import inspect
 import sys
 from array import array
+from collections import deque
+from itertools import repeat
 from typing import Any
 
 from immutables import Map
@@ -36,7 +38,15 @@ from immutables import Map
 from pipelines import state as state_module
 from pipelines.events import Artifact
 from pipelines.schema import ColumnSchema
-from pipelines.state import BlockRecord, Circuit, Counters, ModelRecord, PipelineState, RoundRecord, maker
+from pipelines.state import (
+    BlockRecord,
+    Circuit,
+    Counters,
+    ModelRecord,
+    PipelineState,
+    RoundRecord,
+    slot_setters,
+)
 
 __all__ = ["SCHEMA", "from_dict", "to_dict"]
 
@@ -249,7 +259,20 @@ def _keyed(columns: dict[str, Any], cls: type, kinds: dict[str, str], key: str) 
     return Map(zip(keys, records, strict=True))
 
 
-_MAKERS = {cls: maker(cls) for cls in (BlockRecord, ModelRecord, RoundRecord, Artifact)}
+_SETTERS = {cls: slot_setters(cls) for cls in (BlockRecord, ModelRecord, RoundRecord, Artifact)}
+
+
+def _records(cls: type, columns: list[list]) -> list:
+    """Records of `cls` from one equally long column per field (in field order), equal to
+    `[cls(*row) for row in zip(*columns)]`. Built a column at a time: the slot setters are called from C
+    (`map`), which takes about a fifth less than a constructor call per record."""
+    lengths = {len(column) for column in columns}
+    if len(lengths) != 1:
+        raise ValueError(f"snapshot columns of {cls.__name__} have different lengths: {sorted(lengths)}")
+    records = list(map(object.__new__, repeat(cls, lengths.pop())))
+    for setter, column in zip(_SETTERS[cls], columns, strict=True):
+        deque(map(setter, records, column), maxlen=0)
+    return records
 
 
 def _unpack(columns: dict[str, Any], cls: type, kinds: dict[str, str], with_columns: bool = False) -> Any:
@@ -260,7 +283,7 @@ def _unpack(columns: dict[str, Any], cls: type, kinds: dict[str, str], with_colu
             parts = [_values(columns[f"{name}.{p}"]) for p in _ARTIFACT_FIELDS]
             if len({len(p) for p in parts}) > 1:
                 raise ValueError(f"snapshot columns of {cls.__name__}.{name} have different lengths")
-            ordered.append(list(map(_MAKERS[Artifact], *parts)))
+            ordered.append(_records(Artifact, parts))
         elif kind == "metrics":
             ordered.append(_unpack_metrics(columns[name]))
         elif kind == "tuple":
@@ -274,7 +297,7 @@ def _unpack(columns: dict[str, Any], cls: type, kinds: dict[str, str], with_colu
     lengths = {len(column) for column in ordered}
     if len(lengths) > 1:
         raise ValueError(f"snapshot columns of {cls.__name__} have different lengths: {sorted(lengths)}")
-    records = list(map(_MAKERS[cls], *ordered))
+    records = _records(cls, ordered)
     return (records, ordered) if with_columns else records
 
 

@@ -199,6 +199,12 @@ def _check_plain(cls: type) -> list[dataclasses.Field]:
     return list(fields)
 
 
+def slot_setters(cls: type) -> list[Callable[[Any, Any], None]]:
+    """One setter per field of `cls`, in field order: `setter(record, value)` stores `value` in its slot, as
+    `__init__` would. For building many records a column at a time (`snapshot.from_dict`)."""
+    return [cls.__dict__[f.name].__set__ for f in _check_plain(cls)]
+
+
 def replacer(cls: type) -> Callable[..., Any]:
     """`dataclasses.replace(obj, **changes)` written out for one record class: a new instance whose fields are
     the changes or `obj`'s values, each slot set straight through its descriptor.

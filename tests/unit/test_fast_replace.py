@@ -46,6 +46,7 @@ from pipelines.state import (
     evolve,
     maker,
     replacer,
+    slot_setters,
 )
 
 ART = Artifact(sha256="a" * 64, kind="frame-parquet", size=10, format="parquet")
@@ -113,6 +114,15 @@ def test_maker_equals_the_constructor_with_and_without_defaults(cls: type) -> No
         make(*values, None)
 
 
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+def test_slot_setters_build_what_the_constructor_builds(cls: type) -> None:
+    obj = sample(cls)
+    built = object.__new__(cls)
+    for setter, f in zip(slot_setters(cls), dataclasses.fields(cls), strict=True):
+        setter(built, getattr(obj, f.name))
+    assert built == obj and type(built) is cls
+
+
 def test_only_plain_frozen_slots_dataclasses_get_fast_copies() -> None:
     @dataclasses.dataclass(frozen=True)
     class NoSlots:
@@ -126,10 +136,9 @@ def test_only_plain_frozen_slots_dataclasses_get_fast_copies() -> None:
             pass
 
     for cls in (NoSlots, Checked):
-        with pytest.raises(TypeError):
-            replacer(cls)
-        with pytest.raises(TypeError):
-            maker(cls)
+        for fast in (replacer, maker, slot_setters):
+            with pytest.raises(TypeError):
+                fast(cls)
 
 
 # --- the fold before fast copies, as the reference -----------------------------------------------
