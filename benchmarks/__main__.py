@@ -58,7 +58,7 @@ BENCHES = (
     Bench("e2e", "e2e_bench", "End to end: blocks/s through the actor, serve start-up",
           ("--quick",), ("--blocks", "8")),
     Bench("scaling", "scaling", "Scaling: rows, features and concurrent pipelines", ("--quick",), ()),
-    Bench("memory", "memory", "Memory: peak RSS of serve", ("--quick",), ()),
+    Bench("memory", "memory", "Memory: peak memory (PSS, and RSS sum) of serve", ("--quick",), ()),
     Bench("parallel", "parallel_retraining", "Parallel retraining round",
           ("--rows", "20000", "--repeats", "1"), ()),
     Bench("closed_loop", "closed_loop", "Detection quality and the closed loop", ("--quick",), ()),
@@ -83,12 +83,13 @@ def run_one(bench: Bench, mode: str, logs: Path) -> dict:
         log_path = logs / f"{bench.key}.log"
         record = {"command": bench.command(mode), "load_before": load_before}
         with log_path.open("w") as log:
+            proc = subprocess.Popen(cmd, cwd=ROOT.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
             try:
-                proc = subprocess.run(cmd, cwd=ROOT.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                      timeout=timeout, start_new_session=True)
-                record["returncode"] = proc.returncode
-            except subprocess.TimeoutExpired:
+                record["returncode"] = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:  # the whole group: a benchmark may have started Ray or serve
                 record["returncode"] = None
+                stop_group(proc)
         record.update(seconds=time.monotonic() - started, load_after=os.getloadavg()[0], log=str(log_path))
         if record["returncode"] is None:
             record.update(status="timeout", error=f"did not finish within {timeout:.0f} s")
@@ -104,6 +105,21 @@ def run_one(bench: Bench, mode: str, logs: Path) -> dict:
             except Exception as exc:  # a rows() bug must not lose the other benchmarks' results
                 record.update(status="failed", error=f"rows() raised {type(exc).__name__}: {exc}")
     return record
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM to the benchmark's process group (its clean-up runs), SIGKILL if it is still there after 30 s."""
+    import signal
+
+    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=wait)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def tail(path: Path, lines: int = 3) -> str:
