@@ -189,7 +189,8 @@ _UNSET = object()
 
 
 def _check_plain(cls: type) -> list[dataclasses.Field]:
-    """The fields of `cls`, after checking it is a frozen slotted dataclass whose __init__ only stores them."""
+    """The fields of `cls`, after checking it is a frozen slotted dataclass with every field in `__init__` and
+    no `__post_init__` (the state's records: their generated `__init__` only stores the fields)."""
     params = cls.__dataclass_params__  # type: ignore[attr-defined]
     fields = dataclasses.fields(cls)
     if not (params.frozen and "__slots__" in cls.__dict__) or hasattr(cls, "__post_init__") or any(
@@ -231,8 +232,8 @@ def replacer(cls: type) -> Callable[..., Any]:
 
 def maker(cls: type) -> Callable[..., Any]:
     """`cls(...)` written out without `__init__`: the same arguments (positional or by name) and defaults,
-    each slot set straight through its descriptor. For building hundreds of thousands of records (a
-    snapshot's blocks); the result equals `cls(...)` with the same arguments.
+    each slot set straight through its descriptor. For the records `evolve` builds (a block per
+    `BlockArrived`, a model per `CandidateTrained`); the result equals `cls(...)` with the same arguments.
 
     >>> maker(Circuit)(True, until="t") == Circuit(True, until="t")
     True
