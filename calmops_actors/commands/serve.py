@@ -83,7 +83,8 @@ def token_hint() -> str:
     """Where the dashboard's token comes from, when Ray's token authentication is on (the default)."""
     if os.environ.get("RAY_AUTH_MODE", "token") != "token":  # unset: Ray's default, token
         return ""
-    return "  (it asks for Ray's token once: `ray get-auth-token`, or the file ~/.ray/auth_token)"
+    ray_cli = Path(sys.executable).parent / "ray"
+    return f"  (it asks for Ray's token once: `{ray_cli if ray_cli.exists() else 'ray'} get-auth-token`)"
 
 
 def setup_logging(path: Path) -> None:
