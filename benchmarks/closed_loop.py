@@ -60,7 +60,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # 2 shared cores: scikit-learn's 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import argparse
-import dataclasses
 import json
 import shutil
 import statistics
@@ -322,7 +321,7 @@ def run_baselines(frames: Sequence[tuple[str, pd.DataFrame]], scored: set[str], 
 
     from pipelines.evaluation import per_row_errors
     from pipelines.models import ModelSpec
-    from pipelines.retraining import LabelledBlock, TrainingMaterial, full, windowed
+    from pipelines.retraining import LabelledBlock, TrainingMaterial, full, newest_rows, windowed
 
     spec = ModelSpec(config.model.class_path, config.model.params)
     target, task, seed, settings = config.target, config.task, config.training.seed, config.retrain
@@ -357,23 +356,10 @@ def run_baselines(frames: Sequence[tuple[str, pd.DataFrame]], scored: set[str], 
         retrains["every_block"] += 1
         retrains["every_block_window"] += 1
         if fired:
-            models["adwin"] = fit(tail_rows(seen, max(int(adwin.width), len(frame))))
+            models["adwin"] = fit(newest_rows(seen, max(int(adwin.width), len(frame))))
             adwin = ADWIN(delta=ADWIN_DELTA)
             retrains["adwin"] += 1
     return {"per_block": per_block, "retrains": retrains}
-
-
-def tail_rows(blocks: Sequence[Any], n: int) -> list[Any]:
-    """The last `n` rows of the blocks (oldest first), cutting the oldest block kept if needed."""
-    kept: list[Any] = []
-    left = n
-    for block in reversed(blocks):
-        if left <= 0:
-            break
-        part = block.frame.iloc[-left:] if len(block.frame) > left else block.frame
-        kept.insert(0, dataclasses.replace(block, frame=part))
-        left -= len(part)
-    return kept
 
 
 # --- ours: the real pipeline ------------------------------------------------------------------------------

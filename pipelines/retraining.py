@@ -281,7 +281,7 @@ def build_round(
 # helpers
 
 
-def _cap(blocks: Sequence[LabelledBlock], row_budget: int | None) -> tuple[LabelledBlock, ...]:
+def newest_rows(blocks: Sequence[LabelledBlock], row_budget: int | None) -> tuple[LabelledBlock, ...]:
     """Keep the most recent `row_budget` rows (whole newest blocks, then the tail of the next one)."""
     if row_budget is None:
         return tuple(b for b in blocks if len(b.frame))
@@ -361,7 +361,7 @@ def full(
     material: TrainingMaterial, spec: ModelSpec, settings: RetrainSettings, seed: int, champion: Any = None
 ) -> TrainedCandidate:
     """A fresh model on all labelled history (most recent `row_budget` rows)."""
-    used = _cap(material.blocks, settings.row_budget)
+    used = newest_rows(material.blocks, settings.row_budget)
     model = _fresh_fit(material, spec, used, seed)
     return TrainedCandidate(
         model=model,
@@ -379,7 +379,7 @@ def windowed(
     material: TrainingMaterial, spec: ModelSpec, settings: RetrainSettings, seed: int, champion: Any = None
 ) -> TrainedCandidate:
     """A fresh model on the last `window_blocks` blocks."""
-    used = _cap(_window(material, settings), settings.row_budget)
+    used = newest_rows(_window(material, settings), settings.row_budget)
     model = _fresh_fit(material, spec, used, seed)
     return TrainedCandidate(
         model=model,
@@ -404,7 +404,7 @@ def incremental(
             f"{type(estimator).__name__} has no partial_fit; incremental learning does not apply"
         )
     new = [b for b in material.blocks if b.block_id in material.new_block_ids]
-    used = _cap(new, settings.row_budget)
+    used = newest_rows(new, settings.row_budget)
     if not _rows(used):
         raise StrategySkipped("no new training rows left after the holdout")
     X, y = _xy(material, material.frame(used))
@@ -443,7 +443,7 @@ def stacking(
     model never saw the window, and the champion is not refit, so no member predicts on its own training rows.
     """
     _needs_champion(champion, "stacking")
-    used = _cap(material.blocks, settings.row_budget)
+    used = newest_rows(material.blocks, settings.row_budget)
     window_ids = {b.block_id for b in _window(material, settings)}
     window = [b for b in used if b.block_id in window_ids]
     older = [b for b in used if b.block_id not in window_ids]
@@ -504,7 +504,7 @@ def replay_mix(
     n_replay = min(n_older, round(n_new * f / (1.0 - f)))
     if settings.row_budget is not None and n_new + n_replay > settings.row_budget:
         n_replay = min(n_older, round(settings.row_budget * f))
-        new = list(_cap(new, settings.row_budget - n_replay))
+        new = list(newest_rows(new, settings.row_budget - n_replay))
         n_new = _rows(new)
     rng = np.random.default_rng(seed)
     chosen = (
@@ -547,7 +547,7 @@ def recalibration(
         getattr(champion, "decision_function", None)
     ):
         raise StrategySkipped("the champion has neither predict_proba nor decision_function to calibrate")
-    used = _cap(_window(material, settings), settings.row_budget)
+    used = newest_rows(_window(material, settings), settings.row_budget)
     X, y = _xy(material, material.frame(used))
     unseen = sorted(set(y.unique()) - set(getattr(champion, "classes_", y.unique())), key=str)
     if unseen:

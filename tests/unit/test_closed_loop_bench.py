@@ -15,7 +15,6 @@ from benchmarks.closed_loop import (
     rows,
     scenario_seeds,
     summarise,
-    tail_rows,
 )
 from benchmarks.report import render
 from pipelines.events import (
@@ -29,7 +28,7 @@ from pipelines.events import (
     PerformanceMeasured,
     RetrainRequested,
 )
-from pipelines.retraining import LabelledBlock
+from pipelines.retraining import LabelledBlock, newest_rows
 
 
 def test_false_alarms_count_only_checked_blocks_before_the_switch():
@@ -200,7 +199,7 @@ def test_outcome_reads_verdicts_prequential_accuracy_and_drift_rounds_from_the_e
 
 def test_tail_rows_keeps_the_newest_rows_across_blocks():
     blocks = [LabelledBlock(f"b{i}", pd.DataFrame({"x": range(i * 10, i * 10 + 4)})) for i in range(3)]
-    kept = tail_rows(blocks, 6)
+    kept = newest_rows(blocks, 6)
     assert [(b.block_id, list(b.frame["x"])) for b in kept] == [("b1", [12, 13]), ("b2", [20, 21, 22, 23])]
 
 
