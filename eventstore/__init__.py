@@ -1,8 +1,8 @@
 """calmops event store: an append-only, hash-chained log of events in streams, and projection checkpoints.
 
 Public names: :class:`EventStore` (the interface), :class:`SQLiteEventStore` and :class:`InMemoryEventStore`
-(its backends), :class:`Recorded` / :class:`EventData` (recorded and new events), :class:`Codec` (event
-classes <-> JSON with upcasters), :class:`Snapshot`, :class:`VerifyResult`, the errors
+(its backends), :class:`Recorded` / :class:`Stored` / :class:`EventData` (recorded events, payload parsed or
+as stored text, and new events), :class:`Codec` (event classes <-> JSON with upcasters), :class:`Snapshot`, :class:`VerifyResult`, the errors
 (:class:`StoreError`, :class:`ConcurrencyError`, :class:`CorruptLogError`), :class:`ProjectionRunner` with
 :class:`TableSpec` / :class:`Upsert` / :class:`Delete`, and :func:`canonical_json`. See docs/eventstore.md.
 
@@ -21,7 +21,7 @@ from eventstore.codec import Codec
 from eventstore.errors import ConcurrencyError, CorruptLogError, StoreError
 from eventstore.memory_store import InMemoryEventStore
 from eventstore.projections import Delete, Projection, ProjectionRunner, TableSpec, Upsert
-from eventstore.records import EventData, Recorded, Snapshot, VerifyResult
+from eventstore.records import EventData, Recorded, Snapshot, Stored, VerifyResult
 from eventstore.sqlite_store import SQLiteEventStore
 from eventstore.store import EventStore
 
@@ -38,6 +38,7 @@ __all__ = [
     "Recorded",
     "SQLiteEventStore",
     "Snapshot",
+    "Stored",
     "StoreError",
     "TableSpec",
     "Upsert",

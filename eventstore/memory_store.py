@@ -8,6 +8,7 @@ caller mutating a returned payload cannot change the log.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
 from eventstore.codec import Codec
 from eventstore.errors import ConcurrencyError
@@ -75,6 +76,17 @@ class InMemoryEventStore(EventStore):
         with self._lock:
             positions = self._by_stream.get(stream_id, [])
             return [self._rows[p - 1] for p in positions[after_version:]]
+
+    def _raw_stream_batches(self, stream_id: str, after_version: int, batch_size: int) -> Iterator[list[RawRow]]:
+        version = after_version
+        while True:
+            with self._lock:
+                positions = self._by_stream.get(stream_id, [])
+                rows = [self._rows[p - 1] for p in positions[version:version + batch_size]]
+            if not rows:
+                return
+            yield rows
+            version = rows[-1][2]
 
     def _raw_range(self, after_position: int, limit: int | None) -> list[RawRow]:
         with self._lock:

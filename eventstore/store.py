@@ -18,7 +18,7 @@ from eventstore.canonical import canonical_json, canonical_payload, json_problem
 from eventstore.codec import Codec
 from eventstore.errors import CorruptLogError, StoreError
 from eventstore.hash_chain import GENESIS_HASH, ChainChecker, RawRow, chain_link
-from eventstore.records import EventData, Recorded, Snapshot, VerifyResult
+from eventstore.records import EventData, Recorded, Snapshot, Stored, VerifyResult
 
 __all__ = ["EventStore", "Clock", "Prepared"]
 
@@ -194,6 +194,33 @@ class EventStore(abc.ABC):
         _check_count("after_position", after_position)
         _check_count("batch_size", batch_size, minimum=1)
         return self._iter_all(after_position, batch_size, verify)
+
+    def iter_stored(self, stream_id: str, after_version: int = 0, batch_size: int = 10000) -> Iterator[Stored]:
+        """One stream's events with ``version > after_version`` in version order, payloads left as their
+        stored JSON text, ``batch_size`` rows in memory at a time.
+
+        The way to replay a long stream: decode each with ``codec.decode_stored``, straight from the text.
+        Events appended during the iteration are included.
+        """
+        self._check_open()
+        _check_stream_id(stream_id)
+        _check_count("after_version", after_version)
+        _check_count("batch_size", batch_size, minimum=1)
+        return self._iter_stored(stream_id, after_version, batch_size)
+
+    def _iter_stored(self, stream_id: str, after_version: int, batch_size: int) -> Iterator[Stored]:
+        make = Stored._make
+        for rows in self._raw_stream_batches(stream_id, after_version, batch_size):
+            self._check_open()
+            yield from map(make, rows)
+
+    def _raw_stream_batches(self, stream_id: str, after_version: int, batch_size: int) -> Iterator[list[RawRow]]:
+        """The stream's rows after ``after_version`` in version order, in batches of at most ``batch_size``,
+        each read when asked for. This default reads the rest of the stream per batch; backends override it."""
+        version = after_version
+        while rows := self._raw_stream(stream_id, version)[:batch_size]:
+            yield rows
+            version = rows[-1][2]
 
     def _iter_all(self, after_position: int, batch_size: int, verify: bool) -> Iterator[Recorded]:
         checker = None

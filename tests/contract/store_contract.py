@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from eventstore import (
     EventStore,
     Recorded,
     Snapshot,
+    Stored,
     StoreError,
 )
 from eventstore.hash_chain import GENESIS_HASH, record_hash
@@ -60,6 +62,11 @@ class DriftDetected:
     score: float
     severity: Literal["low", "high"]
     window: Window | None = None
+
+
+def _v1_to_v2(payload):
+    payload["severity"] = "high" if payload.pop("alarm") else "low"
+    return payload
 
 
 def ev(n: int, type_: str = "Tick") -> EventData:
@@ -341,6 +348,43 @@ class StoreContract:
                 store.append("a", [ev(r.version + 1)], store.stream_version("a"))
         assert seen == [0, 1, 2, 3, 4]
 
+    @pytest.mark.parametrize("batch_size", [1, 3, 10000])
+    def test_iter_stored_walks_one_stream_with_payloads_as_stored_text(self, store, batch_size):
+        # "big" is most of the log and "small" a little of it: a backend may walk them differently
+        for i in range(12):
+            name = "small" if i % 4 == 0 else "big"
+            store.append(name, [ev(i)], store.stream_version(name))
+        for name in ("big", "small"):
+            expected = store.read(name)
+            for after in (0, 1, len(expected) - 1, len(expected), 99):
+                got = list(store.iter_stored(name, after_version=after, batch_size=batch_size))
+                want = expected[after:]
+                assert [type(g) for g in got] == [Stored] * len(want)
+                assert [(g.position, g.stream_id, g.version, g.type, g.schema_version, g.recorded_at, g.hash)
+                        for g in got] == [(r.position, r.stream_id, r.version, r.type, r.schema_version,
+                                           r.recorded_at, r.hash) for r in want]
+                assert [json.loads(g.payload_json) for g in got] == [r.payload for r in want]
+        assert list(store.iter_stored("nobody")) == []
+
+    def test_iter_stored_is_lazy_and_sees_appends_made_while_iterating(self, store):
+        store.append("a", [ev(0), ev(1)], 0)
+        store.append("b", [ev(9)], 0)
+        seen = []
+        for r in store.iter_stored("a", batch_size=1):
+            seen.append(json.loads(r.payload_json)["n"])
+            if r.version < 4:
+                store.append("a", [ev(r.version + 1)], store.stream_version("a"))
+        assert seen == [0, 1, 2, 3, 4]
+
+    @pytest.mark.parametrize("call, match", [
+        (lambda s: s.iter_stored(""), "stream_id"),
+        (lambda s: s.iter_stored("a", after_version=-1), "after_version"),
+        (lambda s: s.iter_stored("a", batch_size=0), "batch_size"),
+    ])
+    def test_iter_stored_checks_its_arguments(self, store, call, match):
+        with pytest.raises(StoreError, match=match):
+            call(store)
+
     def test_iter_all_verify_from_a_position_that_does_not_exist(self, store):
         store.append("a", [ev(1)], 0)
         with pytest.raises(StoreError, match="no such position"):
@@ -483,6 +527,22 @@ class StoreContract:
             assert [store.codec.decode(r) for r in store.read("p")[:2]] == events[:2]
             with pytest.raises(CorruptLogError, match="position 3.*'Annotated'"):
                 store.codec.decode(store.read("p")[2])
+
+    def test_decode_stored_gives_what_decode_gives(self, tmp_path):
+        codec = Codec([BlockArrived, DriftDetected], upcasters={("DriftDetected", 1): _v1_to_v2})
+        events = [
+            BlockArrived(block=1, rows=500, columns=("x1", "x2")),
+            DriftDetected(feature="x1", score=0.93, severity="high", window=Window(start=0, end=500)),
+            DriftDetected(feature="x2", score=1, severity="low"),
+            EventData("DriftDetected", {"feature": "a", "score": 1, "alarm": True}, 1),  # upcast
+        ]
+        with self.make_store(tmp_path, codec=codec) as store:
+            store.append("p", events, 0)
+            recorded, stored = store.read("p"), list(store.iter_stored("p"))
+            fast = [codec.decode_stored(s) for s in stored]
+            assert fast == [codec.decode(r) for r in recorded]
+            assert type(fast[2].score) is float and type(fast[0].columns) is tuple
+            assert fast[3] == DriftDetected(feature="a", score=1.0, severity="high")
 
     def test_old_schema_versions_are_upcast_on_decode(self, tmp_path):
         def v1_to_v2(payload):  # mutates its argument on purpose: the recorded payload must not change
