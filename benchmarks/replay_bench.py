@@ -7,7 +7,8 @@ blocks) through `SQLiteEventStore.append` and the codec, then times, in the same
 
 - baseline: a plain `sqlite3` scan of the log in position order and `json.loads` of every payload (no
   envelope objects, no decoding into events, no fold): the floor any replay pays;
-- an instrumented fold that times reading (sqlite + json.loads), decoding (the codec) and `evolve` apart;
+- an instrumented fold that times reading (sqlite rows into `Stored` envelopes), decoding (msgspec, `decode_stored`)
+  and the fold (`fast_replay.replay`) apart;
 - replay without snapshot: `calmops_actors.readlog.load_state`, the path `calmops replay` takes;
 - a snapshot saved 1,000 events before the head, then replay with it (snapshot load + that tail), and the
   snapshot load alone (`load_snapshot` + `snapshot.from_dict`).
@@ -210,14 +211,15 @@ def calibrate() -> float:
 
 
 def instrumented_fold(store, stop_at: int, batch: int = 20_000):
-    """Fold the stream timing read (sqlite + json + envelopes, inside iter_all), decode and evolve apart, wall
-    and CPU, a batch of records at a time (so the clocks are read per batch, not per event); also return the
-    state at version `stop_at` (for the snapshot)."""
+    """Fold the stream the way `load_state` does, timing apart, wall and CPU: read (sqlite rows into `Stored`
+    envelopes, `iter_stored`), decode (`codec.decode_stored`, msgspec from the JSON text) and fold
+    (`fast_replay.replay`), a batch of records at a time (so the clocks are read per batch, not per event);
+    also return the state at version `stop_at` (for the snapshot)."""
     from calmops_actors.readlog import gc_paused
-    from pipelines.state import PipelineState, evolve
+    from pipelines.fast_replay import replay
+    from pipelines.state import PipelineState
 
-    decode = store.codec.decode
-    stream = stream_id(NAME)
+    decode = store.codec.decode_stored
     wall, cpu = time.perf_counter, time.process_time
     state, at_stop = PipelineState.initial(), None
     spent = {"decode_s": 0.0, "fold_s": 0.0, "decode_cpu_s": 0.0, "fold_cpu_s": 0.0}
@@ -228,12 +230,10 @@ def instrumented_fold(store, stop_at: int, batch: int = 20_000):
         events = [decode(r) for r in records]
         t1, c1 = wall(), cpu()
         cut = next((i + 1 for i, r in enumerate(records) if r.version == stop_at), len(records))
-        for event in events[:cut]:
-            state = evolve(state, event)
+        state = replay(events[:cut], state)
         if cut < len(records) or records[-1].version == stop_at:
             at_stop = state
-        for event in events[cut:]:
-            state = evolve(state, event)
+        state = replay(events[cut:], state)
         t2, c2 = wall(), cpu()
         spent["decode_s"] += t1 - t0
         spent["decode_cpu_s"] += c1 - c0
@@ -243,12 +243,11 @@ def instrumented_fold(store, stop_at: int, batch: int = 20_000):
     t_start, c_start = wall(), cpu()
     pending: list = []
     with gc_paused():
-        for record in store.iter_all(batch_size=batch):
-            if record.stream_id == stream:
-                pending.append(record)
-                if len(pending) == batch:
-                    fold(pending)
-                    pending = []
+        for record in store.iter_stored(stream_id(NAME), batch_size=batch):
+            pending.append(record)
+            if len(pending) == batch:
+                fold(pending)
+                pending = []
         if pending:
             fold(pending)
     total, total_cpu = wall() - t_start, cpu() - c_start

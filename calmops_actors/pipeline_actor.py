@@ -59,11 +59,12 @@ from pipelines.decide import (
 from pipelines.drift import assess, check_features, fit_reference, performance_drift, update_concept
 from pipelines.evaluation import evaluate, higher_is_better, per_row_errors
 from pipelines.events import Artifact, Event
+from pipelines.fast_replay import replay
 from pipelines.intake import IntakeRules, parse_file
 from pipelines.models import ModelSpec, ModelSpecError, build_estimator
 from pipelines.retraining import LabelledBlock, build_round, fallback_to_run, primary_metric
 from pipelines.rounds import RoundPlan, plan_round
-from pipelines.state import PipelineState, evolve, replay
+from pipelines.state import PipelineState, evolve
 
 log = logging.getLogger("calmops.actor")
 
@@ -119,7 +120,8 @@ class PipelineActor:
 
     def load(self) -> PipelineState:
         """Replay the stream: the only way state is built (at start, and after Ray restarts the actor)."""
-        return replay(self.store.codec.decode(r) for r in self.store.read(self.stream))
+        decode = self.store.codec.decode_stored
+        return replay(decode(r) for r in self.store.iter_stored(self.stream))
 
     def execute(self, cmd: Command, key: str | None = None) -> tuple[Event, ...]:
         """decide -> append with the expected version (and an idempotency key) -> evolve."""

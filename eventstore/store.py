@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from eventstore.canonical import canonical_json, canonical_payload, json_problem
 from eventstore.codec import Codec
 from eventstore.errors import CorruptLogError, StoreError
@@ -27,6 +29,7 @@ Clock = Callable[[], datetime]
 Prepared = tuple[str, int, str, dict[str, Any]]
 
 _loads = json.loads
+_msgspec_decode = msgspec.json.Decoder().decode
 _scan_once = json.decoder.JSONDecoder().scan_once  # json.loads without its Python-level wrapper
 
 
@@ -351,9 +354,11 @@ class EventStore(abc.ABC):
             return None
         version, stored_schema, state_text = found
         try:
-            state = _loads(state_text)
+            state = _parse_snapshot(state_text)
         except (ValueError, TypeError):
             return None  # a damaged cache entry is a miss, not an error: the log is the truth
+        if type(state) is not dict:
+            return None
         return Snapshot(stream_id, version, stored_schema, state)
 
     @abc.abstractmethod
@@ -435,6 +440,16 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     def _get_snapshot(self, stream_id: str) -> tuple[int, str, str] | None: ...
+
+
+def _parse_snapshot(text: str) -> Any:
+    """A snapshot's JSON text parsed: msgspec first (a long pipeline's snapshot is 100 MB and msgspec parses it
+    in two thirds of json's time), json for what msgspec refuses (a lone surrogate in a string, say), so the
+    result is what ``json.loads`` gives."""
+    try:
+        return _msgspec_decode(text)
+    except msgspec.DecodeError:
+        return _loads(text)
 
 
 def _where(stream_id: str, index: int, count: int, type_: str) -> str:

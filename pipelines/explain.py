@@ -461,7 +461,7 @@ def reference_blocks(state: PipelineState) -> tuple[str, list[str]]:
         return "pinned blocks", [b for b in drift.get("pinned_blocks") or () if b in state.blocks]
     if rule == "last_blocks":
         n = int(drift.get("reference_blocks", 3))
-        return f"last {n} blocks", [b.block_id for b in state.ordered_blocks()[-n:]]
+        return f"last {n} blocks", [b.block_id for b in state.newest_blocks(n)]
     champion = state.champion_record()
     return "the champion's training blocks", list(champion.training_blocks) if champion else []
 

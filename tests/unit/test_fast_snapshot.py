@@ -11,6 +11,7 @@ import pytest
 from benchmarks.replay_bench import synthetic_events
 from eventstore import canonical_json
 from pipelines import snapshot
+from pipelines.column_map import ColumnMap
 from pipelines.events import BlockArrived, PerformanceMeasured
 from pipelines.state import PipelineState, evolve, replay
 
@@ -25,7 +26,8 @@ LONG = replay(synthetic_events(3 * snapshot.PACK_FROM * 3))  # hundreds of block
 def test_a_long_state_round_trips_through_packed_columns() -> None:
     data = json.loads(canonical_json(snapshot.to_dict(LONG)))
     blocks = data["blocks"]
-    assert set(blocks["rows"]) == {"runs"} and set(blocks["seq"]) == {"i64"}
+    assert set(blocks["rows"]) == {"runs"} and blocks["seq"] == {"range": [1, len(LONG.blocks)]}
+    assert data["block_order"][0] == {"range": [1, len(LONG.blocks)]}
     assert set(blocks["metrics"]["values"]) == {"f64"} and isinstance(blocks["block_id"], list)
     assert None in [b.metrics for b in LONG.blocks.values()]  # the first block was never scored
     back = snapshot.from_dict(data)
@@ -42,7 +44,7 @@ def test_values_that_do_not_pack_exactly_stay_json_lists() -> None:
     assert snapshot._column([1.0] * (n - 1)) == [1.0] * (n - 1)  # short
     mixed = [1.5, 2] * n  # an int among floats would come back as a float
     assert snapshot._column(mixed) == mixed
-    huge = [2**63 + i for i in range(n)]  # beyond int64
+    huge = [2**63 + 2 * i for i in range(n)]  # beyond int64
     assert snapshot._column(huge) == huge
     floats = [-0.0, 5e-324, 1.7976931348623157e308, 0.1, -2.5] * n
     packed = json.loads(canonical_json(snapshot._column(floats)))
@@ -69,16 +71,58 @@ def test_metrics_with_other_keys_or_ints_round_trip() -> None:
     lambda d: d["blocks"]["rows"]["runs"].append(["x", 1]),
     lambda d: d["blocks"]["rows"]["runs"][0].__setitem__(1, -1),
     lambda d: d["blocks"]["rows"].__setitem__("runs", [[{"a": 1}, 2]]),
-    lambda d: d["blocks"]["seq"].__setitem__("i64", d["blocks"]["seq"]["i64"][:-4]),
-    lambda d: d["blocks"]["seq"].__setitem__("i64", "not base64!"),
+    lambda d: d["blocks"].__setitem__("seq", {"i64": "AAAAAAAAAAA="}),
+    lambda d: d["blocks"].__setitem__("seq", {"i64": "not base64!"}),
+    lambda d: d["blocks"].__setitem__("seq", {"range": [1, -5]}),
+    lambda d: d["blocks"].__setitem__("seq", {"range": [1.5, 3]}),
+    lambda d: d["block_order"].__setitem__(0, {"range": [1]}),
+    lambda d: d["block_order"].__setitem__(0, {"range": [1, 3]}),
     lambda d: d["blocks"].__setitem__("seq", {"i32": ""}),
     lambda d: d["blocks"].__setitem__("seq", {"i64": "", "runs": []}),
     lambda d: d["blocks"]["metrics"]["values"].__setitem__("f64", ""),
     lambda d: d["blocks"]["metrics"]["keys"][0].append("accuracy"),
-    lambda d: d["block_order"][0].__setitem__("i64", ""),
+    lambda d: d["blocks"]["metrics"].__setitem__("shape", [5] * len(LONG.blocks)),
 ])
 def test_damaged_packed_columns_are_refused(damage) -> None:
     data = json.loads(canonical_json(snapshot.to_dict(LONG)))
     damage(data)
     with pytest.raises((KeyError, TypeError, ValueError)):
         snapshot.from_dict(data)
+
+
+def test_consecutive_ints_pack_as_a_range_and_nothing_else_does() -> None:
+    n = snapshot.PACK_FROM
+    for values in ([*range(5, 5 + n)], [*range(-3, n)]):
+        packed = snapshot._column(values)
+        assert packed == {"range": [values[0], len(values)]} and snapshot._values(packed) == values
+    for values in ([*range(n)][::-1], [*range(n), n + 1], [True, *range(2, n + 1)]):
+        assert "range" not in snapshot._column(values)
+
+
+def test_a_loaded_state_keeps_its_blocks_in_columns_until_they_are_read() -> None:
+    back = through_json(LONG)
+    blocks = back.blocks
+    assert isinstance(blocks, ColumnMap) and isinstance(back.files, ColumnMap)
+    newest = LONG.block_order[len(LONG.block_order)]
+    assert blocks[newest] == LONG.blocks[newest]
+    assert blocks._rows._index is None  # the newest block was found without building the index
+    assert blocks.get("nope") is None and blocks._rows._index is not None
+    assert len(back.block_order) == len(LONG.block_order) and back.block_order._rows._index is not None
+
+
+def test_a_tail_folded_onto_a_loaded_state_equals_the_fold_from_the_first_event() -> None:
+    from pipelines.fast_replay import replay as fast
+
+    log = list(synthetic_events(3000))
+    for cut in (len(log) // 3, len(log) - 40, len(log) - 1):
+        loaded = through_json(replay(log[:cut]))
+        expected = replay(log)
+        assert fast(log[cut:], loaded) == expected
+        assert replay(log[cut:], loaded) == expected
+        assert through_json(fast(log[cut:], loaded)) == expected  # a snapshot of a loaded state, again
+
+
+def test_newest_blocks_are_the_tail_of_the_ordered_blocks() -> None:
+    for state in (LONG, through_json(LONG)):
+        for n in (-2, 0, 1, 3, len(LONG.block_order) + 2):
+            assert state.newest_blocks(n) == LONG.ordered_blocks()[-n:]
