@@ -18,7 +18,6 @@ import json
 import math
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -26,6 +25,7 @@ from frouros.detectors.concept_drift import ADWIN, DDM, EDDM, PageHinkley
 from frouros.detectors.concept_drift.streaming.window_based.adwin import Bucket
 from frouros.utils.stats import Mean
 
+from pipelines.drift_results import ConceptDrift, PerformanceDrift  # noqa: F401 - re-exported, defined there
 from pipelines.drift_tests import check_number
 
 ConceptDetector = Literal["ddm", "eddm", "adwin", "page_hinkley", "none"]
@@ -33,35 +33,6 @@ DETECTORS = {"ddm": DDM, "eddm": EDDM, "adwin": ADWIN, "page_hinkley": PageHinkl
 DETECTOR_LABELS = {"ddm": "DDM", "eddm": "EDDM", "adwin": "ADWIN", "page_hinkley": "Page-Hinkley"}
 BINARY_ONLY = ("ddm", "eddm")
 STATE_VERSION = 1
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ConceptDrift:
-    """A streaming detector's verdict after one block; `state` is its JSON text for the next block.
-
-    `rows_seen` counts rows since the detector last started (fresh or after a detection);
-    `drift_rows` are the block's row positions where it signalled drift.
-    """
-
-    detector: str
-    drift: bool
-    warning: bool
-    rows_seen: int
-    state: str
-    drift_rows: tuple[int, ...] = ()
-    block_rows: int = 0
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class PerformanceDrift:
-    """The champion's metric on a block against its value at promotion, with an absolute tolerance."""
-
-    metric: str
-    at_promotion: float
-    observed: float
-    tolerance: float
-    drifted: bool
-    higher_is_better: bool = True
 
 
 def update_concept(detector: str, state: str | None, errors: Sequence[float], *,

@@ -24,6 +24,7 @@ from frouros.detectors.data_drift import MMD
 from frouros.utils.kernels import rbf_kernel
 from scipy.spatial.distance import cdist
 
+from pipelines.drift_results import MultivariateDrift  # noqa: F401 - re-exported, defined there
 from pipelines.drift_tests import check_number
 
 if TYPE_CHECKING:
@@ -53,21 +54,6 @@ class MultivariateSettings:
             raise ValueError(f"multivariate.alpha is {self.alpha}, below the smallest p-value "
                              f"{self.permutations} permutations can give (1/{self.permutations + 1}); allowed: "
                              "raise permutations or alpha")
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class MultivariateDrift:
-    """The MMD test's result for one block (JSON-able; statistic and p-value None when not run)."""
-
-    test: str
-    statistic: float | None
-    p_value: float | None
-    drifted: bool
-    subsample: int
-    permutations: int
-    columns: int = 0
-    bandwidth: float | None = None
-    note: str | None = None
 
 
 def check_multivariate(reference_frame: pd.DataFrame, block: pd.DataFrame, numeric: Sequence[str],

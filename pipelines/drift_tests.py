@@ -25,6 +25,8 @@ from frouros.detectors.data_drift import CVMTest, KSTest, MannWhitneyUTest, Welc
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2_contingency, wasserstein_distance
 
+from pipelines.drift_results import FeatureDrift  # noqa: F401 - re-exported, defined there
+
 if TYPE_CHECKING:  # only for annotations: drift.py imports this module
     from pipelines.drift import DriftSettings
 
@@ -68,31 +70,6 @@ class FeatureOverride:
             check_number("alpha", self.alpha, low=0.0, high=1.0, low_open=True, high_open=True)
         if self.min_effect is not None:
             check_number("min_effect", self.min_effect, low=0.0)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class FeatureDrift:
-    """One feature's result for one block (recorded as-is in `DriftChecked`: JSON-able, no NaN).
-
-    `effect` is in the unit named by `effect_name`; `change` says in words what moved; `note` explains
-    why a feature was not tested or how an edge case was handled.
-    """
-
-    name: str
-    kind: Literal["numeric", "categorical"]
-    test: str
-    statistic: float | None
-    p_value: float | None
-    p_adjusted: float | None
-    effect: float | None
-    effect_name: str
-    drifted: bool
-    unseen_categories: tuple[str, ...] = ()
-    note: str | None = None
-    change: str | None = None
-    rows: int = 0
-    alpha: float | None = None
-    min_effect: float | None = None
 
 
 @dataclass(frozen=True, eq=False)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from pipelines.drift import ConceptDrift, FeatureDrift, MultivariateDrift, PerformanceDrift
+from pipelines.drift_results import ConceptDrift, FeatureDrift, MultivariateDrift, PerformanceDrift
 from pipelines.schema import ColumnSchema
 
 JSON = dict[str, Any]

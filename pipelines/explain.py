@@ -334,6 +334,21 @@ def _round_lines(round_: dict[str, Any]) -> list[str]:
 # --- a version's lineage -------------------------------------------------------------------------
 
 
+def chain_text(versions: list[str], head: int = 8, tail: int = 2) -> str:
+    """A lineage for people: newest first, and a long one shortened in the middle (JSON keeps it whole).
+
+    >>> chain_text(["v3", "v2", "v1"])
+    'v3 <- v2 <- v1'
+    >>> chain_text([f"v{i}" for i in range(40, 0, -1)], head=3, tail=1)
+    'v40 <- v39 <- v38 <- ... 36 more ... <- v1 (40 models)'
+    """
+    if len(versions) <= head + tail + 1:
+        return " <- ".join(versions)
+    hidden = len(versions) - head - tail
+    return (" <- ".join(versions[:head]) + f" <- ... {hidden} more ... <- " + " <- ".join(versions[-tail:])
+            + f" ({len(versions)} models)")
+
+
 def explain_version(events: Sequence[Event], version: str) -> dict[str, Any]:
     """A model version's lineage: its round and the drift that triggered it, its parent, strategy and
     training blocks, its holdout metrics against the champion it was to replace, and its life since."""
@@ -418,7 +433,7 @@ def version_lines(story: dict[str, Any]) -> list[str]:
     lines = [f"model {v} ({role})",
              f"  trained {story['trained_at']} by strategy {story['strategy']} in round {story['round_id']} "
              f"({story['rows']} rows, seed {story['seed']}, {story['seconds']:.1f} s, code {story['code_version']})",
-             f"  parent: {story['parent'] or 'none (first model)'}; lineage: {' <- '.join(story['lineage'])}",
+             f"  parent: {story['parent'] or 'none (first model)'}; lineage: {chain_text(story['lineage'])}",
              f"  training blocks: {', '.join(story['training_blocks']) or 'none'}",
              f"  artifact sha256 {story['artifact_sha256']}"]
     if story["params"]:
@@ -516,7 +531,7 @@ def state_lines(summary: dict[str, Any]) -> list[str]:
         f"pipeline {summary['pipeline']} at version {summary['version']} (last event {summary['last_event_at']})",
         f"  health      {summary['health']}",
         f"  champion    {champ}",
-        f"  lineage     {' <- '.join(summary['lineage']) or '-'}",
+        f"  lineage     {chain_text(summary['lineage']) or '-'}",
         f"  reference   {reference['rule']}: {', '.join(reference['blocks']) or '-'}",
         f"  circuit     {circuit_words(summary['circuit'])}",
         "  round       " + (f"{round_['round_id']} in flight ({round_['trigger']}, after {round_['block_id']})"

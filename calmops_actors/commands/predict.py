@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from calmops_actors.cli_common import add_home_option, resolve_home
 from calmops_actors.errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from calmops_actors.artifacts import ArtifactStore
     from calmops_actors.home import Home
     from calmops_actors.pipeline_actor import to_ref
@@ -85,6 +89,7 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     """Text cells and headers that a spreadsheet would run as a formula get a leading `'` (OWASP's advice on
     CSV injection). Labels are the user's data and may come from anywhere; numbers are left alone.
 
+    >>> import pandas as pd
     >>> spreadsheet_safe(pd.DataFrame({"label": ["=cmd|' /C calc'!A0", "yes", "-x"], "@p": [-1.5, 0.2, 1.0]})).to_dict("list")
     {'label': ["'=cmd|' /C calc'!A0", 'yes', "'-x"], "'@p": [-1.5, 0.2, 1.0]}
     """

@@ -15,7 +15,6 @@ from calmops_actors import readlog
 from calmops_actors.cli_common import add_home_option
 from calmops_actors.commands.rollback import execute, now_iso
 from calmops_actors.errors import UserError
-from pipelines.decide import ResumeRetraining
 
 EXAMPLES = """\
 examples:
@@ -41,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if not args.reason.strip():
         raise UserError("--reason must not be empty")
+    from pipelines.decide import ResumeRetraining
+
     with readlog.store_for(args) as store:
         events, version = execute(store, args.name, ResumeRetraining(reason=args.reason.strip(),
                                                                      occurred_at=now_iso()))

@@ -19,7 +19,6 @@ from calmops_actors.cli_common import add_home_option
 from calmops_actors.errors import UserError
 from calmops_actors.home import stream_id
 from eventstore import ConcurrencyError, SQLiteEventStore
-from pipelines.decide import CommandRejected, Rollback, decide
 from pipelines.events import Event
 
 EXAMPLES = """\
@@ -48,6 +47,8 @@ def now_iso() -> str:
 
 def execute(store: SQLiteEventStore, name: str, command) -> tuple[tuple[Event, ...], int]:
     """Load the state, decide, append at the version read; returns the events and the new stream version."""
+    from pipelines.decide import CommandRejected, decide  # the config and drift code: only when run
+
     state = readlog.load_state(store, name).state
     try:
         events = decide(state, command)
@@ -67,6 +68,8 @@ def execute(store: SQLiteEventStore, name: str, command) -> tuple[tuple[Event, .
 def run(args: argparse.Namespace) -> int:
     if not args.reason.strip():
         raise UserError("--reason must say why (it is kept in the log)")
+    from pipelines.decide import Rollback
+
     with readlog.store_for(args) as store:
         events, version = execute(store, args.name, Rollback(to_version=args.to, reason=args.reason.strip(),
                                                               occurred_at=now_iso()))

@@ -17,7 +17,6 @@ from pathlib import Path
 from calmops_actors.cli_common import add_home_option, print_table, resolve_home, writable_home
 from calmops_actors.errors import UserError
 from calmops_actors.sources import source_files
-from pipelines.config import ConfigError, config_from_dict, resolve_source
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def load_raw_config(path: Path) -> tuple[dict, object]:
+    from pipelines.config import ConfigError, config_from_dict  # imports the drift tests: only when run
+
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     import ray
 
     from calmops_actors.runtime import spawn_actor, start_ray
+    from pipelines.config import resolve_source
 
     raw, config = load_raw_config(args.config)
     home = resolve_home(args)

@@ -12,14 +12,16 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from calmops_actors import readlog
-from calmops_actors.artifacts import ArtifactError, ArtifactStore
 from calmops_actors.cli_common import add_home_option, resolve_home
 from calmops_actors.home import Home, pipeline_name
 from eventstore import SQLiteEventStore, StoreError
 from pipelines.events import Artifact
+
+if TYPE_CHECKING:
+    from calmops_actors.artifacts import ArtifactStore
 
 EXAMPLES = """\
 examples:
@@ -87,6 +89,8 @@ def referenced_artifacts(store: SQLiteEventStore) -> tuple[dict[tuple[str, str],
 
 @readlog.user_errors
 def run(args: argparse.Namespace) -> int:
+    from calmops_actors.artifacts import ArtifactStore  # pandas and skops: only when run
+
     out = sys.stdout
     home = Home(resolve_home(args))
     progress = readlog.Progress("verifying the log")
@@ -111,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
 
 def check_artifacts(artifacts: ArtifactStore, uses: dict[tuple[str, str], ArtifactUse],
                     note: str | None) -> dict[str, Any]:
+    from calmops_actors.artifacts import ArtifactError
+
     progress = readlog.Progress("verifying artifacts")
     problems = []
     try:
