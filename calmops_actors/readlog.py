@@ -197,27 +197,20 @@ def bound(until_version: int | None, until_position: int | None, until_time: dat
 
 
 def iter_events(store: SQLiteEventStore, stream: str, *, after_version: int = 0, past: Bound | None = None,
-                progress: Callable[[int, int], None] | None = None,
-                payloads: bool = True) -> Iterator[tuple[Recorded | Stored, Event]]:
+                progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[Recorded, Event]]:
     """The stream's records and decoded events in order, stopping before the first record `past` accepts.
 
-    With `payloads` (the default) each record is a `Recorded` with its payload parsed, for the timeline and
-    exports; without, a `Stored` whose payload stays JSON text, decoded straight into the event (a replay that
-    only folds needs nothing else, and about half its time went to parsing payloads into dicts).
-    A stream of at most SMALL_STREAM events (or the tail after `after_version`) is read by its index, one
-    query; a longer one is walked through the whole log in batches, so memory stays bounded.
+    Each record is a `Recorded` with its payload parsed, for the timeline and exports (a replay that only
+    folds reads `Stored` records instead: see `_load`). A stream of at most SMALL_STREAM events (or the tail
+    after `after_version`) is read by its index, one query; a longer one is walked through the whole log in
+    batches, so memory stays bounded.
     """
+    decode = store.codec.decode
     total = store.stream_version(stream)
-    records: Iterator[Recorded] | Iterator[Stored]
-    if not payloads:
-        decode: Callable[[Any], Event] = store.codec.decode_stored
-        records = store.iter_stored(stream, after_version=after_version, batch_size=BATCH)
+    if after_version or total <= SMALL_STREAM:
+        records: Iterator[Recorded] = iter(store.read(stream, after_version=after_version))
     else:
-        decode = store.codec.decode
-        if after_version or total <= SMALL_STREAM:
-            records = iter(store.read(stream, after_version=after_version))
-        else:
-            records = (r for r in store.iter_all(batch_size=BATCH) if r.stream_id == stream)
+        records = (r for r in store.iter_all(batch_size=BATCH) if r.stream_id == stream)
     done = 0
     for record in records:
         if past is not None and past(record):
@@ -264,9 +257,20 @@ def _load(store: SQLiteEventStore, stream: str, past: Bound | None, until_versio
     last: Recorded | Stored | None = None
 
     def events() -> Iterator[Event]:
+        """`iter_events` without payloads, written out: one generator between the rows and the fold, not two
+        (a million events pass through it); `last` follows the records."""
         nonlocal last
-        for last, event in iter_events(store, stream, past=past, progress=progress, payloads=False):  # noqa: B007
-            yield event
+        decode, total, done = store.codec.decode_stored, store.stream_version(stream), 0
+        for record in store.iter_stored(stream, batch_size=BATCH):
+            if past is not None and past(record):
+                break
+            last = record
+            yield decode(record)
+            done += 1
+            if progress is not None and done % BATCH == 0:
+                progress(record.version, total)
+        if progress is not None:
+            progress(total if past is None else done, total)
 
     try:
         if keep_events:
