@@ -20,6 +20,7 @@ from eventstore.codec import _fits_msgspec
 from pipelines.events import ALL_EVENTS, DriftDetected
 
 sys.path.insert(0, str(Path(__file__).parent))
+from test_fast_codec import Checked  # noqa: E402 - a class with a __post_init__ check
 from test_fast_replace import events  # noqa: E402 - random events of every class the fold reads
 
 
@@ -72,15 +73,6 @@ def test_the_benchmark_log_decodes_the_same_both_ways() -> None:
 class Mixed:
     first_float: float | int  # the codec tries float first: 1 becomes 1.0
     n: int = 0
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Checked:
-    n: int
-
-    def __post_init__(self) -> None:
-        if self.n < 0:
-            raise ValueError("n must be >= 0")
 
 
 def test_types_msgspec_would_answer_differently_go_the_codec_way() -> None:
