@@ -158,9 +158,10 @@ time.sleep(600)
 
 def startup_floor() -> float:
     port = free_port()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "GRADIO_ANALYTICS_ENABLED": "False",
-           "RAY_AUTH_MODE": "disabled"}
-    env.pop("RAY_ADDRESS", None)
+    # Ray's token authentication stays on, as `serve` keeps it: the floor pays the same token set-up
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "GRADIO_ANALYTICS_ENABLED": "False"}
+    for name in ("RAY_ADDRESS", "RAY_AUTH_MODE"):
+        env.pop(name, None)
     start = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-c", FLOOR_SCRIPT, str(port)], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)

@@ -231,7 +231,8 @@ def die_with_parent() -> None:
 
 def env() -> dict:
     e = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "GRADIO_ANALYTICS_ENABLED": "False"}
-    e.pop("RAY_ADDRESS", None)
+    for name in ("RAY_ADDRESS", "RAY_AUTH_MODE"):  # token authentication on, as `serve` keeps it
+        e.pop(name, None)
     return e
 
 
@@ -261,7 +262,7 @@ def measure_floor(settle: float, timeout: float, cleanup: list[dict]) -> dict:
     from benchmarks.e2e_bench import FLOOR_SCRIPT, free_port
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", FLOOR_SCRIPT, str(port)], env={**env(), "RAY_AUTH_MODE": "disabled"},
+    proc = subprocess.Popen([sys.executable, "-c", FLOOR_SCRIPT, str(port)], env=env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                             preexec_fn=die_with_parent)
     sampler = None

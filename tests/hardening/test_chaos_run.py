@@ -91,6 +91,8 @@ def test_run_killed_at_random_moments_decides_exactly_like_an_uninterrupted_run(
                 hit = wait_for(lambda t=target: look(home).head >= t and look(home).open_round, 300,
                                "a round", tick=0.05, alive=proc)
                 wait_for(lambda: False, rng.uniform(0.0, 0.3), "nothing", alive=proc)
+                if not look(home).open_round:  # a quick round ended during the pause: kill in the next one
+                    hit = wait_for(lambda: look(home).open_round, 300, "the next round", tick=0.02, alive=proc)
             else:  # right as the log passes `target`: in the middle of a block's appends
                 hit = wait_for(lambda t=target: look(home).head >= t, 300, "appends", tick=0.02, alive=proc)
             at = look(home)
