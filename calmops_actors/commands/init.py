@@ -13,7 +13,7 @@ TEMPLATE = """\
 
 name = "{name}"
 target = "target"                 # the label column; blocks without it are monitored but not trained on
-source = "incoming"               # folder of arriving files, relative to this file
+source = "{source}"{pad} # folder of arriving files, relative to this file
 # formats = ["csv", "parquet"]
 # task = "classification"         # or "regression"
 # block_col = "week"              # one file may hold several blocks, named by this column
@@ -77,10 +77,29 @@ def run(args: argparse.Namespace) -> int:
     path = args.dir / f"{args.name}.toml"
     if path.exists() and not args.force:
         raise UserError(f"{path} exists; pass --force to overwrite it")
-    text = TEMPLATE.format(name=args.name)
+    source = free_source(args.dir, args.name, path)
+    text = TEMPLATE.format(name=args.name, source=source, pad=" " * max(0, 14 - len(source)))
     config_from_text(text, str(path))  # the template must always be valid
     args.dir.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
-    (args.dir / "incoming").mkdir(exist_ok=True)
-    print(f"wrote {path}; drop files into {args.dir / 'incoming'} and run `calmops run {path}`")
+    (args.dir / source).mkdir(exist_ok=True)
+    print(f"wrote {path}; drop files into {args.dir / source} and run `calmops run {path}`")
     return 0
+
+
+def free_source(folder: Path, name: str, path: Path) -> str:
+    """`incoming`, unless another config in `folder` already reads it: then `incoming-NAME`, so two pipelines
+    set up side by side do not ingest each other's files (a pipeline reads every file in its source)."""
+    import tomllib
+
+    taken = set()
+    for other in folder.glob("*.toml") if folder.is_dir() else ():
+        if other.resolve() == path.resolve():
+            continue
+        try:
+            source = tomllib.loads(other.read_text(encoding="utf-8")).get("source")
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            continue
+        if isinstance(source, str):
+            taken.add((folder / source).resolve())
+    return "incoming" if (folder / "incoming").resolve() not in taken else f"incoming-{name}"

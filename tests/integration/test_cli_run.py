@@ -76,6 +76,18 @@ def test_init_writes_a_valid_template_and_refuses_to_overwrite(tmp_path: Path, c
     assert main(["init", "../evil", "--dir", str(tmp_path)]) == 2
 
 
+def test_a_second_pipeline_in_the_same_folder_gets_its_own_input_folder(tmp_path: Path, capsys) -> None:
+    from pipelines.config import load_config
+
+    assert main(["init", "churn", "--dir", str(tmp_path)]) == 0
+    assert main(["init", "fraud", "--dir", str(tmp_path)]) == 0
+    assert "incoming-fraud" in capsys.readouterr().out and (tmp_path / "incoming-fraud").is_dir()
+    assert load_config(tmp_path / "churn.toml").source == "incoming"
+    assert load_config(tmp_path / "fraud.toml").source == "incoming-fraud"
+    assert main(["init", "churn", "--dir", str(tmp_path), "--force"]) == 0  # rewriting churn keeps its folder
+    assert load_config(tmp_path / "churn.toml").source == "incoming"
+
+
 def test_every_command_has_help(capsys) -> None:
     from calmops_actors.cli import COMMANDS
 
