@@ -39,7 +39,7 @@ from typing import Any, Protocol
 from eventstore.canonical import canonical_json
 from eventstore.errors import StoreError
 from eventstore.records import Recorded
-from eventstore.sqlite_errors import translate
+from eventstore.sqlite_errors import set_wal, translate
 from eventstore.store import EventStore
 
 __all__ = ["TableSpec", "Upsert", "Delete", "Projection", "ProjectionRunner", "Lookup"]
@@ -166,8 +166,11 @@ class ProjectionRunner:
         except sqlite3.Error as exc:
             raise translate(exc, self.path, "open the projection database", self.busy_timeout) from exc
         try:
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
+            try:
+                set_wal(self._conn, self.busy_timeout)
+                self._conn.execute("PRAGMA synchronous = NORMAL")
+            except sqlite3.Error as exc:
+                raise translate(exc, self.path, "open the projection database", self.busy_timeout) from exc
             self._transaction(
                 lambda c: [
                     c.execute(

@@ -1,13 +1,34 @@
-"""Translate sqlite3 errors into the store's own, with a message that names the file and says what to do."""
+"""Translate sqlite3 errors into the store's own, with a message that names the file and says what to do; and
+switch a connection to WAL even while another connection is doing the same."""
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 from eventstore.errors import CorruptLogError, StoreError
 
-__all__ = ["translate"]
+__all__ = ["set_wal", "translate"]
+
+
+def set_wal(conn: sqlite3.Connection, timeout: float) -> str:
+    """`PRAGMA journal_mode = WAL`, retried for up to `timeout` seconds; returns the journal mode in force.
+
+    Why: SQLite answers a journal-mode change that meets another connection's lock with "database is locked"
+    at once, without waiting out the busy timeout. Two processes (or threads) opening a new file together,
+    `serve`'s projector and a `calmops` command say, would otherwise fail one time in fifty or so.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def translate(exc: sqlite3.Error, path: Path, action: str, busy_timeout: float) -> StoreError:

@@ -21,7 +21,7 @@ from pathlib import Path
 from eventstore.codec import Codec
 from eventstore.errors import ConcurrencyError, CorruptLogError, StoreError
 from eventstore.hash_chain import GENESIS_HASH, RawRow
-from eventstore.sqlite_errors import translate
+from eventstore.sqlite_errors import set_wal, translate
 from eventstore.store import Clock, EventStore, Prepared
 
 __all__ = ["SQLiteEventStore", "FORMAT", "FORMAT_VERSION"]
@@ -144,8 +144,10 @@ class SQLiteEventStore(EventStore):
             raise StoreError(
                 f"cannot read {path}: {exc.strerror}; check the path and your permissions"
             ) from exc
-        if size == 0:
-            return  # an empty file is an empty database: SQLite will initialise it
+        if size == 0 or not header.strip(b"\0"):
+            # empty: SQLite will initialise it; all zeros: another connection is writing its first page right
+            # now (SQLite's own locks make the two take turns; a file that stays zeros fails there, named)
+            return
         if not header.startswith(_SQLITE_MAGIC):
             raise StoreError(
                 f"{path} is not a calmops event log (not a SQLite database): check the path; "
@@ -177,7 +179,7 @@ class SQLiteEventStore(EventStore):
             raise self._error(exc, "open the log") from exc
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = set_wal(conn, self.busy_timeout)
             if str(mode).lower() != "wal":
                 raise StoreError(
                     f"{self.path}: SQLite refused WAL mode (journal mode stays {mode!r}); the log "
@@ -196,6 +198,11 @@ class SQLiteEventStore(EventStore):
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if not tables:
             conn.execute("BEGIN IMMEDIATE")
+            # another connection may have created the schema while this one waited for the write lock
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables:
+                conn.execute("COMMIT")
+        if not tables:
             try:
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
