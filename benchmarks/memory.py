@@ -280,12 +280,12 @@ def measure_floor(settle: float, timeout: float, cleanup: list[dict]) -> dict:
 
 def write_configs(home: Path, names: Sequence[str]) -> Path:
     """One config per pipeline in `<home>/pipelines`, from `calmops init`'s template, each its own folder."""
-    from calmops_actors.commands.init import TEMPLATE
+    from calmops_actors.commands.init import template
 
     folder = home / "pipelines"
     folder.mkdir(parents=True, exist_ok=True)
     for name in names:
-        text = TEMPLATE.format(name=name).replace('source = "incoming"', f'source = "incoming/{name}"', 1)
+        text = template(name, f"incoming/{name}")
         if f'source = "incoming/{name}"' not in text:
             raise RuntimeError("calmops init's template no longer has `source = \"incoming\"`")
         (folder / "incoming" / name).mkdir(parents=True, exist_ok=True)

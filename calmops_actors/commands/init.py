@@ -78,13 +78,18 @@ def run(args: argparse.Namespace) -> int:
     if path.exists() and not args.force:
         raise UserError(f"{path} exists; pass --force to overwrite it")
     source = free_source(args.dir, args.name, path)
-    text = TEMPLATE.format(name=args.name, source=source, pad=" " * max(0, 14 - len(source)))
+    text = template(args.name, source)
     config_from_text(text, str(path))  # the template must always be valid
     args.dir.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     (args.dir / source).mkdir(exist_ok=True)
     print(f"wrote {path}; drop files into {args.dir / source} and run `calmops run {path}`")
     return 0
+
+
+def template(name: str, source: str = "incoming") -> str:
+    """The commented config of pipeline `name` reading files from `source` (a folder relative to the file)."""
+    return TEMPLATE.format(name=name, source=source, pad=" " * max(0, 14 - len(source)))
 
 
 def free_source(folder: Path, name: str, path: Path) -> str:
