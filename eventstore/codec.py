@@ -41,7 +41,7 @@ from typing import Any
 import msgspec
 
 from eventstore.errors import CorruptLogError, StoreError
-from eventstore.records import EventData
+from eventstore.records import EventData, Recorded, Stored
 
 __all__ = ["Codec", "Upcaster"]
 
@@ -173,7 +173,7 @@ class Codec:
                 pass
         return self._decode_in_full(recorded)
 
-    def decode_stored(self, stored: Any) -> Any:
+    def decode_stored(self, stored: Stored) -> Any:
         """Rebuild the event from a record whose payload is still its stored JSON text (a :class:`Stored`).
 
         The same event as ``decode`` of the parsed payload, and the same errors, only faster: when the record
@@ -195,19 +195,17 @@ class Codec:
                 return fast(stored.payload_json)
             except (msgspec.ValidationError, msgspec.DecodeError):
                 pass  # decoded again below, where the problem is named
-        text = stored.payload_json
-        position = getattr(stored, "position", None)
+        text, position = stored.payload_json, stored.position
         try:
             payload = json.loads(text)
         except (ValueError, TypeError) as exc:
-            where = f"position {position}" if position is not None else "unrecorded event"
-            raise CorruptLogError(f"{where}: payload is not JSON ({exc}); run verify() and restore the log "
-                                  "from a backup") from None
+            raise CorruptLogError(f"position {position}: payload is not JSON ({exc}); run verify() and restore "
+                                  "the log from a backup") from None
         if type(payload) is not dict:
-            where = f"position {position}" if position is not None else "unrecorded event"
-            raise CorruptLogError(f"{where}: payload is not a JSON object; run verify() and restore the log "
-                                  "from a backup")
-        return self.decode(_Parsed(name, stored.schema_version, payload, position))
+            raise CorruptLogError(f"position {position}: payload is not a JSON object; run verify() and "
+                                  "restore the log from a backup")
+        return self.decode(Recorded(position, stored.stream_id, stored.version, name, stored.schema_version,
+                                    payload, stored.recorded_at, stored.hash))
 
     def _text_decoder(self, name: str) -> Callable[[str | bytes], Any] | None:
         entry = self._by_name.get(name)
@@ -403,16 +401,6 @@ class Codec:
 
 _SCALARS = (str, int, float, bool)
 _ABSENT: Any = object()
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Parsed:
-    """A stored record with its payload parsed: what ``decode`` reads."""
-
-    type: str
-    schema_version: int
-    payload: dict[str, Any]
-    position: int | None
 
 
 def _fits_msgspec(hint: Any, seen: set[type]) -> bool:

@@ -217,14 +217,6 @@ class EventStore(abc.ABC):
             self._check_open()
             yield from map(make, rows)
 
-    def _raw_stream_batches(self, stream_id: str, after_version: int, batch_size: int) -> Iterator[list[RawRow]]:
-        """The stream's rows after ``after_version`` in version order, in batches of at most ``batch_size``,
-        each read when asked for. This default reads the rest of the stream per batch; backends override it."""
-        version = after_version
-        while rows := self._raw_stream(stream_id, version)[:batch_size]:
-            yield rows
-            version = rows[-1][2]
-
     def _iter_all(self, after_position: int, batch_size: int, verify: bool) -> Iterator[Recorded]:
         checker = None
         if verify:
@@ -431,6 +423,11 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     def _raw_range(self, after_position: int, limit: int | None) -> list[RawRow]: ...
+
+    @abc.abstractmethod
+    def _raw_stream_batches(self, stream_id: str, after_version: int, batch_size: int) -> Iterator[list[RawRow]]:
+        """The stream's rows after ``after_version`` in version order, at most ``batch_size`` per batch, each
+        batch read when asked for (so appends made meanwhile are seen)."""
 
     @abc.abstractmethod
     def _hash_at(self, position: int) -> str | None: ...

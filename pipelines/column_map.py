@@ -23,7 +23,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from immutables import Map
@@ -154,11 +154,9 @@ class ColumnMap(Mapping):
         """A new map with `key` set to `value`; this one is unchanged."""
         return ColumnMap(self._rows, self._over.set(key, value))
 
-    def update(self, changes: Mapping | Iterable[tuple[Any, Any]] = (), **more: Any) -> ColumnMap:
-        """A new map with every pair of `changes` (a mapping or pairs) and `more` set; this one is unchanged."""
-        pairs = dict(changes)
-        pairs.update(more)
-        return ColumnMap(self._rows, self._over.update(pairs)) if pairs else self
+    def update(self, changes: Mapping) -> ColumnMap:
+        """A new map with every item of `changes` set; this one is unchanged."""
+        return ColumnMap(self._rows, self._over.update(changes)) if changes else self
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Mapping):

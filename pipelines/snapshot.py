@@ -308,8 +308,7 @@ def _keyed(columns: dict[str, Any], cls: type, kinds: dict[str, str], key: str) 
 
 
 _SETTERS = {cls: slot_setters(cls) for cls in (BlockRecord, ModelRecord, RoundRecord, Artifact)}
-_MAKERS = {BlockRecord: maker(BlockRecord)}
-_make_artifact = maker(Artifact)
+_MAKERS = {cls: maker(cls) for cls in (BlockRecord, Artifact)}
 
 
 def _records(cls: type, columns: list[list]) -> list:
@@ -370,7 +369,7 @@ class _LazyArtifacts:
         return len(self.parts[0])
 
     def __getitem__(self, row: int) -> Artifact:
-        return _make_artifact(*[part[row] for part in self.parts])
+        return _MAKERS[Artifact](*[part[row] for part in self.parts])
 
 
 class _LazyMetrics:
