@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,10 +64,14 @@ from pipelines.fast_replay import replay
 from pipelines.intake import IntakeRules, parse_file
 from pipelines.models import ModelSpec, ModelSpecError, build_estimator
 from pipelines.retraining import LabelledBlock, build_round, fallback_to_run, primary_metric
-from pipelines.rounds import RoundPlan, plan_round
+from pipelines.rounds import RoundPlan, first_labelled, plan_round
 from pipelines.state import PipelineState, evolve
 
 log = logging.getLogger("calmops.actor")
+
+# how long one `poll` under `serve` may spend checking waiting blocks before it answers (the supervisor polls
+# every pipeline in turn; the rest of a backlog is checked by the next polls)
+POLL_BUDGET_SECONDS = 2.0
 
 
 
@@ -115,6 +120,9 @@ class PipelineActor:
         self.reference_frames: dict[tuple[str, ...], pd.DataFrame] = {}
         self.models: dict[str, Any] = {}
         self.recovered = False  # `recover` runs once per process, before its first ingest or poll
+        # blocks waiting for their drift check, oldest first: `state.pending_blocks()` read once by `recover`,
+        # then kept up to date here so a block does not cost a scan of every block (checked ones are skipped)
+        self.waiting: deque[str] = deque()
 
     # -- load / append ----------------------------------------------------------------------------
 
@@ -198,9 +206,8 @@ class PipelineActor:
             self.drop_unreferenced(blocks)
             return {"file": file.name, "outcome": "rejected", "reason_code": rejected[0].reason_code,
                     "message": rejected[0].message}
-        frames = {b.block_id: b.frame for b in intake.blocks}
-        for block_id in arrived:
-            self.process_block(block_id, frames[block_id], await_rounds)
+        self.waiting.extend(arrived)
+        self.check_waiting(await_rounds, frames={b.block_id: b.frame for b in intake.blocks})
         return {"file": file.name, "outcome": "accepted", "blocks": arrived}
 
     def drop_unreferenced(self, blocks: tuple[NewBlock, ...]) -> None:
@@ -219,18 +226,50 @@ class PipelineActor:
         c = self.config
         return IntakeRules(
             target=c.target, formats=tuple(c.formats), block_col=c.block_col, features=c.features,
-            categorical=c.categorical, schema=self.state.schema, labels_required=self.state.champion is None,
+            categorical=c.categorical, schema=self.state.schema,
+            labels_required=(self.state.champion is None
+                             and len(first_labelled(self.state, c.training.initial_blocks)) < c.training.initial_blocks),
             max_file_mb=c.intake.max_file_mb, max_invalid_share=c.intake.max_invalid_share,
             max_columns=c.intake.max_columns, preprocess=self.preprocess)
 
     # -- monitoring -------------------------------------------------------------------------------
 
-    def process_block(self, block_id: str, frame: pd.DataFrame, await_rounds: bool) -> None:
-        if self.state.champion is not None:
-            self.monitor(block_id, frame)
-        self.maybe_start_round(block_id)
-        if await_rounds:
-            self.finish_round()
+    def check_waiting(self, await_rounds: bool, frames: dict[str, pd.DataFrame] | None = None,
+                      budget_seconds: float | None = None) -> None:
+        """Check the blocks waiting for a champion or for their check, oldest first, each followed by the round
+        the rules call for; start the first model's round once it is due.
+
+        The same whatever the arrival timing: a backlog found at start, a burst during the first round and one
+        file after another all give each block one check, against the champion serving when it runs (`run`
+        awaits every round, so there that is the round's outcome). `budget_seconds` bounds the work of one
+        call (`poll` under `serve`); the rest waits for the next call.
+        """
+        started = time.monotonic()
+        while True:
+            if self.state.champion is None:
+                # the first model, once its blocks are here; `run` retries a failed one until the circuit opens
+                while self.maybe_start_round(self.state.last_block) and await_rounds:
+                    self.finish_round()
+                    if self.state.champion is not None:
+                        break
+                if self.state.champion is None:
+                    return
+            if not self.waiting:
+                self.maybe_start_round(self.state.last_block)  # drift found while a round was in flight
+                if await_rounds:
+                    self.finish_round()
+                return
+            if budget_seconds is not None and time.monotonic() - started > budget_seconds:
+                return
+            block_id = self.waiting[0]
+            block = self.state.blocks.get(block_id)
+            if block is not None and block.drifted is None and block_id not in self.state.first_training:
+                frame = (frames or {}).get(block_id)
+                self.monitor(block_id, frame if frame is not None else self.frame(block_id))
+                self.maybe_start_round(block_id)
+                if await_rounds:
+                    self.finish_round()
+            self.waiting.popleft()
 
     def monitor(self, block_id: str, frame: pd.DataFrame) -> None:
         """Score the champion on a labelled block, then check the block for drift (always recorded)."""
@@ -271,10 +310,14 @@ class PipelineActor:
         """Which blocks the drift check compares with (`[drift] reference`)."""
         d, state = self.config.drift, self.state
         if d.reference == "pinned" and d.pinned_blocks:
-            return tuple(b for b in d.pinned_blocks if b in state.blocks)
+            pinned = tuple(b for b in d.pinned_blocks if b in state.blocks and b != block_id)
+            if pinned:
+                return pinned
         if d.reference == "last_blocks":
-            before = [b.block_id for b in state.ordered_blocks() if b.seq < state.blocks[block_id].seq]
-            return tuple(before[-d.reference_blocks:]) or (block_id,)
+            seq = state.blocks[block_id].seq
+            before = tuple(state.block_order[s] for s in range(max(1, seq - d.reference_blocks), seq))
+            if before:
+                return before
         return state.champion_record().training_blocks
 
     def reference(self, ids: tuple[str, ...]) -> tuple[Any, pd.DataFrame]:
@@ -296,13 +339,14 @@ class PipelineActor:
 
     # -- retraining -------------------------------------------------------------------------------
 
-    def maybe_start_round(self, block_id: str) -> None:
-        plan = plan_round(self.state, self.config, block_id)
-        if plan is not None:
-            self.start_round(plan)
+    def maybe_start_round(self, block_id: str | None) -> bool:
+        """Start the round the rules call for after `block_id`'s check, if any; True when one was started."""
+        plan = plan_round(self.state, self.config, block_id) if block_id is not None else None
+        return plan is not None and self.start_round(plan)
 
-    def start_round(self, plan: RoundPlan, reissue: bool = False) -> None:
-        """Cut the holdout, record `RetrainRequested`, and launch one Ray task per strategy."""
+    def start_round(self, plan: RoundPlan, reissue: bool = False) -> bool:
+        """Cut the holdout, record `RetrainRequested`, and launch one Ray task per strategy; False when `decide`
+        refused the round (one in flight already, or the circuit is open)."""
         c, schema = self.config, self.state.schema
         settings = self.round_settings(plan.trigger)
         blocks = [LabelledBlock(b, self.frame(b)) for b in plan.labelled_blocks]
@@ -316,7 +360,7 @@ class PipelineActor:
                 holdout=str(description), seed=plan.seed, trigger=plan.trigger, new_blocks=plan.new_blocks,
                 occurred_at=now_iso()), key=f"round:{plan.round_id}:start")
             if not events:
-                return  # in flight already, or the circuit is open
+                return False  # in flight already, or the circuit is open
         refs = put_material(material)
         holdout_ref = ray.put(holdout)
         champion = self.state.champion_record()
@@ -331,6 +375,7 @@ class PipelineActor:
                                       champion_ref=champion_task, started=time.monotonic(),
                                       material_refs=refs, holdout_ref=holdout_ref, champion_blob=blob,
                                       seed=plan.seed)
+        return True
 
     def round_settings(self, trigger: str):
         c = self.config
@@ -340,8 +385,17 @@ class PipelineActor:
         return c.retrain
 
     def poll(self, wait_seconds: float = 0.0) -> dict[str, Any]:
-        """Record the in-flight round's outcome if its tasks are done (or timed out); start the next if due."""
+        """Record the in-flight round's outcome if its tasks are done (or timed out), then check waiting blocks
+        (for at most `POLL_BUDGET_SECONDS`) and start the next round if one is due: `serve`'s heartbeat."""
         self.recover(await_rounds=False)
+        result = self.advance_round(wait_seconds)
+        if self.waiting or result.get("done"):
+            self.check_waiting(await_rounds=False, budget_seconds=POLL_BUDGET_SECONDS)
+        return result
+
+    def advance_round(self, wait_seconds: float) -> dict[str, Any]:
+        """Record the in-flight round's outcome if its tasks are done (or timed out); re-issue a round the log
+        has in flight and this process does not (after a restart)."""
         if self.inflight is None and self.state.round is not None:
             self.reissue_round()
         flight = self.inflight
@@ -353,14 +407,12 @@ class PipelineActor:
         if len(ready) < len(flight.refs) and elapsed + wait_seconds < timeout:
             return {"pipeline": self.name, "round": flight.round_id, "done": False}
         self.record_round(flight, max(0.0, timeout - elapsed))
-        if self.state.last_block is not None:
-            self.maybe_start_round(self.state.last_block)
         return {"pipeline": self.name, "round": flight.round_id, "done": True}
 
     def finish_round(self) -> None:
         """Block until the round in flight (if any) is recorded: `run`'s deterministic mode."""
         while self.inflight is not None or self.state.round is not None:
-            self.poll(wait_seconds=1.0)
+            self.advance_round(wait_seconds=1.0)
 
     def record_round(self, flight: InFlightRound, remaining: float) -> None:
         settings = self.round_settings(self.state.round.trigger)
@@ -398,36 +450,24 @@ class PipelineActor:
                 self.artifacts.delete(to_ref(self.state.models[version].artifact))
 
     def recover(self, await_rounds: bool) -> None:
-        """Finish what a crash interrupted, once per process and before any new work.
+        """Finish what a crash (or an older version) left undone, once per process and before any new work.
 
         The steps after a block's `BlockArrived` are separate appends; a process killed between them leaves a
-        block without its drift check, or a drift without its round. They are done now, from the log, exactly
-        as they would have been (the state is the same); with `await_rounds` (`run`) a round left in flight is
-        re-issued and awaited too, so the next file meets the same champion as in an uninterrupted run.
+        block without its drift check, or a drift without its round; blocks that arrived before the first
+        champion wait for it. They are all in `state.pending_blocks()` and are checked now, oldest first,
+        exactly as they would have been; with `await_rounds` (`run`) a round left in flight is re-issued and
+        awaited too, so the next file meets the same champion as in an uninterrupted run.
         """
         if self.recovered or self.config is None:
             return
         self.recovered = True
         self.prune_rejected()  # a round's end is its outcome then its retention: finish it (a no-op otherwise)
-        for block_id in self.unchecked_blocks():
-            log.info("pipeline %s: checking block %s, interrupted before its drift check", self.name, block_id)
-            self.process_block(block_id, self.frame(block_id), await_rounds)
-        if self.state.round is None and self.state.last_block is not None:
-            self.maybe_start_round(self.state.last_block)
+        self.waiting = deque(self.state.pending_blocks())
+        if self.waiting and self.state.champion is not None:
+            log.info("pipeline %s: %d block(s) waiting for their drift check", self.name, len(self.waiting))
         if await_rounds:
             self.finish_round()
-
-    def unchecked_blocks(self) -> list[str]:
-        """Blocks that arrived once a champion existed but have no drift check: a crash came in between."""
-        if self.state.champion is None or all(b.drifted is not None for b in self.state.blocks.values()):
-            return []
-        pending, champion = [], False
-        for r in self.store.read(self.stream):
-            if r.type == "ModelPromoted":
-                champion = True
-            elif r.type == "BlockArrived" and champion and self.state.blocks[r.payload["block_id"]].drifted is None:
-                pending.append(r.payload["block_id"])
-        return pending
+        self.check_waiting(await_rounds, budget_seconds=None if await_rounds else POLL_BUDGET_SECONDS)
 
     def reissue_round(self) -> None:
         """After a restart, a round in the log has no tasks in this process: launch it again, same seed."""
@@ -460,6 +500,7 @@ class PipelineActor:
             "rounds": s.counters.rounds, "promotions": s.counters.promotions,
             "challenger_rejections": s.counters.challenger_rejections, "circuit_open": s.circuit.open,
             "round_in_flight": s.round.round_id if s.round else None, "last_block": s.last_block,
+            "pending": len(s.pending_blocks()),
         }
 
     def ping(self) -> dict[str, Any]:

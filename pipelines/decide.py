@@ -196,6 +196,10 @@ def decide(state: PipelineState, cmd: Command) -> tuple[Event, ...]:
             block = state.blocks.get(cmd.block_id)
             if block is None or block.metrics is not None:
                 return ()
+            model = state.models.get(cmd.model_version)
+            if cmd.block_id in state.first_training or (model and cmd.block_id in model.training_blocks):
+                raise CommandRejected(f"block {cmd.block_id} cannot be scored by {cmd.model_version}: "
+                                      "that model was trained on it")
             return (PerformanceMeasured(block_id=cmd.block_id, model_version=cmd.model_version,
                                         metrics=cmd.metrics, occurred_at=cmd.occurred_at),)
         case RecordDriftCheck():
@@ -269,6 +273,8 @@ def decide_drift(state: PipelineState, cmd: RecordDriftCheck) -> tuple[Event, ..
     block = state.blocks.get(cmd.block_id)
     if block is None or block.drifted is not None:
         return ()
+    if cmd.block_id in cmd.reference_blocks or cmd.block_id in state.first_training:
+        raise CommandRejected(f"block {cmd.block_id} cannot be checked against a reference that contains it")
     a = cmd.assessment
     checked = DriftChecked(
         block_id=cmd.block_id, drifted=a.drifted, reasons=a.reasons, features=a.features,

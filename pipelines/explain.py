@@ -502,6 +502,8 @@ def state_summary(state: PipelineState) -> dict[str, Any]:
         "last_block": None if last is None else {"block_id": last.block_id, "arrived_at": last.arrived_at,
                                                  "drifted": last.drifted},
         "retrain_pending": state.retrain_pending,
+        # accepted blocks still waiting for a champion or for their drift check: a stuck pipeline shows here
+        "pending": len(state.pending_blocks()),
         "models": len(state.models),
         "counters": dataclasses.asdict(state.counters),
     }

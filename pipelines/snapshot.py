@@ -137,6 +137,7 @@ def to_dict(state: PipelineState) -> dict[str, Any]:
         "retrain_pending": state.retrain_pending,
         "last_event_at": state.last_event_at,
         "counters": dataclasses.asdict(state.counters),
+        "first_training": list(state.first_training),
     }
 
 
@@ -271,6 +272,7 @@ def from_dict(data: dict[str, Any]) -> PipelineState:
         retrain_pending=data["retrain_pending"],
         last_event_at=data["last_event_at"],
         counters=Counters(**data["counters"]),
+        first_training=tuple(data["first_training"]),
     )
 
 

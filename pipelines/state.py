@@ -148,6 +148,9 @@ class PipelineState:
     retrain_pending: bool = False  # drift was detected and no round has started since
     last_event_at: str | None = None
     counters: Counters = field(default_factory=Counters)
+    # the blocks the first model learned from (set at the first promotion): the only accepted blocks that are
+    # never drift-checked or scored, since no model exists that was not trained on them
+    first_training: tuple[str, ...] = ()
 
     @staticmethod
     def initial() -> PipelineState:
@@ -189,6 +192,16 @@ class PipelineState:
             chain.append(record)
             current = record.parent
         return chain
+
+    def pending_blocks(self) -> list[str]:
+        """Accepted blocks still waiting for their drift check, oldest first.
+
+        A block waits while there is no champion, or when a crash came between its arrival and its check. The
+        blocks the first model learned from never wait: no model exists that was not trained on them. Reads
+        every block record: for recovery and `status`, not for every block.
+        """
+        first = set(self.first_training)
+        return [b.block_id for b in self.ordered_blocks() if b.drifted is None and b.block_id not in first]
 
 
 # --- fast record copies --------------------------------------------------------------------------
@@ -412,9 +425,13 @@ def promote(state: PipelineState, event: ModelPromoted) -> PipelineState:
             if v != event.model_version and v in models and models[v].status == "candidate":
                 models = models.set(v, _model(models[v], status="rejected"))
     closing = state.round is not None and state.round.round_id == event.round_id
+    first_training = state.first_training
+    if state.champion is None and not first_training:
+        first_training = tuple(dict.fromkeys(
+            (state.round.training_blocks if closing else ()) + (record.training_blocks if record else ())))
     c = state.counters
     return _state(
-        state, models=models, champion=event.model_version,
+        state, models=models, champion=event.model_version, first_training=first_training,
         round=None if closing else state.round,
         circuit=after_round(state.circuit, succeeded=True) if closing else state.circuit,
         last_check_drifted=None, concept_state=None,  # a new champion starts a fresh error stream

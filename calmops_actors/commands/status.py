@@ -23,7 +23,7 @@ exit codes: 0 done (also when the home has no pipeline yet), 2 no home at that p
 """
 
 COLUMNS = ["pipeline", "health", "champion", "strategy", "last_block", "drift", "circuit", "round", "blocks",
-           "rejected", "promotions", "version"]
+           "pending", "rejected", "promotions", "version"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,7 +46,8 @@ def row(summary: dict) -> dict:
         "drift": None if last is None or last["drifted"] is None else ("yes" if last["drifted"] else "no"),
         "circuit": f"open until {circuit['until']}" if circuit["open"] else "closed",
         "round": summary["round"]["round_id"] if summary["round"] else None,
-        "blocks": summary["counters"]["blocks"], "rejected": summary["counters"]["rejected_files"],
+        "blocks": summary["counters"]["blocks"], "pending": summary["pending"],
+        "rejected": summary["counters"]["rejected_files"],
         "promotions": summary["counters"]["promotions"], "version": summary["version"],
     }
 

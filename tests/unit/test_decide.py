@@ -103,7 +103,7 @@ def test_a_rejection_is_recorded_once_per_config(run: Driver) -> None:
 def drift_check(block_id: str, drifted: bool) -> RecordDriftCheck:
     assessment = DriftAssessment(drifted=drifted, reasons=("x1: mean moved by 0.8 sd",) if drifted else (),
                                  features=(), multivariate=None, concept=None, performance=None)
-    return RecordDriftCheck(block_id=block_id, assessment=assessment, reference_blocks=("b1",), occurred_at=at())
+    return RecordDriftCheck(block_id=block_id, assessment=assessment, reference_blocks=("b0",), occurred_at=at())
 
 
 def test_a_drifted_check_is_followed_by_drift_detected(run: Driver) -> None:

@@ -269,9 +269,13 @@ def old_promote(state: PipelineState, event: ModelPromoted) -> PipelineState:
             if v != event.model_version and v in models and models[v].status == "candidate":
                 models = models.set(v, replace(models[v], status="rejected"))
     closing = state.round is not None and state.round.round_id == event.round_id
+    first_training = state.first_training
+    if state.champion is None and not first_training:
+        first_training = tuple(dict.fromkeys(
+            (state.round.training_blocks if closing else ()) + (record.training_blocks if record else ())))
     c = state.counters
     return replace(
-        state, models=models, champion=event.model_version,
+        state, models=models, champion=event.model_version, first_training=first_training,
         round=None if closing else state.round,
         circuit=old_after_round(state.circuit, succeeded=True) if closing else state.circuit,
         last_check_drifted=None, concept_state=None,  # a new champion starts a fresh error stream
