@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from builders import Driver, accept, artifact, config, register
+
 from pipelines.decide import (
     CommandRejected,
     RecordDriftCheck,
