@@ -68,32 +68,36 @@ def write_config(config_dir: Path, name: str, source: Path, seed: int = 4) -> Pa
 
 
 class Feeder:
-    """Drops the scenario's files into the source folder one by one (write, then rename, as a careful producer
-    does), staying `ahead` files ahead of what the log has taken, so a running `serve` always has work. Until the
-    first model is promoted it waits for the initial round, so the stream has a champion to check blocks against."""
+    """Drops the scenario's files into the source folder (write, then rename, as a careful producer does): the
+    first `backlog` at once before `serve` starts (last month's files copied in), then one by one, staying
+    `ahead` files ahead of what the log has taken, so a running `serve` always has work."""
 
-    def __init__(self, files: list[Path], source: Path, home: Path, ahead: int = 1) -> None:
+    def __init__(self, files: list[Path], source: Path, home: Path, ahead: int = 1, backlog: int = 0) -> None:
         import threading
 
-        self.files, self.source, self.home, self.ahead = files, source, home, ahead
+        self.files, self.source, self.home, self.ahead, self.backlog = files, source, home, ahead, backlog
         self.fed = 0
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.loop, name="feeder", daemon=True)
 
     def start(self) -> Feeder:
         self.source.mkdir(parents=True, exist_ok=True)
+        while self.fed < min(self.backlog, len(self.files)):
+            self.drop()
         self.thread.start()
         return self
 
+    def drop(self) -> None:
+        src = self.files[self.fed]
+        tmp = self.source / f".{src.name}.part"
+        tmp.write_bytes(src.read_bytes())
+        os.replace(tmp, self.source / src.name)
+        self.fed += 1
+
     def loop(self) -> None:
         while not self.stopping.wait(0.1) and self.fed < len(self.files):
-            view = look(self.home)
-            if self.fed - view.blocks < self.ahead and not (view.open_round and not view.promotions):
-                src = self.files[self.fed]
-                tmp = self.source / f".{src.name}.part"
-                tmp.write_bytes(src.read_bytes())
-                os.replace(tmp, self.source / src.name)
-                self.fed += 1
+            if self.fed - look(self.home).blocks < self.ahead:
+                self.drop()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -272,18 +276,13 @@ def check_log_invariants(home: Path, name: str, files: list[Path]) -> dict:
     assert arrived == Counter({sha256_file(f): 1 for f in files})
     assert by_type["BlockRejected"] == 0
     assert by_type["PipelineRegistered"] == 1 and by_type["SchemaFixed"] == 1
-    # every block that arrived once a champion existed was scored and checked exactly once
-    champion = False
-    due: list[str] = []
-    for r in stream:
-        if r.type == "ModelPromoted":
-            champion = True
-        elif r.type == "BlockArrived" and champion:
-            due.append(r.payload["block_id"])
+    # every block but the first model's own was scored and checked exactly once, whenever it arrived
+    due = [b.block_id for b in state.ordered_blocks() if b.block_id not in state.first_training]
     checked = Counter(r.payload["block_id"] for r in stream if r.type == "DriftChecked")
     measured = Counter(r.payload["block_id"] for r in stream if r.type == "PerformanceMeasured")
     assert checked == Counter(due), f"drift checks {checked} != blocks due {due}"
     assert measured == Counter(due)
+    assert not any(r.payload["block_id"] in r.payload["reference_blocks"] for r in stream if r.type == "DriftChecked")
     drifted = [r.payload["block_id"] for r in stream if r.type == "DriftChecked" and r.payload["drifted"]]
     assert [r.payload["block_id"] for r in stream if r.type == "DriftDetected"] == drifted
     # every round started once and closed exactly once; model versions v1..vN, each once

@@ -1,7 +1,8 @@
 """Crash chaos for `calmops serve`: SIGKILL of the whole process tree (Ray included) at seeded moments, restarts.
 
-A seeded SEA scenario of 40 blocks (300 rows each) is dropped into the source folder file by file (write, then
-rename) as `serve` takes them, across the restarts. `calmops serve --no-ui` runs in a subprocess of its own session and is killed with SIGKILL to its process group (and any straggler of its
+A seeded SEA scenario of 40 blocks (300 rows each): 12 files are in the source folder before the first `serve`
+starts (a backlog), the rest are dropped file by file (write, then rename) as `serve` takes them, across the
+restarts. `calmops serve --no-ui` runs in a subprocess of its own session and is killed with SIGKILL to its process group (and any straggler of its
 session) at moments picked by watching the log and the projection checkpoint grow: while its local Ray starts,
 right as the log passes a random number of events (appends in progress), while a retraining round is in
 flight, and at a random phase of the projection updater's cycle. After the last kill one more `serve` runs to
@@ -47,7 +48,7 @@ def test_serve_survives_sigkill_of_its_process_tree_at_random_moments(tmp_path: 
     files = write_scenario_files(tmp_path / "scenario", blocks=40, rows=300, seed=11)
     write_config(tmp_path / "configs", "sea", tmp_path / "incoming")
     home = tmp_path / "home"
-    feeder = Feeder(files, tmp_path / "incoming", home).start()
+    feeder = Feeder(files, tmp_path / "incoming", home, backlog=12).start()  # a backlog before the first serve
     ray_tmp = ray_tmpdir()
     env = cli_env(ray_tmp)
     args = ["serve", "--config-dir", str(tmp_path / "configs"), "--no-ui", "--home", str(home),
