@@ -50,11 +50,14 @@ def actor_name(pipeline: str) -> str:
     return f"pipeline:{pipeline}"
 
 
-def spawn_actor(home: Path, pipeline: str, resources: dict[str, float] | None = None) -> Any:
+def spawn_actor(home: Path, pipeline: str, resources: dict[str, float] | None = None,
+                config_dir: Path | None = None) -> Any:
     """The pipeline's named actor (created, or found if it already runs), restarted by Ray if it dies.
 
     A restarted actor replays its stream in its constructor; calls in flight are retried on it
-    (`max_task_retries`), which is safe because every method is idempotent over the log.
+    (`max_task_retries`), which is safe because every method is idempotent over the log. Ray re-runs the
+    constructor with the same arguments, so `config_dir` (where the config's `preprocess` hook lives) lets a
+    restarted actor load its hook before its first call, as the one it replaces had.
     """
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -69,4 +72,5 @@ def spawn_actor(home: Path, pipeline: str, resources: dict[str, float] | None = 
     }
     if resources:
         options["resources"] = resources
-    return ray.remote(PipelineActor).options(**options).remote(str(home), pipeline)
+    return ray.remote(PipelineActor).options(**options).remote(
+        str(home), pipeline, str(config_dir) if config_dir is not None else None)

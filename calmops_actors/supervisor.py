@@ -71,7 +71,8 @@ class Supervisor:
                 if config.name in seen or any(config.name == p[2].name for p in pending):
                     raise ConfigError(str(path), "name", f"{config.name!r} is declared by another config too")
                 other = self.pipelines.get(config.name)
-                actor = other.actor if other else spawn_actor(self.home, config.name, self.resources)
+                actor = other.actor if other else spawn_actor(self.home, config.name, self.resources,
+                                                                  config_dir=path.parent.resolve())
                 ref = actor.configure.remote(raw, str(path.parent.resolve()))
                 pending.append((path, sha, config, actor, ref, other is not None))
                 seen.add(config.name)

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"pipeline {config.name}: {len(files)} file(s), home {home.resolve()}", file=out)
     start_ray(args.ray_address)
-    actor = spawn_actor(home.resolve(), config.name)
+    actor = spawn_actor(home.resolve(), config.name, config_dir=args.config.parent.resolve())
     try:
         ray.get(actor.configure.remote(raw, str(args.config.parent.resolve())))
     except ray.exceptions.RayTaskError as err:
