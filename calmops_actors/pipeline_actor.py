@@ -105,7 +105,7 @@ class InFlightRound:
 class PipelineActor:
     """Owns one pipeline's stream: every method is load, decide, append (expected version), evolve."""
 
-    def __init__(self, home: str, name: str) -> None:
+    def __init__(self, home: str, name: str, config_dir: str | None = None) -> None:
         self.home = Home(Path(home)).create()
         self.name = name
         self.stream = stream_id(name)
@@ -114,7 +114,10 @@ class PipelineActor:
         self.state = self.load()
         self.config: PipelineConfig | None = (
             config_from_dict(self.state.config, "<log>") if self.state.config else None)
+        self.config_dir = Path(config_dir) if config_dir else None
         self.preprocess = None
+        self.hook_error: str | None = None
+        self.load_hook()
         self.inflight: InFlightRound | None = None
         self.references: dict[tuple[str, ...], Any] = {}
         self.reference_frames: dict[tuple[str, ...], pd.DataFrame] = {}
@@ -162,11 +165,29 @@ class PipelineActor:
             raise ConfigError(f"{config_dir}/{config.get('name')}.toml", None, str(err)) from None
         self.preprocess = (load_preprocess(parsed.preprocess, Path(config_dir), f"{parsed.name} config")
                            if parsed.preprocess else None)
+        self.hook_error = None
         events = self.execute(RegisterPipeline(name=parsed.name, config=config_to_dict(parsed),
                                                config_sha256=config_sha256(parsed), occurred_at=now_iso()))
         self.config = parsed
         self.config_dir = Path(config_dir)
         return {"pipeline": self.name, "recorded": [type(e).__name__ for e in events]}
+
+    def load_hook(self) -> None:
+        """Rebuild the `preprocess` hook of the config in the log, from the config folder the actor was started
+        with: a restarted actor treats files exactly as the one it replaces. When it cannot be loaded, the
+        actor takes no file until `configure` succeeds (`hook_error` says why); it never ingests without it."""
+        spec = self.config.preprocess if self.config is not None else None
+        if not spec:
+            return
+        if self.config_dir is None:
+            self.hook_error = (f"pipeline {self.name}: its preprocess hook {spec!r} is not loaded (this actor was "
+                               "started without its config folder); configure the pipeline again")
+            return
+        try:
+            self.preprocess = load_preprocess(spec, self.config_dir, f"{self.name} config")
+        except ConfigError as err:
+            self.hook_error = f"pipeline {self.name}: {err}"
+            log.error("%s", self.hook_error)
 
     # -- intake -----------------------------------------------------------------------------------
 
@@ -174,6 +195,9 @@ class PipelineActor:
         """Read one file and record what became of it; with `await_rounds`, finish each round before going on."""
         if self.config is None:
             raise RuntimeError(f"pipeline {self.name} is not configured")
+        if self.config.preprocess and self.preprocess is None:  # never ingest raw what the hook should treat
+            return {"file": Path(path).name, "outcome": "unreadable",
+                    "message": self.hook_error or f"pipeline {self.name}: preprocess hook not loaded"}
         self.recover(await_rounds)
         file = Path(path)
         try:
