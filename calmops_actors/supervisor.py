@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import ray
 
 from calmops_actors.runtime import spawn_actor
 from calmops_actors.watcher import Watcher
-from pipelines.config import ConfigError, PipelineConfig, config_from_dict, resolve_source
+from pipelines.config import ConfigError, PipelineConfig, config_from_dict, parse_toml, resolve_source
 
 log = logging.getLogger("calmops.supervisor")
 
@@ -78,6 +77,8 @@ class Supervisor:
                 seen.add(config.name)
             except ConfigError as err:
                 report.errors[str(path)] = str(err)
+            except OSError as err:  # vanished or unreadable between the listing and the read
+                report.errors[str(path)] = f"{path}: cannot be read: {err.strerror or err}"
         for path, sha, config, actor, ref, known in pending:
             try:
                 ray.get(ref)
@@ -104,10 +105,7 @@ class Supervisor:
 
     @staticmethod
     def parse(path: Path, data: bytes) -> tuple[dict, PipelineConfig]:
-        try:
-            raw = tomllib.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-            raise ConfigError(str(path), None, f"not valid TOML: {err}") from None
+        raw = parse_toml(data, str(path))
         return raw, config_from_dict(raw, str(path))
 
     def stop(self, name: str) -> None:

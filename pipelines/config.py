@@ -164,12 +164,49 @@ def config_from_dict(data: dict[str, Any], origin: str) -> PipelineConfig:
         raise ConfigError(origin, err.key, err.reason) from None
 
 
-def config_from_text(text: str, origin: str) -> PipelineConfig:
+# A pipeline config is a few kilobytes and three tables deep; these bounds only stop hostile or broken files
+# (a parser's recursion, a gigabyte of TOML) from becoming anything but a ConfigError.
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_CONFIG_DEPTH = 8
+
+
+def parse_toml(data: bytes | str, origin: str) -> dict[str, Any]:
+    """The TOML document in `data` as a dict; any problem with it is a ConfigError naming `origin`.
+
+    >>> parse_toml("a = {b = {c = {d = {e = {f = {g = {h = {i = 1}}}}}}}}", "deep.toml")
+    Traceback (most recent call last):
+    ...
+    pipelines.config.ConfigError: deep.toml: tables are nested more than 8 deep; a pipeline config needs at most 8
+    """
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(origin, None, f"is {len(data) / 1e6:.1f} MB; a pipeline config must be under "
+                                        f"{MAX_CONFIG_BYTES // 1024} KB")
     try:
-        data = tomllib.loads(text)
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        parsed = tomllib.loads(text)
+    except UnicodeDecodeError as err:
+        raise ConfigError(origin, None, f"is not UTF-8 text: {err}") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(origin, None, f"not valid TOML: {err}") from None
-    return config_from_dict(data, origin)
+    except RecursionError:
+        raise ConfigError(origin, None, f"tables or arrays are nested too deeply to read; a pipeline config "
+                                        f"needs at most {MAX_CONFIG_DEPTH}") from None
+    if nesting(parsed) > MAX_CONFIG_DEPTH:
+        raise ConfigError(origin, None, f"tables are nested more than {MAX_CONFIG_DEPTH} deep; a pipeline config "
+                                        f"needs at most {MAX_CONFIG_DEPTH}")
+    return parsed
+
+
+def nesting(value: Any, limit: int = MAX_CONFIG_DEPTH + 1) -> int:
+    """How deep tables and arrays nest in `value` (a scalar is 0), counted no further than `limit`."""
+    if limit <= 0 or not isinstance(value, dict | list):
+        return 0
+    children = value.values() if isinstance(value, dict) else value
+    return 1 + max((nesting(v, limit - 1) for v in children), default=0)
+
+
+def config_from_text(text: str, origin: str) -> PipelineConfig:
+    return config_from_dict(parse_toml(text, origin), origin)
 
 
 def load_config(path: Path) -> PipelineConfig:

@@ -11,7 +11,6 @@ import argparse
 import json
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 from calmops_actors.cli_common import add_home_option, print_table, resolve_home, writable_home
@@ -33,17 +32,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def load_raw_config(path: Path) -> tuple[dict, object]:
-    from pipelines.config import ConfigError, config_from_dict  # imports the drift tests: only when run
+    from pipelines.config import (  # imports the drift tests: only when run
+        ConfigError,
+        config_from_dict,
+        parse_toml,
+    )
 
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except FileNotFoundError:
         raise UserError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as err:
+    except OSError as err:
         raise UserError(f"{path}: cannot be read: {err}") from None
-    except tomllib.TOMLDecodeError as err:
-        raise UserError(f"{path}: not valid TOML: {err}") from None
     try:
+        raw = parse_toml(data, str(path))
         return raw, config_from_dict(raw, str(path))
     except ConfigError as err:
         raise UserError(str(err)) from None
