@@ -24,6 +24,7 @@ COMMANDS: tuple[str, ...] = (
     "events",
     "explain",
     "verify",
+    "head",
     "audit",
     "export",
     "rollback",

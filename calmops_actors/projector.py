@@ -77,6 +77,7 @@ def row_counts(projections_path: Path) -> dict[str, int]:
 
 
 def _update(store: SQLiteEventStore, runner: ProjectionRunner, batch_size: int) -> int:
+    store.check_head()  # a truncated or rewritten log is refused loudly; the read tables keep what they showed
     projection = ReadModel(store.codec)
     if _outdated(runner.path, projection):
         log.info("read model: the table layout changed; rebuilding %s from the log", runner.path)

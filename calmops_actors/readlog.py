@@ -51,8 +51,10 @@ BATCH = 20_000
 SMALL_STREAM = 100_000  # events of one stream read in one query; longer streams are walked in batches
 
 
-def open_log(home: Path) -> SQLiteEventStore:
-    """The home's event log, opened as is; a missing home or log is a UserError (nothing is created)."""
+def open_log(home: Path, check_head: bool = True) -> SQLiteEventStore:
+    """The home's event log, opened as is; a missing home or log is a UserError (nothing is created). A log
+    that does not match its trusted head is refused (CorruptLogError) unless `check_head` is False (`verify`
+    and `head`, which report it)."""
     h = Home(Path(home))
     if not h.root.is_dir():
         raise UserError(f"no calmops home at {h.root}: give --home (or set CALMOPS_HOME) to the folder that "
@@ -61,7 +63,9 @@ def open_log(home: Path) -> SQLiteEventStore:
         raise UserError(f"{h.root} has no event log ({h.log_path.name} is missing): is this a calmops home? "
                         "Nothing has been recorded there yet")
     try:
-        return SQLiteEventStore(h.log_path, codec=make_codec())
+        return SQLiteEventStore(h.log_path, codec=make_codec(), check_head=check_head)
+    except CorruptLogError as err:
+        raise UserError(f"{err}\nrun `calmops verify` to see the damage") from None
     except StoreError as err:
         raise UserError(str(err)) from None
 

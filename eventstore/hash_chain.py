@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 
 from eventstore.canonical import canonical_json
 
-__all__ = ["GENESIS_HASH", "record_hash", "record_hash_from_text", "chain_link", "ChainChecker", "RawRow"]
+__all__ = ["GENESIS_HASH", "record_hash", "record_hash_from_text", "chain_link", "ChainChecker", "RawRow",
+           "unlinked_row"]
 
 GENESIS_HASH = "0" * 64
 
@@ -103,6 +104,42 @@ def chain_link(stream_id: str, recorded_at: str) -> Callable[[str, int, int, str
         return _sha256(body.encode("utf-8")).hexdigest()
 
     return link
+
+
+def unlinked_row(rows: list[RawRow], hash_before: Callable[[list[int]], dict[int, str]]) -> tuple[int, str] | None:
+    """The first row whose stored hash is not its own: `(position, why)`, or None when every row links.
+
+    A row links when its hash is `sha256(hash of the position before + the row's canonical record)`. Rows are
+    in position order but need not be contiguous (one stream of a shared log); `hash_before(positions)`
+    gives the stored hashes at the positions just before the gaps, in one lookup per batch. This is the
+    check a reader makes on what it reads: a record edited without recomputing the chain fails it, at one
+    hash per row; a chain recomputed from an edit onwards is caught by the trusted head (`trusted_head`).
+    """
+    if not rows:
+        return None
+    wanted = [r[0] - 1 for i, r in enumerate(rows) if r[0] > 1 and (i == 0 or rows[i - 1][0] != r[0] - 1)]
+    known = hash_before(wanted) if wanted else {}
+    enc, sha256 = encode_basestring, _sha256
+    last_position, previous = -1, GENESIS_HASH
+    for position, stream_id, version, type_, schema_version, payload_text, recorded_at, stored in rows:
+        if position != last_position + 1:
+            previous = GENESIS_HASH if position == 1 else known.get(position - 1)
+            if previous is None:
+                return position - 1, f"position {position - 1} is missing"
+        try:
+            body = (
+                f'{previous}{{"payload":{payload_text},"position":{position:d},'
+                f'"recorded_at":{enc(recorded_at)},"schema_version":{schema_version:d},'
+                f'"stream_id":{enc(stream_id)},"type":{enc(type_)},"version":{version:d}}}'
+            )
+            linked = sha256(body.encode("utf-8")).hexdigest() == stored
+        except (TypeError, ValueError, UnicodeError):
+            linked = False
+        if not linked:
+            return position, (f"position {position}: its hash does not match its content: the record was "
+                              "changed after it was written")
+        last_position, previous = position, stored
+    return None
 
 
 class ChainChecker:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -41,6 +42,8 @@ from eventstore.errors import StoreError
 from eventstore.records import Recorded
 from eventstore.sqlite_errors import set_wal, translate
 from eventstore.store import EventStore
+
+log = logging.getLogger("calmops.projections")
 
 __all__ = ["TableSpec", "Upsert", "Delete", "Projection", "ProjectionRunner", "Lookup"]
 
@@ -175,7 +178,7 @@ class ProjectionRunner:
                 lambda c: [
                     c.execute(
                         "CREATE TABLE IF NOT EXISTS projection_checkpoints ("
-                        "name TEXT PRIMARY KEY, position INTEGER NOT NULL)"
+                        "name TEXT PRIMARY KEY, position INTEGER NOT NULL, hash TEXT)"
                     ),
                     c.execute(
                         "CREATE TABLE IF NOT EXISTS projection_tables ("
@@ -184,6 +187,12 @@ class ProjectionRunner:
                 ],
                 "create the checkpoint table",
             )
+            columns = {r[1] for r in self._conn.execute("PRAGMA table_info(projection_checkpoints)")}
+            if "hash" not in columns:  # made by an older version: the checkpoint learns its record's hash
+                self._transaction(
+                    lambda c: c.execute("ALTER TABLE projection_checkpoints ADD COLUMN hash TEXT"),
+                    "add the hash to the checkpoint table",
+                )
         except BaseException:
             self._conn.close()
             self._conn = None
@@ -211,6 +220,10 @@ class ProjectionRunner:
             raise StoreError(f"batch_size must be an int >= 1, got {batch_size!r}")
         name = _projection_name(projection)
         tables = self._ensure_tables(projection)
+        moved = self.log_moved(name)
+        if moved is not None:  # the rows describe a log that is no longer there: say so, and start over
+            log.error("projection %r in %s: %s; rebuilding it from the log", name, self.path, moved)
+            return self.rebuild(projection, batch_size)
         applied = 0
         while True:
             start = self.position(name)
@@ -219,6 +232,22 @@ class ProjectionRunner:
                 return applied
             if self._apply_batch(projection, name, tables, start, events):
                 applied += len(events)
+
+    def log_moved(self, name: str) -> str | None:
+        """Why the log no longer holds the record this projection's checkpoint stands on (it ends before it,
+        or that record's hash changed), or None."""
+        rows = self._query("SELECT position, hash FROM projection_checkpoints WHERE name = ?", (name,),
+                           f"read the checkpoint of projection {name!r}")
+        if not rows or not rows[0][0]:
+            return None
+        position, stored = rows[0]
+        head = self.store.head()
+        if head < position:
+            return f"the log moved backwards: it ends at position {head}, before this projection's checkpoint " \
+                   f"{position}"
+        if stored is not None and self.store.hash_at(position) != stored:
+            return f"the record at this projection's checkpoint (position {position}) changed since it was applied"
+        return None
 
     def rebuild(self, projection: Projection, batch_size: int = 1000) -> int:
         """Drop the projection's tables, reset its checkpoint to 0 and run it from the start."""
@@ -307,8 +336,8 @@ class ProjectionRunner:
                             )
                         raise
                 conn.execute(
-                    "INSERT OR REPLACE INTO projection_checkpoints (name, position) VALUES (?, ?)",
-                    (name, events[-1].position),
+                    "INSERT OR REPLACE INTO projection_checkpoints (name, position, hash) VALUES (?, ?, ?)",
+                    (name, events[-1].position, events[-1].hash),
                 )
                 conn.execute("COMMIT")
                 return True

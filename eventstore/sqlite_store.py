@@ -12,6 +12,7 @@ names the file and says what to do.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
@@ -21,8 +22,12 @@ from pathlib import Path
 from eventstore.codec import Codec
 from eventstore.errors import ConcurrencyError, CorruptLogError, StoreError
 from eventstore.hash_chain import GENESIS_HASH, RawRow
+from eventstore.records import VerifyResult
 from eventstore.sqlite_errors import set_wal, translate
 from eventstore.store import Clock, EventStore, Prepared
+from eventstore.trusted_head import Head, HeadFile, head_problem
+
+log = logging.getLogger("calmops.eventstore")
 
 __all__ = ["SQLiteEventStore", "FORMAT", "FORMAT_VERSION"]
 
@@ -81,6 +86,11 @@ class SQLiteEventStore(EventStore):
     ``busy_timeout`` (seconds) is how long a write waits for another process's write lock before giving up
     with a StoreError.
 
+    The log's last (position, hash) is also kept in ``<log>.head`` (`trusted_head`), written after every
+    commit. Opening the store checks the log against it (``check_head=False`` skips that, for ``verify``,
+    which reports it instead), and an append refuses to extend a log that ends before the trusted head or
+    whose chain was rewritten: a truncated or rewritten log raises CorruptLogError instead of being used.
+
     >>> import tempfile, os
     >>> from eventstore import EventData
     >>> folder = tempfile.mkdtemp()
@@ -98,6 +108,7 @@ class SQLiteEventStore(EventStore):
         clock: Clock | None = None,
         synchronous: str = "NORMAL",
         busy_timeout: float = 30.0,
+        check_head: bool = True,
     ) -> None:
         super().__init__(codec=codec, clock=clock)
         self.path = Path(path)
@@ -114,7 +125,14 @@ class SQLiteEventStore(EventStore):
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._check_file()
+        self.head_file = HeadFile(self.path.with_name(self.path.name + ".head"))
         self._conn = self._connect()
+        if check_head:
+            try:
+                self.check_head()
+            except BaseException:
+                self.close()
+                raise
 
     # -- opening --------------------------------------------------------------------------------------
 
@@ -287,6 +305,7 @@ class SQLiteEventStore(EventStore):
                         return rows, False
                 # one statement: the stream's version and the chain's last link, under the write lock
                 actual, last_position, last_hash = conn.execute(_STATE_SQL, (stream_id,)).fetchone()
+                self._refuse_untrusted(conn, last_position, last_hash)
                 if actual != expected_version:
                     raise ConcurrencyError(
                         f"stream {stream_id!r} in {self.path}: expected version {expected_version} but it is at "
@@ -314,6 +333,7 @@ class SQLiteEventStore(EventStore):
                         (stream_id, idempotency_key, rows[0][0], rows[-1][0]),
                     )
                 conn.execute("COMMIT")
+                self._advance_head(rows[-1][0], rows[-1][7])
                 return rows, True
             except BaseException as exc:
                 self._rollback()
@@ -328,6 +348,81 @@ class SQLiteEventStore(EventStore):
                 if isinstance(exc, sqlite3.Error):
                     raise self._error(exc, action()) from exc
                 raise
+
+    # -- the trusted head -----------------------------------------------------------------------------
+
+    def trusted_head(self) -> Head | None:
+        """The head on file outside the log (None when none was written yet)."""
+        return self.head_file.read()
+
+    def last_link(self) -> Head:
+        """The log's own last (position, hash)."""
+        rows = self._read("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1", (),
+                          "read the last record")
+        return Head(rows[0][0], rows[0][1]) if rows else Head(0, GENESIS_HASH)
+
+    def head_problem(self) -> str | None:
+        """Why the log does not match its trusted head, or None (also None when no head is on file)."""
+        trusted = self.head_file.read()
+        if trusted is None or trusted.position == 0:
+            return None
+        return head_problem(trusted, self.head(), self._hash_at(trusted.position))
+
+    def check_head(self) -> None:
+        """Raise CorruptLogError when the log was truncated or rewritten since the trusted head was written. A
+        log without a head file (made before heads existed) is trusted as it is, and its head written now."""
+        problem = self.head_problem()
+        if problem is not None:
+            raise CorruptLogError(
+                f"{self._describe()}: {problem}. Nothing reads or writes it until this is resolved: restore "
+                f"the log from a backup, or, if you know why, run `calmops head --trust-log` to trust it as it is"
+            )
+        if self.head_file.read() is None:
+            last = self.last_link()
+            if last.position:
+                self._advance_head(last.position, last.hash)
+
+    def trust_log(self) -> Head:
+        """Make the log's current last record the trusted head, whatever the file said (an operator's decision,
+        after restoring a backup): the caller verifies the chain first."""
+        last = self.last_link()
+        self.head_file.reset(last.position, last.hash)
+        return last
+
+    def _refuse_untrusted(self, conn: sqlite3.Connection, last_position: int, last_hash: str) -> None:
+        trusted = self.head_file.read()
+        if trusted is None or trusted.position == 0:
+            return
+        if trusted.position == last_position:
+            at = last_hash
+        else:
+            row = conn.execute("SELECT hash FROM events WHERE position = ?", (trusted.position,)).fetchone()
+            at = row[0] if row else None
+        problem = head_problem(trusted, last_position, at)
+        if problem is not None:
+            raise CorruptLogError(f"{self._describe()}: {problem}; nothing was appended (it would have written "
+                                  "over the positions that were removed or rewritten)")
+
+    def _advance_head(self, position: int, hash_: str) -> None:
+        try:
+            self.head_file.advance(position, hash_)
+        except StoreError as err:  # the commit stands; the next commit (or open) writes the head again
+            log.warning("%s", err)
+
+    def verify(self, progress=None, *, against_head: bool = True) -> VerifyResult:  # noqa: ANN001
+        """The whole chain (see `EventStore.verify`), then (unless `against_head` is False) the log's end
+        against the trusted head."""
+        result = super().verify(progress)
+        if not result.ok or not against_head:
+            return result
+        problem = self.head_problem()
+        if problem is None:
+            trusted = self.head_file.read()
+            extra = f"; trusted head {trusted.position}:{trusted.hash[:12]}... matches" if trusted else ""
+            return VerifyResult(True, result.checked, None, result.message + extra)
+        trusted = self.head_file.read()
+        return VerifyResult(False, result.checked, min(trusted.position, result.checked + 1),
+                            f"{self._describe()}: {problem}")
 
     def _rollback(self) -> None:
         conn = self._conn
@@ -385,6 +480,15 @@ class SQLiteEventStore(EventStore):
             "SELECT hash FROM events WHERE position = ?", (position,), f"read the hash at position {position}"
         )
         return rows[0][0] if rows else None
+
+    def _hashes_at(self, positions: list[int]) -> dict[int, str]:
+        found: dict[int, str] = {}
+        for i in range(0, len(positions), 500):
+            chunk = positions[i:i + 500]
+            found.update(self._read(
+                f"SELECT position, hash FROM events WHERE position IN ({','.join('?' * len(chunk))})",
+                tuple(chunk), "read the hashes before the records read"))
+        return found
 
     def streams(self) -> list[str]:
         # walks the (stream_id, version) index one stream at a time instead of scanning every event

@@ -19,7 +19,7 @@ import msgspec
 from eventstore.canonical import canonical_json, canonical_payload, json_problem
 from eventstore.codec import Codec
 from eventstore.errors import CorruptLogError, StoreError
-from eventstore.hash_chain import GENESIS_HASH, ChainChecker, RawRow, chain_link
+from eventstore.hash_chain import GENESIS_HASH, ChainChecker, RawRow, chain_link, unlinked_row
 from eventstore.records import EventData, Recorded, Snapshot, Stored, VerifyResult
 
 __all__ = ["EventStore", "Clock", "Prepared"]
@@ -215,7 +215,26 @@ class EventStore(abc.ABC):
         make = Stored._make
         for rows in self._raw_stream_batches(stream_id, after_version, batch_size):
             self._check_open()
+            self._check_links(rows)
             yield from map(make, rows)
+
+    def _check_links(self, rows: list[RawRow]) -> None:
+        """Every row read is checked against its own hash before anything acts on it (`unlinked_row`)."""
+        bad = unlinked_row(rows, self._hashes_at)
+        if bad is not None:
+            raise CorruptLogError(
+                f"{self._describe()}: {bad[1]}; nothing was read from it. Run `calmops verify` for a full "
+                f"report, and restore the log from a backup"
+            )
+
+    def _hashes_at(self, positions: list[int]) -> dict[int, str]:
+        """The stored hashes at these positions (those that exist)."""
+        found = {}
+        for position in positions:
+            stored = self._hash_at(position)
+            if stored is not None:
+                found[position] = stored
+        return found
 
     def _iter_all(self, after_position: int, batch_size: int, verify: bool) -> Iterator[Recorded]:
         checker = None
@@ -302,6 +321,12 @@ class EventStore(abc.ABC):
             else f"{self._describe()}: empty log"
         )
         return VerifyResult(True, checked, None, message)
+
+    def hash_at(self, position: int) -> str | None:
+        """The stored hash of the record at ``position`` (None when there is none): an anchor to compare."""
+        self._check_open()
+        _check_count("position", position)
+        return self._hash_at(position)
 
     @abc.abstractmethod
     def streams(self) -> list[str]:
@@ -397,8 +422,10 @@ class EventStore(abc.ABC):
         return list(self._iter_recorded(rows))
 
     def _iter_recorded(self, rows: list[RawRow]) -> Iterator[Recorded]:
-        """Envelopes for raw rows, one at a time. The payload text is decoded with the C scanner directly
-        (it is canonical: no surrounding whitespace to skip); anything unusual goes the slow, explaining way."""
+        """Envelopes for raw rows, one at a time, once every row's hash was checked. The payload text is decoded
+        with the C scanner directly (it is canonical: no surrounding whitespace to skip); anything unusual goes
+        the slow, explaining way."""
+        self._check_links(rows)
         scan, slow = _scan_once, self._payload
         for r in rows:
             text = r[5]

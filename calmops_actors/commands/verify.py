@@ -1,7 +1,10 @@
 """`calmops verify`: check that the log and the artifacts are exactly what was written.
 
 Two checks. The log: every record's hash must chain from the one before (a changed byte anywhere, a
-removed or reordered record, breaks it); the first bad position is named. The artifacts: every file an
+removed or reordered record, breaks it); the first bad position is named; and the log must reach the
+trusted head kept outside it (`<home>/log.sqlite.head`), with the same hash there, or records were deleted
+from its end or its chain was recomputed. `--expect-head POSITION:HASH` also checks an anchor you kept
+elsewhere (`calmops head` prints one). The artifacts: every file an
 event refers to (a block's rows in `BlockArrived`, a model in `CandidateTrained`) must exist and hash to the
 sha256 recorded with it. Exit 0 when both are intact, 1 otherwise.
 """
@@ -27,6 +30,7 @@ EXAMPLES = """\
 examples:
   calmops verify
   calmops verify --home /srv/calmops --json
+  calmops verify --expect-head 1234:9f2c...   # the head printed by `calmops head` last week
 
 exit codes: 0 log and artifacts intact, 1 tampering or damage found (named), 2 usage error
 """
@@ -40,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", action="store_true", help="print the findings as one JSON object")
     p.add_argument("--skip-artifacts", action="store_true", help="check only the log's hash chain")
+    p.add_argument("--expect-head", metavar="POSITION:HASH", type=anchor,
+                   help="also check that the log's record at POSITION has this hash (an anchor kept elsewhere)")
     add_home_option(p)
     p.set_defaults(func=run)
 
@@ -95,13 +101,17 @@ def run(args: argparse.Namespace) -> int:
     home = Home(resolve_home(args))
     progress = readlog.Progress("verifying the log")
     report: dict[str, Any] = {"home": str(home.root), "ok": True}
-    with readlog.open_log(home.root) as store:
+    with readlog.open_log(home.root, check_head=False) as store:
         try:
             result = store.verify(progress=progress)
         finally:
             progress.close()
         report["log"] = {"ok": result.ok, "checked": result.checked,
                          "first_bad_position": result.first_bad_position, "message": result.message}
+        if args.expect_head is not None and result.ok:
+            result = check_anchor(store, result, *args.expect_head)
+            report["log"].update(ok=result.ok, first_bad_position=result.first_bad_position,
+                                 message=result.message)
         if not args.skip_artifacts:
             uses, note = referenced_artifacts(store)
             report["artifacts"] = check_artifacts(ArtifactStore(home.artifacts), uses, note)
@@ -111,6 +121,28 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_report(report, out)
     return 0 if report["ok"] else 1
+
+
+def anchor(text: str) -> tuple[int, str]:
+    """`POSITION:HASH` as given to --expect-head."""
+    position, sep, hash_ = text.strip().partition(":")
+    if not sep or not position.isdigit() or int(position) < 1 or len(hash_) != 64 or not all(
+            c in "0123456789abcdef" for c in hash_):
+        raise argparse.ArgumentTypeError(f"expected POSITION:HASH as `calmops head` prints it, got {text!r}")
+    return int(position), hash_
+
+
+def check_anchor(store: SQLiteEventStore, result, position: int, hash_: str):
+    """The verified log against an anchor kept outside this machine: the record at `position` has `hash_`."""
+    from eventstore import VerifyResult
+    from eventstore.trusted_head import Head, head_problem
+
+    problem = head_problem(Head(position, hash_), store.head(), store.hash_at(position))
+    if problem is None:
+        return VerifyResult(True, result.checked, None, f"{result.message}; anchor {position}:{hash_[:12]}... "
+                                                        "matches")
+    return VerifyResult(False, result.checked, min(position, result.checked + 1),
+                        problem.replace("trusted head", "anchor you gave"))
 
 
 def check_artifacts(artifacts: ArtifactStore, uses: dict[tuple[str, str], ArtifactUse],

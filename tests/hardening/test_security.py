@@ -138,7 +138,8 @@ def test_an_artifact_reference_from_the_log_never_becomes_an_arbitrary_path(pick
                 ArtifactRef(artifact_id=ref.artifact_id, sha256=ref.sha256, kind="../model", size=1)):
         with pytest.raises(ArtifactError):
             store.path(bad)
-    # a log edited to point the champion at another file: predict refuses the reference, loads nothing
+    # a log edited to point the champion at another file: predict refuses the edited record (its hash no longer
+    # matches), loads nothing
     outside = tmp_path / "outside.pkl"
     marker = tmp_path / "pwned"
     outside.write_bytes(pickle.dumps(Planted(marker)))
@@ -150,7 +151,7 @@ def test_an_artifact_reference_from_the_log_never_becomes_an_arbitrary_path(pick
         conn.execute("UPDATE events SET payload = ? WHERE position = ?", (json.dumps(data), position))
     assert cli.main(["predict", "secure", str(src), "--home", str(home)]) == 2
     err = capsys.readouterr().err
-    assert "does not match its sha256/kind" in err and "Traceback" not in err
+    assert "position 5: its hash does not match its content" in err and "Traceback" not in err
     assert not marker.exists()
 
 
