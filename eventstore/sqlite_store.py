@@ -12,6 +12,7 @@ names the file and says what to do.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import sqlite3
@@ -377,7 +378,8 @@ class SQLiteEventStore(EventStore):
                 f"{self._describe()}: {problem}. Nothing reads or writes it until this is resolved: restore "
                 f"the log from a backup, or, if you know why, run `calmops head --trust-log` to trust it as it is"
             )
-        if self.head_file.read() is None:
+        trusted = self.head_file.read()
+        if trusted is None or trusted.position == 0:
             last = self.last_link()
             if last.position:
                 self._advance_head(last.position, last.hash)
@@ -535,14 +537,24 @@ class SQLiteEventStore(EventStore):
             (stream_id, version, schema, state_text),
             f"save the snapshot of stream {stream_id!r} at version {version}",
         )
+        self.head_file.record_snapshot(stream_id, _snapshot_digest(version, schema, state_text))
 
     def _get_snapshot(self, stream_id: str) -> tuple[int, str, str] | None:
+        """The stream's snapshot, only if its text hashes to the digest kept beside the trusted head: a
+        snapshot edited in the log file (outside the hash chain) is a miss, and the stream is replayed."""
         rows = self._read(
             "SELECT version, schema, state FROM snapshots WHERE stream_id = ?",
             (stream_id,),
             f"load the snapshot of stream {stream_id!r}",
         )
-        return tuple(rows[0]) if rows else None  # type: ignore[return-value]
+        if not rows:
+            return None
+        version, schema, state_text = rows[0]
+        if self.head_file.snapshot_digest(stream_id) != _snapshot_digest(version, schema, state_text):
+            log.warning("%s: the snapshot of stream %r does not match its recorded digest; replaying the "
+                        "stream from its events instead", self._describe(), stream_id)
+            return None
+        return version, schema, state_text
 
     def delete_snapshots(self, stream_id: str | None = None) -> None:
         if stream_id is None:
@@ -565,3 +577,7 @@ class SQLiteEventStore(EventStore):
                     conn.close()
                 except sqlite3.Error as exc:
                     raise self._error(exc, "close the log") from exc
+
+
+def _snapshot_digest(version: int, schema: str, state_text: str) -> str:
+    return hashlib.sha256(f"{version}\n{schema}\n{state_text}".encode()).hexdigest()

@@ -41,7 +41,9 @@ class Head:
 
 
 class HeadFile:
-    """`<home>/head`: one JSON object `{"position": N, "hash": "..."}`, replaced atomically."""
+    """`<log>.head`: one JSON object `{"position": N, "hash": "...", "snapshots": {stream: sha256}}`, replaced
+    atomically. The snapshot digests bind each stream's snapshot (a cache inside the log file, outside the
+    chain) to this file: a snapshot whose text does not hash to its digest is not used."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -49,6 +51,14 @@ class HeadFile:
 
     def read(self) -> Head | None:
         """The trusted head, or None when no head was ever written (a log made before heads existed)."""
+        data = self._data()
+        return None if data is None else Head(data["position"], data["hash"])
+
+    def snapshot_digest(self, stream_id: str) -> str | None:
+        data = self._data()
+        return None if data is None else data["snapshots"].get(stream_id)
+
+    def _data(self) -> dict | None:
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -57,31 +67,50 @@ class HeadFile:
             raise StoreError(f"{self.path}: cannot read the trusted head: {err.strerror or err}") from None
         try:
             data = json.loads(text)
-            head = Head(int(data["position"]), str(data["hash"]))
-        except (ValueError, KeyError, TypeError):
+            snapshots = data.get("snapshots", {})
+            if not isinstance(snapshots, dict):
+                raise TypeError
+            return {"position": int(data["position"]), "hash": str(data["hash"]), "snapshots": snapshots}
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise StoreError(f"{self.path}: the trusted head file is damaged ({text[:80]!r}); compare the log "
                              "with an anchor you kept (`calmops verify --expect-head`), then delete the file "
                              "to trust the log as it is") from None
-        return head
 
     def advance(self, position: int, hash_: str) -> None:
         """Record (position, hash) as the head, unless the file already holds a later position."""
         try:
             with self._locked():
-                current = self.read()
-                if current is not None and current.position >= position:
+                current = self._data()
+                if current is not None and current["position"] >= position:
                     return
-                tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-                tmp.write_text(json.dumps({"position": position, "hash": hash_}), encoding="utf-8")
-                os.replace(tmp, self.path)
+                snapshots = current["snapshots"] if current else {}
+                self._write({"position": position, "hash": hash_, "snapshots": snapshots})
         except OSError as err:
             raise StoreError(f"{self.path}: cannot write the trusted head: {err.strerror or err}") from None
 
+    def record_snapshot(self, stream_id: str, digest: str | None) -> None:
+        """Remember (or, with None, forget) the sha256 of a stream's snapshot text."""
+        try:
+            with self._locked():
+                current = self._data() or {"position": 0, "hash": "", "snapshots": {}}
+                if digest is None:
+                    current["snapshots"].pop(stream_id, None)
+                else:
+                    current["snapshots"][stream_id] = digest
+                self._write(current)
+        except OSError as err:
+            raise StoreError(f"{self.path}: cannot write the trusted head: {err.strerror or err}") from None
+
+    def _write(self, data: dict) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, self.path)
+
     def reset(self, position: int, hash_: str) -> None:
-        """Replace the head whatever it holds: only for an operator who decided to trust the log as it is."""
+        """Replace the head whatever it holds (snapshots are forgotten, so none is used until taken again):
+        only for an operator who decided to trust the log as it is."""
         with self._locked():
-            self.path.unlink(missing_ok=True)
-        self.advance(position, hash_)
+            self._write({"position": position, "hash": hash_, "snapshots": {}})
 
     @contextlib.contextmanager
     def _locked(self):

@@ -133,3 +133,16 @@ def test_head_trust_log_refuses_a_broken_chain(tmp_path: Path) -> None:
     sql(log, "UPDATE events SET payload = '{\"n\":99}' WHERE position = 5")
     code, text = calmops("head", "--home", str(home), "--trust-log")
     assert code == 2 and "chain itself is broken" in text
+
+
+def test_an_edited_snapshot_is_not_used(tmp_path: Path, caplog) -> None:
+    """Snapshots are a cache in the log file, outside the chain; their digest is kept beside the trusted head."""
+    log = make_log(tmp_path / "home")
+    stream = stream_id("p0")
+    with SQLiteEventStore(log) as store:
+        store.save_snapshot(stream, 15, {"champion": "v1"}, "schema-1")
+        assert store.load_snapshot(stream, "schema-1").state == {"champion": "v1"}
+    sql(log, "UPDATE snapshots SET state = '{\"champion\":\"planted\"}'")
+    with SQLiteEventStore(log) as store, caplog.at_level("WARNING"):
+        assert store.load_snapshot(stream, "schema-1") is None
+    assert "does not match its recorded digest" in caplog.text
