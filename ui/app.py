@@ -7,7 +7,8 @@ any log position). The only write path is the optional operator panel (rollback,
 `actions` is given, which `ui.server.launch` does only behind a login.
 
 The small render helpers below turn the query results into Plotly figures and HTML; all data comes from
-`Queries`, nothing here reads a file.
+`Queries`, nothing here reads a file. User text is escaped on its way out: by `html.escape` in the HTML, by
+`ui.plot_text` in the figures (Plotly draws markup in its labels too).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 
+from ui.plot_text import plot_frame, plot_text, plot_texts
 from ui.queries import Queries
 
 __all__ = ["APP_CSS", "build_app"]
@@ -309,6 +311,7 @@ def _pipeline_page(queries: Queries, name: str | None, last_blocks: int, with_ac
 def _drift_figure(cells: pd.DataFrame, order: list[str]) -> go.Figure | None:
     if cells.empty:
         return _note_figure("No drift checks in this window yet (they start once a champion exists).")
+    cells, order = plot_frame(cells), plot_texts(order)  # feature names and block ids are the user's text
     strongest = cells.groupby("feature")["effect"].max().sort_values(ascending=False)
     features = strongest.index[:MAX_FEATURES].tolist()
     cells = cells[cells["feature"].isin(features)]
@@ -332,9 +335,10 @@ def _drift_figure(cells: pd.DataFrame, order: list[str]) -> go.Figure | None:
 
 def _performance_figure(perf: pd.DataFrame, changes: pd.DataFrame, order: list[str],
                         row: dict[str, Any]) -> go.Figure:
-    metric = row.get("metric") or "metric"
+    metric = plot_text(row.get("metric") or "metric")
     if perf.empty:
         return _note_figure("No labelled block has been scored by a champion in this window yet.")
+    perf, changes, order = plot_frame(perf), plot_frame(changes), plot_texts(order)  # ids, versions, reasons
     x = perf["block_id"].tolist()
     fig = go.Figure()
     band = perf.dropna(subset=["at_promotion", "tolerance"])
@@ -387,7 +391,7 @@ def _performance_figure(perf: pd.DataFrame, changes: pd.DataFrame, order: list[s
 
 def _note_figure(text: str) -> go.Figure:
     fig = go.Figure()
-    fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.add_annotation(text=plot_text(text), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
     fig.update_layout(**LAYOUT, height=140, xaxis={"visible": False}, yaxis={"visible": False},
                       margin={"l": 10, "r": 10, "t": 10, "b": 10})
     return fig

@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="UI bind address (default 127.0.0.1; 0.0.0.0 exposes it: use --ui-auth then)")
     p.add_argument("--ui-auth", default=None, metavar="USER:PASSWORD",
                    help="turn on the UI's login (also $CALMOPS_UI_AUTH); enables rollback/resume buttons")
+    p.add_argument("--ui-allowed-hosts", default="", metavar="NAME[,NAME...]",
+                   help="host names the UI answers to besides localhost and --ui-host (a proxy's or the "
+                        "machine's name; * turns the check off); other Host headers get 400 (DNS rebinding)")
     p.add_argument("--no-ui", action="store_true", help="do not start the UI")
     p.add_argument("--ray-address", default=None, help="join this Ray cluster instead of starting a local one")
     p.add_argument("--scan-interval", type=float, default=5.0, help="seconds between config folder scans")
@@ -145,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
             from ui.server import launch
 
             url = launch(home_path, host=args.ui_host, port=args.ui_port, auth=auth,
+                         allowed_hosts=args.ui_allowed_hosts,
                          ray_dashboard_url=ray_info.get("dashboard_url"),
                          actions=Actions(supervisor) if auth else None, block=False)
             print(f"  UI        {url}  (ready {time.monotonic() - t_start:.1f} s after start)", flush=True)
