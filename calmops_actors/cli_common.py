@@ -44,10 +44,27 @@ def writable_home(path: Path) -> Home:
     return home
 
 
+def terminal_text(value: object) -> str:
+    """Text from files, the log or the command line as the terminal shows it: one printable line.
+
+    File names, block ids and messages can hold escape codes (colours, cursor moves), newlines (a fake line of
+    output) or a right-to-left override; each such character prints as `\\xNN` / `\\uNNNN` instead, and a byte
+    of a file name that was not UTF-8 (a lone surrogate) as `\\xNN`.
+    """
+    return "".join(c if c.isprintable() else escaped(c) for c in str(value))
+
+
+def escaped(c: str) -> str:
+    code = ord(c)
+    if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's surrogate escape for the byte code - 0xDC00
+        code -= 0xDC00
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
 def print_table(rows: Iterable[dict[str, Any]], columns: Sequence[str], out: TextIO) -> None:
-    """A left-aligned text table; None shows as '-'."""
+    """A left-aligned text table; None shows as '-'; every cell is one printable line (`terminal_text`)."""
     rows = list(rows)
-    cells = [[("-" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    cells = [[("-" if r.get(c) is None else terminal_text(r.get(c))) for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)), file=out)
     for row in cells:

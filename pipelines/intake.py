@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePath
@@ -38,6 +37,8 @@ REASONS: dict[str, str] = {
     "not_text": "a CSV file holds binary data",
     "bad_encoding": "a CSV file is not UTF-8",
     "unreadable_file": "the file cannot be parsed as CSV or Parquet",
+    "nested_column": "a Parquet column holds lists, structs or maps instead of one value per cell",
+    "bad_file_name": "the file's name cannot give a block id (not UTF-8, unprintable characters, too long)",
     "wrong_delimiter": "a CSV file seems to use another delimiter than ','",
     "duplicate_columns": "two columns share a name",
     "too_many_columns": "more columns than [intake] max_columns",
@@ -54,7 +55,8 @@ REASONS: dict[str, str] = {
     "block_id_conflict": "a different file already delivered a block with this id",
 }
 
-BLOCK_ID = re.compile(r"[^\x00-\x1f/\\]{1,128}")
+MAX_BLOCK_ID = 128  # characters of a block id, from a block column or a file name
+MAX_SHOWN_NAME = 200  # characters of a file name as events and output show it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,15 +109,22 @@ class Rejected(Exception):
 
 
 def parse_file(name: str, data: bytes, rules: IntakeRules) -> Intake:
-    """Validate one file; every foreseeable problem becomes a rejection, never an exception."""
+    """Validate one file; every foreseeable problem becomes a rejection, never an exception.
+
+    `name` is the file's name as the OS gave it (a non-UTF-8 byte arrives as a surrogate escape); the message
+    shows it through `display_name`, and is made valid UTF-8 so the event log can always record it.
+    """
     try:
         return accept(name, data, rules)
     except Rejected as r:
-        return Intake(reason_code=r.code, message=f"{name}: {r.message}")
+        message = f"{display_name(name)}: {r.message}".encode("utf-8", "backslashreplace").decode("utf-8")
+        return Intake(reason_code=r.code, message=message)
 
 
 def accept(name: str, data: bytes, rules: IntakeRules) -> Intake:
     fmt = file_format(name, rules.formats)
+    if rules.block_col is None:
+        file_block_id(name)  # a name that cannot be a block id is refused before the file is read
     if len(data) > rules.max_file_mb * 1024 * 1024:
         raise Rejected("file_too_large", f"{len(data) / 1e6:.1f} MB is over the limit of {rules.max_file_mb} MB "
                                          "([intake] max_file_mb); split the file into smaller blocks")
@@ -155,7 +164,7 @@ def file_format(name: str, formats: tuple[str, ...]) -> str:
     suffix = PurePath(name).suffix.lower().lstrip(".")
     fmt = {"csv": "csv", "parquet": "parquet", "pq": "parquet"}.get(suffix)
     if fmt is None or fmt not in formats:
-        raise Rejected("unsupported_format", f"'.{suffix}' files are not read by this pipeline; "
+        raise Rejected("unsupported_format", f"'.{display_name(suffix)}' files are not read by this pipeline; "
                                              f"formats = {list(formats)}")
     return fmt
 
@@ -194,33 +203,25 @@ def read_csv(data: bytes, rules: IntakeRules) -> pd.DataFrame:
 def read_parquet(data: bytes, max_bytes: float = float("inf")) -> pd.DataFrame:
     """Read a Parquet file whose data, once uncompressed and decoded, fits in `max_bytes` ([intake] max_file_mb).
 
-    A few kilobytes of Parquet can hold gigabytes (a compressed page, a long run of one dictionary entry), so the
-    sizes are checked from the footer and with string columns still dictionary-encoded, before any decoding.
+    A few kilobytes of Parquet can hold gigabytes (a compressed page, a long run of one dictionary entry, one cell
+    holding a list of millions of values), so the schema and the sizes are checked from the footer before any
+    decoding, and row groups are read one at a time with string columns still dictionary-encoded.
     """
     limit = f"over the limit of {max_bytes / 1024 / 1024:g} MB ([intake] max_file_mb)"
     try:
         source = pq.ParquetFile(pa.BufferReader(data))
         meta, schema = source.metadata, source.schema_arrow
+        refuse_nested(schema, meta.num_columns)
         names = schema.names
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise Rejected("duplicate_columns", f"column name(s) {', '.join(map(repr, duplicates))} appear more "
                                                 "than once")
-        cells = meta.num_rows * max(1, meta.num_columns)
-        if cells * 8 > max_bytes:
-            raise Rejected("file_too_large", f"{meta.num_rows} rows x {meta.num_columns} columns would take "
-                                             f"{cells * 8 / 1e6:.1f} MB in memory, {limit}")
-        unpacked = sum(meta.row_group(g).column(c).total_uncompressed_size
-                       for g in range(meta.num_row_groups) for c in range(meta.num_columns))
-        if unpacked > max_bytes:
-            raise Rejected("file_too_large", f"its pages uncompress to {unpacked / 1e6:.1f} MB, {limit}")
+        check_footer_sizes(meta, max_bytes, limit)
         texts = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
                  or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
-        table = pq.read_table(pa.BufferReader(data), read_dictionary=texts or None)
-        decoded = cells * 8 + sum(dictionary_bytes(column) for column in table.columns
-                                  if pa.types.is_dictionary(column.type))
-        if decoded > max_bytes:
-            raise Rejected("file_too_large", f"its data decodes to {decoded / 1e6:.1f} MB in memory, {limit}")
+        table = read_row_groups(pq.ParquetFile(pa.BufferReader(data), read_dictionary=texts or None),
+                                max_bytes, limit)
         for name in texts:  # decode them now that the size is known (pandas gets plain strings, as before)
             i = table.schema.get_field_index(name)
             table = table.set_column(i, name, table.column(i).cast(schema.field(name).type))
@@ -230,6 +231,56 @@ def read_parquet(data: bytes, max_bytes: float = float("inf")) -> pd.DataFrame:
         return table.to_pandas()
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as err:
         raise Rejected("unreadable_file", f"has column types that cannot be used: {first_line(err)}") from None
+
+
+def refuse_nested(schema: pa.Schema, leaf_columns: int) -> None:
+    """Blocks are tables of one value per cell; a list, struct or map column is refused from the schema alone,
+    because its cells can hide any number of values that the footer's row count does not show."""
+    nested = [f for f in schema if is_nested(f.type)]
+    if nested or leaf_columns != len(schema):
+        shown = ", ".join(f"{f.name!r} ({f.type})" for f in nested[:3]) or \
+            f"{leaf_columns} stored columns for {len(schema)} names"
+        raise Rejected("nested_column", f"nested column(s) {shown}: a block holds one number or text per cell, "
+                                        "not lists, structs or maps; flatten them into one column per value, "
+                                        "or leave them out of the file")
+
+
+def is_nested(kind: pa.DataType) -> bool:
+    return pa.types.is_nested(kind) or (pa.types.is_dictionary(kind) and is_nested(kind.value_type))
+
+
+def check_footer_sizes(meta: pq.FileMetaData, max_bytes: float, limit: str) -> None:
+    """Refuse, from the footer alone, data that would take more than `max_bytes` once uncompressed or loaded."""
+    groups = [meta.row_group(g) for g in range(meta.num_row_groups)]
+    rows = sum(g.num_rows for g in groups)
+    cells = sum(max(g.num_rows, g.column(c).num_values) for g in groups for c in range(g.num_columns))
+    if cells * 8 > max_bytes:
+        raise Rejected("file_too_large", f"{rows} rows x {meta.num_columns} columns would take "
+                                         f"{cells * 8 / 1e6:.1f} MB in memory, {limit}")
+    unpacked = max(sum(g.total_byte_size for g in groups),
+                   sum(g.column(c).total_uncompressed_size for g in groups for c in range(g.num_columns)))
+    if unpacked > max_bytes:
+        raise Rejected("file_too_large", f"its pages uncompress to {unpacked / 1e6:.1f} MB, {limit}")
+
+
+def read_row_groups(source: pq.ParquetFile, max_bytes: float, limit: str) -> pa.Table:
+    """Read the row groups one at a time, text still dictionary-encoded, adding up what they decode to.
+
+    Past `max_bytes` nothing more is kept and nothing is decoded; the remaining groups are only measured (each
+    is small while encoded, by the footer checks) so the message gives the file's full size.
+    """
+    kept, decoded = [], 0
+    for g in range(source.num_row_groups):
+        group = source.read_row_group(g)
+        decoded += group.num_rows * max(1, group.num_columns) * 8 + sum(
+            dictionary_bytes(column) for column in group.columns if pa.types.is_dictionary(column.type))
+        if decoded <= max_bytes:
+            kept.append(group)
+        else:
+            kept.clear()
+    if decoded > max_bytes:
+        raise Rejected("file_too_large", f"its data decodes to {decoded / 1e6:.1f} MB in memory, {limit}")
+    return pa.concat_tables(kept) if kept else source.schema_arrow.empty_table()
 
 
 def dictionary_bytes(column: pa.ChunkedArray) -> int:
@@ -329,7 +380,7 @@ def to_numbers(col: str, series: pd.Series) -> np.ndarray:
 def split_blocks(name: str, raw: pd.DataFrame, clean: pd.DataFrame, block_col: str | None,
                  labelled: bool) -> tuple[ParsedBlock, ...]:
     if block_col is None:
-        return (ParsedBlock(block_id=PurePath(name).stem, frame=clean.reset_index(drop=True), labelled=labelled),)
+        return (ParsedBlock(block_id=file_block_id(name), frame=clean.reset_index(drop=True), labelled=labelled),)
     if block_col not in raw.columns:
         raise Rejected("block_col_missing", f"the block column {block_col!r} (block_col) is not in the file")
     keys = raw[block_col]
@@ -337,10 +388,9 @@ def split_blocks(name: str, raw: pd.DataFrame, clean: pd.DataFrame, block_col: s
         raise Rejected("bad_block_id", f"{int(keys.isna().sum())} row(s) have no value in the block column "
                                        f"{block_col!r}")
     ids = keys.map(block_id_text)
-    bad = sorted({i for i in ids.unique() if not BLOCK_ID.fullmatch(i)})
+    bad = sorted({i for i in ids.unique() if not is_block_id(i)})
     if bad:
-        raise Rejected("bad_block_id", f"block column value(s) {bad[:3]} cannot be block ids (1-128 characters, "
-                                       "no '/', '\\\\' or control characters)")
+        raise Rejected("bad_block_id", f"block column value(s) {bad[:3]} cannot be block ids ({BLOCK_ID_RULE})")
     blocks = []
     for block_id in pd.unique(ids):
         rows = clean[(ids == block_id).to_numpy()].reset_index(drop=True)
@@ -353,6 +403,98 @@ def block_id_text(value: object) -> str:
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+BLOCK_ID_RULE = f"1-{MAX_BLOCK_ID} printable characters, no '/' or '\\\\'"
+
+
+def is_block_id(text: str) -> bool:
+    """Block ids are shown in tables, logs and the UI and key the log's rows: short, printable, never a path.
+
+    Printable (`str.isprintable`) leaves out control characters (terminal escapes, newlines), format characters
+    (the right-to-left override U+202E) and lone surrogates (bytes of a file name that were not UTF-8).
+
+    >>> [is_block_id(t) for t in ("2024-05", "名前", "a/b", "x" * 129, "a\\x1b[31m", "cod\\u202egpj.exe")]
+    [True, True, False, False, False, False]
+    """
+    return 0 < len(text) <= MAX_BLOCK_ID and text.isprintable() and "/" not in text and "\\" not in text
+
+
+def file_block_id(name: str) -> str:
+    """A file without a block column is one block named after the file; a name that cannot be an id is refused
+    rather than rewritten, so a block id always reads as the name of the file it came from.
+
+    >>> file_block_id("2024-05.csv")
+    '2024-05'
+    >>> file_block_id("a11_\\udcff\\udcfe.csv")
+    Traceback (most recent call last):
+    pipelines.intake.Rejected: the file name cannot be a block id: it holds bytes that are not UTF-8 or \
+characters that cannot be printed (\\xff, \\xfe); rename the file (1-128 printable characters, no '/' or '\\\\' \
+before the extension), or set block_col to take block ids from a column
+    """
+    stem = PurePath(name).stem
+    if is_block_id(stem):
+        return stem
+    if len(stem) > MAX_BLOCK_ID:
+        problem = f"the part before the extension is {len(stem)} characters long, over {MAX_BLOCK_ID}"
+    elif not stem.isprintable():
+        shown = list(dict.fromkeys(escape_char(c) for c in stem if not c.isprintable()))  # in order, once
+        problem = ("it holds bytes that are not UTF-8 or characters that cannot be printed "
+                   f"({', '.join(shown[:5])})")
+    else:
+        problem = "it holds '\\\\'" if "\\" in stem else "the part before the extension is empty"
+    raise Rejected("bad_file_name", f"the file name cannot be a block id: {problem}; rename the file "
+                                    f"({BLOCK_ID_RULE} before the extension), or set block_col to take block "
+                                    "ids from a column")
+
+
+def display_name(name: str) -> str:
+    """A file name as events and output show it: valid UTF-8, printable, one line, at most 200 characters.
+
+    A name can hold anything but '/' and NUL: bytes that are not UTF-8 (which Python gives as surrogate
+    escapes, and which the event log cannot encode), terminal escape codes, newlines (a fake output line),
+    a right-to-left override. Those become `\\xNN` / `\\uNNNN` escapes, and `\\` doubles so an escape always means
+    one; a long name keeps its start and its end (the extension).
+
+    >>> for name in ("a11_\\udcff\\udcfe.csv", "x\\x1b[31m\\nok.csv", "cod\\u202egpj.exe", "a\\\\x1b.csv"):
+    ...     print(display_name(name))
+    a11_\\xff\\xfe.csv
+    x\\x1b[31m\\x0aok.csv
+    cod\\u202egpj.exe
+    a\\\\x1b.csv
+    >>> len(display_name("é" * 300 + ".csv")), display_name("é" * 300 + ".csv")[-8:]
+    (200, 'éééé.csv')
+    """
+    pieces = [escape_char(c) for c in name]
+    if sum(map(len, pieces)) <= MAX_SHOWN_NAME:
+        return "".join(pieces)
+    budget = MAX_SHOWN_NAME - len("...")  # two thirds from the start, the rest from the end
+    head = "".join(fitting(pieces, budget * 2 // 3))
+    tail = "".join(reversed(fitting(pieces[::-1], budget - len(head))))
+    return f"{head}...{tail}"
+
+
+def fitting(pieces: list[str], width: int) -> list[str]:
+    """The longest run of whole pieces from the start that fits in `width` characters: an escape is never cut."""
+    out, used = [], 0
+    for piece in pieces:
+        if used + len(piece) > width:
+            break
+        out.append(piece)
+        used += len(piece)
+    return out
+
+
+def escape_char(c: str) -> str:
+    """One character of a name as shown: itself if printable, else an escape (a non-UTF-8 byte as `\\xNN`)."""
+    code = ord(c)
+    if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's surrogate escape for the byte code - 0xDC00
+        return f"\\x{code - 0xDC00:02x}"
+    if c == "\\":
+        return "\\\\"
+    if c.isprintable():
+        return c
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 def first_line(err: BaseException) -> str:

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from calmops_actors.cli_common import add_home_option, print_table, resolve_home, writable_home
+from calmops_actors.cli_common import add_home_option, print_table, resolve_home, terminal_text, writable_home
 from calmops_actors.errors import UserError
 from calmops_actors.sources import source_files
 
@@ -61,15 +61,16 @@ def run(args: argparse.Namespace) -> int:
     home = resolve_home(args)
     source = resolve_source(config, args.config.parent)
     files = [f.resolve() for f in args.files] if args.files else source_files(source)
-    missing = [str(f) for f in files if not f.is_file()]
+    missing = [terminal_text(f) for f in files if not f.is_file()]
     if missing:
         raise UserError(f"file(s) not found: {', '.join(missing)}")
     if not files:
-        raise UserError(f"no files to process in {source} (source = {config.source!r}); add files or name them")
+        raise UserError(f"no files to process in {terminal_text(source)} (source = {config.source!r}); add files "
+                        "or name them")
     out = sys.stdout
     writable_home(home)
     if not args.json:
-        print(f"pipeline {config.name}: {len(files)} file(s), home {home.resolve()}", file=out)
+        print(f"pipeline {config.name}: {len(files)} file(s), home {terminal_text(home.resolve())}", file=out)
     start_ray(args.ray_address)
     actor = spawn_actor(home.resolve(), config.name, config_dir=args.config.parent.resolve())
     try:
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(result), file=out)
         else:
-            print(f"[{i}/{len(files)}] {describe(result)}", file=out, flush=True)
+            print(f"[{i}/{len(files)}] {terminal_text(describe(result))}", file=out, flush=True)
     summary = ray.get(actor.summary.remote())
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     if args.json:

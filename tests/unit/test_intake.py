@@ -104,6 +104,8 @@ CASES = {
     "non_numeric_values": ("b.csv", b"x,c,y\n1,a,0\nabc,b,1\n", FIXED, "'abc'"),
     "all_missing_feature": ("b.csv", b"x,c,y\n,a,0\n,b,1\n", FIXED, "no finite values"),
     "too_many_invalid": ("b.csv", b"x,c,y\ninf,a,0\n1,b,1\n2,a,1\n", FIXED, "33% NaN or infinite"),
+    "nested_column": ("b.parquet", parquet_bytes(good_frame(2).assign(z=[[1.0], [2.0]])), FIXED, "'z' (list<"),
+    "bad_file_name": ("b" * 129 + ".csv", csv_bytes(good_frame()), FIXED, "129 characters long, over 128"),
 }
 
 
