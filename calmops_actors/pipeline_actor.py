@@ -61,7 +61,7 @@ from pipelines.drift import assess, check_features, fit_reference, performance_d
 from pipelines.evaluation import evaluate, higher_is_better, per_row_errors
 from pipelines.events import Artifact, Event
 from pipelines.fast_replay import replay
-from pipelines.intake import IntakeRules, parse_file
+from pipelines.intake import IntakeRules, display_name, parse_file
 from pipelines.models import ModelSpec, ModelSpecError, build_estimator
 from pipelines.retraining import LabelledBlock, build_round, fallback_to_run, primary_metric
 from pipelines.rounds import RoundPlan, first_labelled, plan_round
@@ -196,43 +196,44 @@ class PipelineActor:
         if self.config is None:
             raise RuntimeError(f"pipeline {self.name} is not configured")
         if self.config.preprocess and self.preprocess is None:  # never ingest raw what the hook should treat
-            return {"file": Path(path).name, "outcome": "unreadable",
+            return {"file": display_name(Path(path).name), "outcome": "unreadable",
                     "message": self.hook_error or f"pipeline {self.name}: preprocess hook not loaded"}
         self.recover(await_rounds)
         file = Path(path)
+        name = display_name(file.name)  # events and output get it: valid UTF-8, printable, one line, bounded
         try:
             size = file.stat().st_size
             if size > self.config.intake.max_file_mb * 1024 * 1024:
                 data = b""
-                sha = hashlib.sha256(f"{file.name}:{size}:{file.stat().st_mtime_ns}".encode()).hexdigest()
-                return self.reject(file.name, sha, "file_too_large",
-                                   f"{file.name}: {size / 1e6:.1f} MB is over the limit of "
+                sha = hashlib.sha256(f"{name}:{size}:{file.stat().st_mtime_ns}".encode()).hexdigest()
+                return self.reject(name, sha, "file_too_large",
+                                   f"{name}: {size / 1e6:.1f} MB is over the limit of "
                                    f"{self.config.intake.max_file_mb} MB ([intake] max_file_mb)")
             data = file.read_bytes()
         except OSError as err:
-            return {"file": file.name, "outcome": "unreadable", "message": f"{file.name}: {err.strerror}"}
+            return {"file": name, "outcome": "unreadable", "message": f"{name}: {err.strerror}"}
         sha = hashlib.sha256(data).hexdigest()
         outcome = self.state.files.get(sha)
         if outcome == "accepted" or outcome == f"rejected:{self.state.config_sha256}":
-            return {"file": file.name, "outcome": "duplicate", "sha256": sha}
-        intake = parse_file(file.name, data, self.intake_rules())
+            return {"file": name, "outcome": "duplicate", "sha256": sha}
+        intake = parse_file(file.name, data, self.intake_rules())  # the real name: its block id is checked
         if not intake.accepted:
-            return self.reject(file.name, sha, intake.reason_code, intake.message)
+            return self.reject(name, sha, intake.reason_code, intake.message)
         blocks = tuple(
             NewBlock(block_id=b.block_id, rows=b.rows, labelled=b.labelled,
                      artifact=to_artifact(self.artifacts.put_frame(b.frame)), ignored_columns=intake.ignored_columns)
             for b in intake.blocks)
-        events = self.execute(AcceptFile(file=file.name, sha256=sha, blocks=blocks, schema=intake.schema,
+        events = self.execute(AcceptFile(file=name, sha256=sha, blocks=blocks, schema=intake.schema,
                                          occurred_at=now_iso()), key=f"accept:{sha}")
         arrived = [e.block_id for e in events if type(e).__name__ == "BlockArrived"]
         rejected = [e for e in events if type(e).__name__ == "BlockRejected"]
         if rejected:
             self.drop_unreferenced(blocks)
-            return {"file": file.name, "outcome": "rejected", "reason_code": rejected[0].reason_code,
+            return {"file": name, "outcome": "rejected", "reason_code": rejected[0].reason_code,
                     "message": rejected[0].message}
         self.waiting.extend(arrived)
         self.check_waiting(await_rounds, frames={b.block_id: b.frame for b in intake.blocks})
-        return {"file": file.name, "outcome": "accepted", "blocks": arrived}
+        return {"file": name, "outcome": "accepted", "blocks": arrived}
 
     def drop_unreferenced(self, blocks: tuple[NewBlock, ...]) -> None:
         """A file's frames are stored before `decide` sees them (the command carries their hashes); when it rejects
@@ -382,7 +383,7 @@ class PipelineActor:
                 round_id=plan.round_id, block_id=plan.block_id, strategies=plan.strategies,
                 training_blocks=plan.labelled_blocks, holdout_blocks=tuple(s.block_id for s in description.spans),
                 holdout=str(description), seed=plan.seed, trigger=plan.trigger, new_blocks=plan.new_blocks,
-                occurred_at=now_iso()), key=f"round:{plan.round_id}:start")
+                reasons=plan.reasons, occurred_at=now_iso()), key=f"round:{plan.round_id}:start")
             if not events:
                 return False  # in flight already, or the circuit is open
         refs = put_material(material)
@@ -497,7 +498,7 @@ class PipelineActor:
         """After a restart, a round in the log has no tasks in this process: launch it again, same seed."""
         r = self.state.round
         plan = RoundPlan(round_id=r.round_id, block_id=r.block_id, trigger=r.trigger, strategies=r.strategies,
-                         labelled_blocks=r.training_blocks, new_blocks=r.new_blocks, seed=r.seed)
+                         labelled_blocks=r.training_blocks, new_blocks=r.new_blocks, seed=r.seed, reasons=r.reasons)
         log.info("pipeline %s: re-issuing round %s after a restart", self.name, r.round_id)
         self.start_round(plan, reissue=True)
 

@@ -14,12 +14,13 @@ A command that cannot be honoured because of a user's mistake raises `CommandRej
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from pipelines.config import CircuitBreakerSettings, config_from_dict, diff_configs
 from pipelines.drift import DriftAssessment
+from pipelines.evaluation import higher_is_better
 from pipelines.events import (
     Artifact,
     ArtifactsPruned,
@@ -37,15 +38,17 @@ from pipelines.events import (
     DriftDetected,
     Event,
     ModelPromoted,
+    ModelRetrained,
     ModelRolledBack,
     PerformanceMeasured,
     PipelineRegistered,
     RetrainFailed,
     RetrainRequested,
     SchemaFixed,
+    StrategyResult,
 )
 from pipelines.promotion import decide_promotion
-from pipelines.retraining import RetrainSettings
+from pipelines.retraining import RetrainSettings, primary_metric
 from pipelines.state import PipelineState
 
 
@@ -124,6 +127,7 @@ class RequestRetrain:
     occurred_at: str
     trigger: str = "drift"
     new_blocks: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
 
 
 @command
@@ -304,7 +308,7 @@ def decide_retrain(state: PipelineState, cmd: RequestRetrain) -> tuple[Event, ..
     return (RetrainRequested(
         round_id=cmd.round_id, block_id=cmd.block_id, strategies=cmd.strategies,
         training_blocks=cmd.training_blocks, holdout_blocks=cmd.holdout_blocks, holdout=cmd.holdout,
-        seed=cmd.seed, trial=trial, trigger=cmd.trigger, new_blocks=cmd.new_blocks,
+        seed=cmd.seed, trial=trial, trigger=cmd.trigger, new_blocks=cmd.new_blocks, reasons=cmd.reasons,
         occurred_at=cmd.occurred_at),)
 
 
@@ -336,7 +340,8 @@ def decide_round_outcome(state: PipelineState, cmd: RecordRoundOutcome) -> tuple
             code_version=cmd.code_version, notes=outcome.notes, occurred_at=at))
         events.append(ChallengerEvaluated(round_id=cmd.round_id, model_version=version, metrics=outcome.metrics,
                                           champion_metrics=cmd.champion_metrics, occurred_at=at))
-    settings = config_from_dict(state.config, "<log>").retrain if state.config else RetrainSettings()
+    config = config_from_dict(state.config, "<log>") if state.config else None
+    settings = config.retrain if config else RetrainSettings()
     verdict = decide_promotion(cmd.champion_metrics if state.champion else None, candidates, settings,
                                strategies=strategies)
     if verdict.promote is not None:
@@ -348,7 +353,40 @@ def decide_round_outcome(state: PipelineState, cmd: RecordRoundOutcome) -> tuple
         events.append(ChallengerRejected(round_id=cmd.round_id, model_versions=tuple(candidates),
                                          reason=reason, occurred_at=at))
     events.extend(circuit_after_round(state, succeeded=bool(candidates), trial=round_.trial, now=at))
+    task = config.task if config else "classification"
+    events.append(round_summary(state, cmd, events, primary_metric(settings, task)))
     return tuple(events)
+
+
+def round_summary(state: PipelineState, cmd: RecordRoundOutcome, events: list[Event], metric: str) -> ModelRetrained:
+    """`ModelRetrained`: the round's own events (just decided), restated as one fact."""
+    round_ = state.round
+    results, trained = [], {}
+    for e in events:
+        if isinstance(e, RetrainFailed):
+            results.append(StrategyResult(strategy=e.strategy, outcome="skipped" if e.skipped else "failed",
+                                          error=e.error))
+        elif isinstance(e, ChallengerEvaluated):
+            trained[e.model_version] = e.metrics.get(metric)
+        elif isinstance(e, CandidateTrained):
+            results.append(StrategyResult(strategy=e.strategy, outcome="trained", model_version=e.model_version))
+    results = [replace(r, metric=trained.get(r.model_version)) if r.outcome == "trained" else r for r in results]
+    scored = [(v, m) for v, m in trained.items() if m is not None]
+    best = (max if higher_is_better(metric) else min)(scored, key=lambda vm: vm[1]) if scored else (None, None)
+    promoted = next((e for e in events if isinstance(e, ModelPromoted)), None)
+    rejected = next((e for e in events if isinstance(e, ChallengerRejected)), None)
+    started = parse_time(round_.started_at) if round_.started_at else None
+    return ModelRetrained(
+        round_id=cmd.round_id, trigger=round_.trigger, trigger_block=round_.block_id, reasons=round_.reasons,
+        strategies=tuple(results), metric=metric, best_version=best[0], best_metric=best[1],
+        champion_version=state.champion,
+        champion_metric=cmd.champion_metrics.get(metric) if state.champion else None,
+        outcome="promoted" if promoted else ("rejected" if trained else "failed"),
+        promoted_version=promoted.model_version if promoted else None,
+        reason=promoted.reason if promoted else rejected.reason,
+        seconds=max(0.0, (parse_time(cmd.occurred_at) - started).total_seconds()) if started else 0.0,
+        occurred_at=cmd.occurred_at)
+
 
 
 def circuit_after_round(state: PipelineState, *, succeeded: bool, trial: bool, now: str) -> tuple[Event, ...]:

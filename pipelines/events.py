@@ -161,6 +161,7 @@ class RetrainRequested(Event):
     trial: bool = False  # a half-open circuit's trial round
     trigger: str = "drift"  # "initial" (first model) | "drift"
     new_blocks: tuple[str, ...] = ()  # labelled blocks the champion had not seen (the holdout is cut from them)
+    reasons: tuple[str, ...] = ()  # why, in words: the drift that called for it, or the first model's blocks
 
 
 @frozen
@@ -223,6 +224,40 @@ class RetrainFailed(Event):
     skipped: bool = False
 
 
+@frozen
+class StrategyResult:
+    """One strategy of a finished round, as `ModelRetrained` summarises it."""
+
+    strategy: str
+    outcome: str  # "trained" | "skipped" | "failed"
+    model_version: str | None = None
+    metric: float | None = None  # the candidate's primary metric on the holdout (trained only)
+    error: str | None = None  # why it failed or was skipped
+
+
+@frozen
+class ModelRetrained(Event):
+    """A retraining round finished, whatever its outcome: the one fact that says what was retrained, why, how
+    long it took and what came of it. It adds no decision: it restates the round's own events
+    (`RetrainRequested`, `CandidateTrained`, `ChallengerEvaluated`, `RetrainFailed`, then `ModelPromoted` or
+    `ChallengerRejected`) in one place, and always agrees with them."""
+
+    round_id: str
+    trigger: str  # "initial" | "drift"
+    trigger_block: str
+    reasons: tuple[str, ...]
+    strategies: tuple[StrategyResult, ...]
+    metric: str  # the metric promotion ranks by
+    best_version: str | None  # the best candidate on the holdout (None when none trained)
+    best_metric: float | None
+    champion_version: str | None  # the champion the round ran against (None for the first model)
+    champion_metric: float | None  # its score on the same holdout rows
+    outcome: str  # "promoted" | "rejected" | "failed"
+    promoted_version: str | None
+    reason: str  # the promotion rule's words (or why every strategy failed)
+    seconds: float  # wall time from RetrainRequested to the round's end
+
+
 # --- operations ----------------------------------------------------------------------------------
 
 
@@ -280,4 +315,5 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     CircuitClosed,
     ModelRolledBack,
     ArtifactsPruned,
+    ModelRetrained,
 )

@@ -29,6 +29,7 @@ from pipelines.events import (
     DriftDetected,
     Event,
     ModelPromoted,
+    ModelRetrained,
     ModelRolledBack,
     PerformanceMeasured,
     PipelineRegistered,
@@ -143,7 +144,30 @@ def event_line(event: Event) -> str:  # noqa: C901 - one branch per event type
         case ArtifactsPruned():
             return (f"model files of rejected {', '.join(event.model_versions)} pruned ({event.reason}); "
                     "their events stay")
+        case ModelRetrained():
+            return retrained_line(event)
     return type(event).__name__
+
+
+def retrained_line(event: ModelRetrained) -> str:
+    """A finished round in one line: trigger, strategies, best candidate against the champion, outcome, time.
+
+    >>> from pipelines.events import StrategyResult
+    >>> retrained_line(ModelRetrained(round_id="r2", trigger="drift", trigger_block="b7", reasons=("x1 moved",),
+    ...     strategies=(StrategyResult(strategy="full", outcome="trained", model_version="v2", metric=0.91),
+    ...                 StrategyResult(strategy="stacking", outcome="failed", error="boom")),
+    ...     metric="accuracy", best_version="v2", best_metric=0.91, champion_version="v1", champion_metric=0.85,
+    ...     outcome="promoted", promoted_version="v2", reason="promote v2", seconds=3.25))
+    'round r2 (drift on b7) retrained: full trained, stacking failed; best v2 accuracy 0.910 vs champion v1 0.850: promoted v2 (3.2 s)'
+    """
+    tried = ", ".join(f"{r.strategy} {r.outcome}" for r in event.strategies) or "no strategy"
+    best = (f"best {event.best_version} {event.metric} {event.best_metric:.3f}"
+            if event.best_version is not None and event.best_metric is not None else "no candidate")
+    versus = (f" vs champion {event.champion_version} {event.champion_metric:.3f}"
+              if event.champion_version and event.champion_metric is not None else "")
+    result = f"promoted {event.promoted_version}" if event.outcome == "promoted" else event.outcome
+    trigger = f"{event.trigger} on {event.trigger_block}"
+    return f"round {event.round_id} ({trigger}) retrained: {tried}; {best}{versus}: {result} ({event.seconds:.1f} s)"
 
 
 # --- a block's story -----------------------------------------------------------------------------
@@ -178,9 +202,13 @@ def _round_story(events: Sequence[Event], start: int) -> dict[str, Any]:
             case ModelPromoted(round_id=req.round_id):
                 story["outcome"] = {"promoted": event.model_version, "previous": event.previous_version,
                                     "reason": event.reason}
-                break
             case ChallengerRejected(round_id=req.round_id):
                 story["outcome"] = {"rejected": list(event.model_versions), "reason": event.reason}
+            case ModelRetrained(round_id=req.round_id):  # the round's summary (logs before it have none)
+                story["seconds"] = event.seconds
+                story["reasons"] = list(event.reasons)
+                break
+            case RetrainRequested():  # the next round: this one ended without a summary (an older log)
                 break
     return story
 

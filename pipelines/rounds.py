@@ -22,6 +22,7 @@ class RoundPlan:
     labelled_blocks: tuple[str, ...]  # every labelled block, oldest first (the holdout is cut from the newest)
     new_blocks: tuple[str, ...]  # labelled blocks the champion was not trained on
     seed: int
+    reasons: tuple[str, ...] = ()  # why, in words (recorded in RetrainRequested and ModelRetrained)
 
 
 def plan_round(state: PipelineState, config: PipelineConfig, block_id: str) -> RoundPlan | None:
@@ -45,7 +46,9 @@ def plan_round(state: PipelineState, config: PipelineConfig, block_id: str) -> R
         if len(first) < config.training.initial_blocks:
             return None
         return RoundPlan(round_id=round_id, block_id=first[-1], trigger="initial", strategies=("full",),
-                         labelled_blocks=first, new_blocks=first, seed=seed)
+                         labelled_blocks=first, new_blocks=first, seed=seed,
+                         reasons=(f"first model: {len(first)} labelled block(s) arrived ([training] "
+                                  f"initial_blocks = {config.training.initial_blocks})",))
     if not state.retrain_pending:
         return None
     upto = state.blocks[block_id].seq
@@ -55,7 +58,8 @@ def plan_round(state: PipelineState, config: PipelineConfig, block_id: str) -> R
     if not new:
         return None  # drift on unlabelled data: wait for labels the champion has not seen
     return RoundPlan(round_id=round_id, block_id=block_id, trigger="drift", strategies=config.retrain.strategies,
-                     labelled_blocks=labelled, new_blocks=new, seed=seed)
+                     labelled_blocks=labelled, new_blocks=new, seed=seed,
+                     reasons=(f"drift on {state.last_drift_block}",) + state.drift_reasons)
 
 
 def first_labelled(state: PipelineState, n: int) -> tuple[str, ...]:

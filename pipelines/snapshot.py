@@ -138,6 +138,7 @@ def to_dict(state: PipelineState) -> dict[str, Any]:
         "last_event_at": state.last_event_at,
         "counters": dataclasses.asdict(state.counters),
         "first_training": list(state.first_training),
+        "drift_reasons": list(state.drift_reasons),
     }
 
 
@@ -273,6 +274,7 @@ def from_dict(data: dict[str, Any]) -> PipelineState:
         last_event_at=data["last_event_at"],
         counters=Counters(**data["counters"]),
         first_training=tuple(data["first_training"]),
+        drift_reasons=tuple(data["drift_reasons"]),
     )
 
 

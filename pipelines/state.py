@@ -98,6 +98,7 @@ class RoundRecord:
     new_blocks: tuple[str, ...] = ()
     candidates: tuple[str, ...] = ()
     failures: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +152,7 @@ class PipelineState:
     # the blocks the first model learned from (set at the first promotion): the only accepted blocks that are
     # never drift-checked or scored, since no model exists that was not trained on them
     first_training: tuple[str, ...] = ()
+    drift_reasons: tuple[str, ...] = ()  # why the last drift was detected: a drift round records them
 
     @staticmethod
     def initial() -> PipelineState:
@@ -339,15 +341,15 @@ def evolve(state: PipelineState, event: Event) -> PipelineState:
                 files = files.set(sha, f"rejected:{state.config_sha256}")
             return _state(state, version=version, last_event_at=at, files=files,
                           counters=_counters(c, rejected_files=c.rejected_files + 1))
-        case DriftDetected(block_id=block_id):
+        case DriftDetected(block_id=block_id, reasons=reasons):
             return _state(state, version=version, last_event_at=at, last_drift_block=block_id,
-                          retrain_pending=True, counters=_counters(c, drifts=c.drifts + 1))
+                          retrain_pending=True, drift_reasons=reasons, counters=_counters(c, drifts=c.drifts + 1))
         case RetrainRequested():
             round_ = RoundRecord(
                 round_id=event.round_id, block_id=event.block_id, strategies=event.strategies,
                 training_blocks=event.training_blocks, holdout_blocks=event.holdout_blocks,
                 started_at=event.occurred_at, trial=event.trial, seed=event.seed, trigger=event.trigger,
-                new_blocks=event.new_blocks,
+                new_blocks=event.new_blocks, reasons=event.reasons,
             )
             return _state(state, version=version, last_event_at=at, round=round_, retrain_pending=False,
                           counters=_counters(c, rounds=c.rounds + 1))

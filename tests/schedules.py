@@ -174,5 +174,7 @@ def check_every_block_once(home: Path, name: str) -> Checked:
     started = [r.payload["round_id"] for r in stream if r.type == "RetrainRequested"]
     closed = Counter(r.payload["round_id"] for r in stream if r.type in ("ModelPromoted", "ChallengerRejected"))
     assert closed == Counter(started) and state.round is None and not state.pending_blocks()
+    summaries = Counter(r.payload["round_id"] for r in stream if r.type == "ModelRetrained")
+    assert summaries == Counter(started), "one ModelRetrained per finished round"
     return Checked(checked=tuple(c["block_id"] for c in checks), measured=tuple(m["block_id"] for m in measured),
                    first_training=state.first_training, blocks=blocks, events=len(stream))

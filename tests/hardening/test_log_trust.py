@@ -16,12 +16,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from log_tools import rehash
 
 from calmops_actors import cli
 from calmops_actors.home import Home, stream_id
 from calmops_actors.projector import update_projections
 from eventstore import CorruptLogError, EventData, SQLiteEventStore
-from eventstore.hash_chain import GENESIS_HASH, record_hash_from_text
 
 
 def make_log(home: Path, events: int = 30) -> Path:
@@ -37,17 +37,6 @@ def make_log(home: Path, events: int = 30) -> Path:
 def sql(path: Path, statement: str, args: tuple = ()) -> None:
     with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         conn.execute(statement, args)
-
-
-def rehash(path: Path) -> None:
-    """What a careful forger does after an edit: recompute every hash so the chain is valid again."""
-    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
-        previous = GENESIS_HASH
-        rows = conn.execute("SELECT position, stream_id, version, type, schema_version, payload, recorded_at "
-                            "FROM events ORDER BY position").fetchall()
-        for row in rows:
-            previous = record_hash_from_text(previous, *row)
-            conn.execute("UPDATE events SET hash = ? WHERE position = ?", (previous, row[0]))
 
 
 def calmops(*args: str) -> tuple[int, str]:

@@ -126,8 +126,8 @@ def test_the_first_round_promotes_its_best_candidate(run: Driver) -> None:
     assert kinds(run(request("r1"))) == ["RetrainRequested"]
     events = run(outcome("r1", success("full", 0.80), success("windowed", 0.85)))
     assert kinds(events) == ["CandidateTrained", "ChallengerEvaluated", "CandidateTrained", "ChallengerEvaluated",
-                             "ModelPromoted"]
-    promoted = events[-1]
+                             "ModelPromoted", "ModelRetrained"]
+    promoted = events[-2]
     assert isinstance(promoted, ModelPromoted) and promoted.model_version == "v2" and promoted.strategy == "windowed"
     assert run.state.champion == "v2" and run.state.round is None
     assert run.state.models["v1"].status == "rejected"
@@ -143,7 +143,7 @@ def test_a_better_candidate_is_promoted_with_lineage(run: Driver) -> None:
     with_champion(run)
     run(request("r2"))
     events = run(outcome("r2", success("windowed", 0.90), champion=0.80))
-    promoted = events[-1]
+    promoted = events[-2]
     assert isinstance(promoted, ModelPromoted) and promoted.previous_version == "v1"
     trained = events[0]
     assert isinstance(trained, CandidateTrained) and trained.parent_version == "v1"
@@ -156,8 +156,8 @@ def test_an_equal_barely_better_or_worse_candidate_is_rejected(run: Driver, accu
     with_champion(run)
     run(request("r2"))
     events = run(outcome("r2", success("windowed", accuracy), champion=0.80))
-    assert isinstance(events[-1], ChallengerRejected)
-    assert "0.8" in events[-1].reason
+    assert isinstance(events[-2], ChallengerRejected)
+    assert "0.8" in events[-2].reason
     assert run.state.champion == "v1" and run.state.models["v2"].status == "rejected"
 
 
@@ -165,7 +165,7 @@ def test_failed_strategies_are_recorded_and_others_still_count(run: Driver) -> N
     with_champion(run)
     run(request("r2"))
     events = run(outcome("r2", failure("stacking"), success("windowed", 0.95), champion=0.80))
-    assert kinds(events)[0] == "RetrainFailed" and isinstance(events[-1], ModelPromoted)
+    assert kinds(events)[0] == "RetrainFailed" and isinstance(events[-2], ModelPromoted)
 
 
 def test_repeated_outcome_delivery_is_ignored(run: Driver) -> None:
@@ -177,13 +177,13 @@ def open_circuit(run: Driver) -> None:
     for i in range(2, 5):  # max_consecutive_failures = 3 by default
         assert kinds(run(request(f"r{i}", t=i)))[0] == "RetrainRequested"
         events = run(outcome(f"r{i}", failure("full"), t=i))
-    assert isinstance(events[-1], CircuitOpened)
+    assert isinstance(events[-2], CircuitOpened)
 
 
 def test_three_failed_rounds_open_the_circuit_and_pause_retraining(run: Driver) -> None:
     with_champion(run)
     open_circuit(run)
-    opened = run.log[-1]
+    opened = run.log[-2]
     assert opened.failures == 3 and opened.backoff_seconds == 60.0
     assert run.state.circuit.open and run.state.health == "paused"
     assert run(request("r5", t=10)) == ()  # still inside the backoff
@@ -196,21 +196,21 @@ def test_after_the_backoff_one_trial_round_closes_the_circuit_on_success(run: Dr
     (requested,) = run(request("r5", t=4 + 61))
     assert isinstance(requested, RetrainRequested) and requested.trial
     events = run(outcome("r5", success("windowed", 0.9), champion=0.8, t=70))
-    assert isinstance(events[-1], CircuitClosed) and not run.state.circuit.open
+    assert isinstance(events[-2], CircuitClosed) and not run.state.circuit.open
 
 
 def test_a_failed_trial_reopens_with_a_doubled_backoff_up_to_the_cap(run: Driver) -> None:
     with_champion(run)
     open_circuit(run)
     run(request("r5", t=100))
-    (failed, rejected, reopened) = run(outcome("r5", failure("full"), t=100))
+    (failed, rejected, reopened, _summary) = run(outcome("r5", failure("full"), t=100))
     assert isinstance(failed, RetrainFailed) and isinstance(rejected, ChallengerRejected)
     assert isinstance(reopened, CircuitOpened) and reopened.backoff_seconds == 120.0
     t = 100.0
     for _ in range(8):
         t += 4000
         run(request(f"t{t}", t=t))
-        *_, last = run(outcome(f"t{t}", failure("full"), t=t))
+        *_, last, _summary = run(outcome(f"t{t}", failure("full"), t=t))
     assert last.backoff_seconds == 3600.0  # capped at max_backoff_seconds
 
 

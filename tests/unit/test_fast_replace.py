@@ -187,15 +187,15 @@ def old_evolve(state: PipelineState, event: Event) -> PipelineState:
                 concept_state=concept.state if concept is not None else state.concept_state,
                 counters=replace(c, drift_checks=c.drift_checks + 1),
             )
-        case DriftDetected(block_id=block_id):
-            return replace(state, last_drift_block=block_id, retrain_pending=True,
+        case DriftDetected(block_id=block_id, reasons=reasons):
+            return replace(state, last_drift_block=block_id, retrain_pending=True, drift_reasons=reasons,
                            counters=replace(c, drifts=c.drifts + 1))
         case RetrainRequested():
             round_ = RoundRecord(
                 round_id=event.round_id, block_id=event.block_id, strategies=event.strategies,
                 training_blocks=event.training_blocks, holdout_blocks=event.holdout_blocks,
                 started_at=event.occurred_at, trial=event.trial, seed=event.seed, trigger=event.trigger,
-                new_blocks=event.new_blocks,
+                new_blocks=event.new_blocks, reasons=event.reasons,
             )
             return replace(state, round=round_, retrain_pending=False, counters=replace(c, rounds=c.rounds + 1))
         case CandidateTrained():
