@@ -525,7 +525,7 @@ class PipelineActor:
             "rounds": s.counters.rounds, "promotions": s.counters.promotions,
             "challenger_rejections": s.counters.challenger_rejections, "circuit_open": s.circuit.open,
             "round_in_flight": s.round.round_id if s.round else None, "last_block": s.last_block,
-            "pending": len(s.pending_blocks()),
+            "pending": s.pending_count,
         }
 
     def ping(self) -> dict[str, Any]:

@@ -531,7 +531,7 @@ def state_summary(state: PipelineState) -> dict[str, Any]:
                                                  "drifted": last.drifted},
         "retrain_pending": state.retrain_pending,
         # accepted blocks still waiting for a champion or for their drift check: a stuck pipeline shows here
-        "pending": len(state.pending_blocks()),
+        "pending": state.pending_count,
         "models": len(state.models),
         "counters": dataclasses.asdict(state.counters),
     }

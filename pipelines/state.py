@@ -205,6 +205,12 @@ class PipelineState:
         first = set(self.first_training)
         return [b.block_id for b in self.ordered_blocks() if b.drifted is None and b.block_id not in first]
 
+    @property
+    def pending_count(self) -> int:
+        """`len(pending_blocks())` from the counters, without reading a block record (`status` on a long log):
+        each block is checked at most once and the first model's own blocks never are (`decide` holds both)."""
+        return max(0, self.counters.blocks - self.counters.drift_checks - len(self.first_training))
+
 
 # --- fast record copies --------------------------------------------------------------------------
 

@@ -52,7 +52,7 @@ def backlog() -> tuple[Driver, object]:
 
 def test_every_block_waits_while_there_is_no_champion(backlog) -> None:
     run, _ = backlog
-    assert run.state.pending_blocks() == ["b1", "b2", "b3", "b4", "b5"]
+    assert run.state.pending_blocks() == ["b1", "b2", "b3", "b4", "b5"] and run.state.pending_count == 5
 
 
 def test_the_first_model_learns_from_the_first_initial_blocks_only(backlog) -> None:
@@ -65,9 +65,9 @@ def test_after_the_first_model_the_other_blocks_wait_for_their_check_in_arrival_
     run, cfg = backlog
     first_model(run, cfg, "b5")
     assert run.state.champion == "v1" and run.state.first_training == ("b1", "b2")
-    assert run.state.pending_blocks() == ["b3", "b4", "b5"]
+    assert run.state.pending_blocks() == ["b3", "b4", "b5"] and run.state.pending_count == 3
     run(quiet("b3", ("b1", "b2")))
-    assert run.state.pending_blocks() == ["b4", "b5"]
+    assert run.state.pending_blocks() == ["b4", "b5"] and run.state.pending_count == 2
 
 
 def test_a_drift_round_learns_only_from_blocks_up_to_the_one_that_triggered_it(backlog) -> None:
