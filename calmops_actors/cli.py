@@ -10,8 +10,10 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from calmops_actors.errors import UserError
+from pipelines.text import escape_char
 
 # Modules under calmops_actors.commands, in the order `--help` lists them. Only working commands go here.
 COMMANDS: tuple[str, ...] = (
@@ -45,12 +47,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class PrintableStream:
+    """What a command prints, with every character a terminal would act on shown as an escape instead.
+
+    Names, ids and messages come from files and from the log; a newer log escapes them when it records them
+    (`pipelines.text`), but an older one, or a message quoting a user's input, may hold escape codes, a
+    right-to-left override or bytes that are not UTF-8 (which would end the command with a traceback). Line
+    breaks, tabs and the progress bar's carriage return pass through.
+    """
+
+    PASS = frozenset("\n\t\r")
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        if not text.isprintable():
+            text = "".join(c if c in self.PASS or c.isprintable() else escape_char(c) for c in text)
+        return self.stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    out, err_stream = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = PrintableStream(out), PrintableStream(err_stream)
+    try:
+        return run_command(args)
+    finally:
+        sys.stdout, sys.stderr = out, err_stream
+
+
+def run_command(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as err:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from calmops_actors.errors import UserError
+from pipelines.text import printable
 
 if TYPE_CHECKING:
     from calmops_actors.home import Home
@@ -45,20 +46,9 @@ def writable_home(path: Path) -> Home:
 
 
 def terminal_text(value: object) -> str:
-    """Text from files, the log or the command line as the terminal shows it: one printable line.
-
-    File names, block ids and messages can hold escape codes (colours, cursor moves), newlines (a fake line of
-    output) or a right-to-left override; each such character prints as `\\xNN` / `\\uNNNN` instead, and a byte
-    of a file name that was not UTF-8 (a lone surrogate) as `\\xNN`.
-    """
-    return "".join(c if c.isprintable() else escaped(c) for c in str(value))
-
-
-def escaped(c: str) -> str:
-    code = ord(c)
-    if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's surrogate escape for the byte code - 0xDC00
-        code -= 0xDC00
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+    """Text from files, the log or the command line as the terminal shows it: one printable line (escape codes,
+    newlines and non-UTF-8 bytes as escapes; the rule is `pipelines.text.printable`)."""
+    return printable(value)
 
 
 def print_table(rows: Iterable[dict[str, Any]], columns: Sequence[str], out: TextIO) -> None:

@@ -29,6 +29,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pipelines.schema import ColumnSchema
+from pipelines.text import escape_char as text_escape
 
 REASONS: dict[str, str] = {
     "unsupported_format": "the file's extension is not one of the pipeline's formats",
@@ -486,15 +487,9 @@ def fitting(pieces: list[str], width: int) -> list[str]:
 
 
 def escape_char(c: str) -> str:
-    """One character of a name as shown: itself if printable, else an escape (a non-UTF-8 byte as `\\xNN`)."""
-    code = ord(c)
-    if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's surrogate escape for the byte code - 0xDC00
-        return f"\\x{code - 0xDC00:02x}"
-    if c == "\\":
-        return "\\\\"
-    if c.isprintable():
-        return c
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+    """One character of a name as shown: itself if printable, else an escape; `\\` doubles, so an escape in a
+    shown name always means one (`pipelines.text`, the one rule)."""
+    return text_escape(c, backslash="\\\\")
 
 
 def first_line(err: BaseException) -> str:

@@ -71,3 +71,17 @@ def test_run_records_files_with_hostile_names_as_rejections_and_prints_no_contro
         ("BlockRejected", "a11_\\xff\\xfe.csv", "bad_file_name"),
         ("BlockRejected", "a12_\\x1b[31mred\\x0a[4 of 4] ok.csv", "bad_file_name"),
     ]
+
+
+def test_every_command_prints_control_characters_from_an_old_log_as_escapes(tmp_path) -> None:
+    """A log written before names were escaped can hold raw escape codes and bytes that are not UTF-8; what any
+    command prints shows them as escapes (`cli.PrintableStream`), and never fails on them."""
+    import contextlib
+    import io
+
+    from calmops_actors import cli
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = cli.main(["status", "--home", str(tmp_path / "no\x1b[31mhome\udcff")])
+    assert code == 2 and "no\\x1b[31mhome\\xff" in out.getvalue() and "\x1b" not in out.getvalue()
