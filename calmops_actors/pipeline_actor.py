@@ -217,6 +217,7 @@ class PipelineActor:
         if outcome == "accepted" or outcome == f"rejected:{self.state.config_sha256}":
             return {"file": name, "outcome": "duplicate", "sha256": sha}
         intake = parse_file(file.name, data, self.intake_rules())  # the real name: its block id is checked
+        del data  # the file's bytes (about 0.8x the frame for CSV) are not needed past parsing
         if not intake.accepted:
             return self.reject(name, sha, intake.reason_code, intake.message)
         blocks = tuple(
@@ -255,7 +256,7 @@ class PipelineActor:
             labels_required=(self.state.champion is None
                              and len(first_labelled(self.state, c.training.initial_blocks)) < c.training.initial_blocks),
             max_file_mb=c.intake.max_file_mb, max_invalid_share=c.intake.max_invalid_share,
-            max_columns=c.intake.max_columns, preprocess=self.preprocess)
+            max_columns=c.intake.max_columns, max_rows=c.intake.max_rows, preprocess=self.preprocess)
 
     # -- monitoring -------------------------------------------------------------------------------
 

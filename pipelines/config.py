@@ -88,6 +88,7 @@ class IntakeSettings:
     max_file_mb: float = 512.0
     max_invalid_share: float = 0.2  # NaN or infinity in a feature column above this share rejects the file
     max_columns: int = 2000
+    max_rows: int = 2_000_000  # a file's rows are decoded at once: this bounds the memory one file takes
 
     def __post_init__(self) -> None:
         if self.max_file_mb <= 0:
@@ -96,6 +97,8 @@ class IntakeSettings:
             raise ValueError("max_invalid_share must be between 0 and 1")
         if self.max_columns < 1:
             raise ValueError("max_columns must be at least 1")
+        if self.max_rows < 1:
+            raise ValueError("max_rows must be at least 1")
 
 
 @dataclass(frozen=True, kw_only=True)

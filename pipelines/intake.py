@@ -14,6 +14,7 @@ column and what to do. The caller reads the bytes; this module never touches the
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import math
@@ -43,6 +44,7 @@ REASONS: dict[str, str] = {
     "wrong_delimiter": "a CSV file seems to use another delimiter than ','",
     "duplicate_columns": "two columns share a name",
     "too_many_columns": "more columns than [intake] max_columns",
+    "too_many_rows": "more rows than [intake] max_rows (all of a file's blocks together)",
     "no_rows": "the file has a header (or schema) but no rows",
     "preprocess_failed": "the preprocess hook raised or returned something other than a DataFrame",
     "block_col_missing": "the configured block_col is not in the file",
@@ -74,6 +76,7 @@ class IntakeRules:
     max_file_mb: float = 512.0
     max_invalid_share: float = 0.2
     max_columns: int = 2000
+    max_rows: int = 2_000_000
     preprocess: Callable[[pd.DataFrame], pd.DataFrame] | None = None
 
 
@@ -131,7 +134,8 @@ def accept(name: str, data: bytes, rules: IntakeRules) -> Intake:
                                          "([intake] max_file_mb); split the file into smaller blocks")
     if not data:
         raise Rejected("empty_file", "the file is empty")
-    frame = read_csv(data, rules) if fmt == "csv" else read_parquet(data, rules.max_file_mb * 1024 * 1024)
+    frame = read_csv(data, rules) if fmt == "csv" else \
+        read_parquet(data, rules.max_file_mb * 1024 * 1024, rules.max_rows)
     if frame.shape[1] > rules.max_columns:
         raise Rejected("too_many_columns", f"{frame.shape[1]} columns is over the limit of {rules.max_columns} "
                                            "([intake] max_columns)")
@@ -139,6 +143,7 @@ def accept(name: str, data: bytes, rules: IntakeRules) -> Intake:
         raise Rejected("no_rows", "the file has column names but no rows")
     if rules.preprocess is not None:
         frame = run_preprocess(rules.preprocess, frame)
+    refuse_rows(len(frame), rules.max_rows)  # the hook's rows; or a CSV whose line breaks undercounted them
     schema = rules.schema or infer_schema(frame, rules)
     used = set(schema.features) | {schema.target} | ({rules.block_col} if rules.block_col else set())
     ignored = tuple(c for c in frame.columns if c not in used)
@@ -155,9 +160,9 @@ def accept(name: str, data: bytes, rules: IntakeRules) -> Intake:
         raise Rejected("missing_labels", f"{n} row(s) have no value in the target column {schema.target!r}; "
                                          "fill them, or drop the column to send an unlabelled block")
     clean = clean_features(frame, schema, rules.max_invalid_share)
-    if labelled:
-        clean[schema.target] = frame[schema.target].to_numpy()
-    blocks = split_blocks(name, frame, clean, rules.block_col, labelled)
+    keys = block_keys(frame, rules.block_col)
+    del frame  # the columns the blocks do not share (ignored, converted) are freed before the blocks are cut
+    blocks = split_blocks(name, keys, clean, labelled)
     return Intake(blocks=blocks, schema=schema, ignored_columns=ignored)
 
 
@@ -171,14 +176,17 @@ def file_format(name: str, formats: tuple[str, ...]) -> str:
 
 
 def read_csv(data: bytes, rules: IntakeRules) -> pd.DataFrame:
+    """Parse a CSV file into a frame whose numeric columns are Arrow's own float64 buffers (no second copy).
+
+    Text checks and the row count come first, each without a copy of the whole file, so a file that will be
+    refused costs little more memory than its bytes.
+    """
     head = data[:65536]
     if b"\x00" in head:
         raise Rejected("not_text", "the file contains binary data (NUL bytes), not CSV text")
-    try:
-        first_line_text = data.decode("utf-8").split("\n", 1)[0].lstrip("\ufeff")
-    except UnicodeDecodeError as err:
-        raise Rejected("bad_encoding", f"the file is not UTF-8 (byte 0x{data[err.start]:02x} at offset "
-                                       f"{err.start}); save it as UTF-8") from None
+    check_utf8(data)
+    end = data.find(b"\n")
+    first_line_text = (data if end < 0 else data[:end]).decode("utf-8").lstrip("\ufeff")
     header = next(csv.reader(io.StringIO(first_line_text)), [])
     header = [h.strip() for h in header]
     duplicates = sorted({h for h in header if header.count(h) > 1})
@@ -191,23 +199,150 @@ def read_csv(data: bytes, rules: IntakeRules) -> pd.DataFrame:
             if sep in header[0]:
                 raise Rejected("wrong_delimiter", f"the header looks separated by {label}, not ','; "
                                                   "save the file with comma separators")
+    refuse_long_csv(data, rules.max_rows)
+    return to_frame(parse_csv(data))  # handed over: no variable here keeps the table's pieces alive
+
+
+def parse_csv(data: bytes) -> pa.Table:
+    reading = pacsv.ReadOptions(use_threads=False)
     try:
-        table = pacsv.read_csv(io.BytesIO(data), read_options=pacsv.ReadOptions(use_threads=False))
+        table = pacsv.read_csv(pa.BufferReader(data), read_options=reading,
+                               convert_options=pacsv.ConvertOptions(column_types=sample_types(data)))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        table = None  # a value that does not fit its column's sampled type: infer over the whole file instead
+    try:
+        if table is None:
+            table = pacsv.read_csv(pa.BufferReader(data), read_options=reading)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
         reason = first_line(err)
         if "straddl" in reason:  # pyarrow reads 1 MB blocks; a row longer than that cannot be parsed
             reason = "a line is longer than 1 MB; a block file holds one row per line"
         raise Rejected("unreadable_file", f"cannot be parsed as CSV: {reason}") from None
-    return table.to_pandas()
+    return table
 
 
-def read_parquet(data: bytes, max_bytes: float = float("inf")) -> pd.DataFrame:
-    """Read a Parquet file whose data, once uncompressed and decoded, fits in `max_bytes` ([intake] max_file_mb).
+SAMPLE_BYTES = 1 << 20  # the whole lines of a CSV file's first megabyte give its column types
+
+
+def sample_types(data: bytes) -> dict[str, pa.DataType]:
+    """Column types inferred from the first megabyte of whole lines, for a typed read of the whole file.
+
+    Inferring over the whole file, pyarrow keeps every parsed block to the end (it may have to convert them again
+    for a wider type), several times the table's memory; given the types, it converts each block as it goes. A
+    later value that does not fit a sampled type fails the typed read, which `read_csv` then repeats with
+    inference over the whole file: either way a column gets the type inference over the whole file gives it.
+    """
+    if len(data) <= SAMPLE_BYTES:
+        return {}
+    sample = data[:SAMPLE_BYTES]
+    try:
+        table = pacsv.read_csv(pa.BufferReader(sample[: sample.rfind(b"\n") + 1]),
+                               read_options=pacsv.ReadOptions(use_threads=False))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return {}
+    return {f.name: f.type for f in table.schema if not pa.types.is_null(f.type)}
+
+
+RELEASE_BYTES = 8 * 1024 * 1024  # joined columns between two hand-backs of the freed pieces' memory
+
+
+def to_frame(table: pa.Table) -> pd.DataFrame:
+    """The table as pandas, one block per column, a numeric column without nulls shared with Arrow (read-only).
+
+    A column read in pieces (CSV blocks, row groups) is joined into one piece first, one column at a time, and the
+    memory its pieces held is handed back to the system before the next column: converted straight to pandas,
+    or joined without that, every column would be copied while Arrow's allocator keeps the pieces' memory. So
+    pass the table straight from the call that made it, `to_frame(parse_csv(data))`: a caller's variable holding
+    it would keep every piece alive.
+    """
+    schema, columns = table.schema, table.columns
+    del table  # its columns now live in `columns` alone: replacing one there frees its pieces
+    joined = 0
+    for i in range(len(columns)):
+        if columns[i].num_chunks > 1:
+            columns[i] = columns[i].combine_chunks()
+            joined += columns[i].nbytes
+        if joined > RELEASE_BYTES or (joined and i == len(columns) - 1):
+            pa.default_memory_pool().release_unused()
+            joined = 0
+    table = pa.Table.from_arrays(columns, schema=schema)
+    del columns  # the table alone holds the columns, so converting frees each one
+    return table.to_pandas(split_blocks=True, self_destruct=True)
+
+
+def check_utf8(data: bytes) -> None:
+    """Refuse text that is not UTF-8, decoding a megabyte at a time so a large file is never held twice.
+
+    >>> check_utf8("caf\u00e9".encode() * 300_000)
+    >>> check_utf8(b"x" * 2_000_000 + "caf\u00e9".encode("latin-1"))
+    Traceback (most recent call last):
+    pipelines.intake.Rejected: the file is not UTF-8 (byte 0xe9 at offset 2000003); save it as UTF-8
+    """
+    if data.isascii():
+        return
+    view, start, size = memoryview(data), 0, len(data)
+    while start < size:
+        end = min(start + (1 << 20), size)
+        for _ in range(3):  # end a piece on a character's first byte, not inside it (at most 3 bytes follow it)
+            if end < size and data[end] & 0xC0 == 0x80:
+                end -= 1
+        try:
+            codecs.utf_8_decode(view[start:end], "strict", True)
+        except UnicodeDecodeError as err:
+            at = start + err.start
+            raise Rejected("bad_encoding", f"the file is not UTF-8 (byte 0x{data[at]:02x} at offset {at}); "
+                                           "save it as UTF-8") from None
+        start = end
+
+
+def refuse_long_csv(data: bytes, max_rows: int) -> None:
+    """Refuse a CSV of more than `max_rows` rows before parsing its columns.
+
+    Line breaks bound the rows from above (a quoted cell may hold one, a blank line is no row; `\\r` alone
+    ends a line too), and counting them costs no memory: only a file over the limit by that count has its
+    rows counted exactly, a megabyte at a time as text of one column.
+    """
+    if max(data.count(b"\n"), data.count(b"\r")) <= max_rows:
+        return
+    options = pacsv.ConvertOptions(include_columns=["f0"], column_types={"f0": pa.string()})
+    reading = pacsv.ReadOptions(use_threads=False, skip_rows=1, autogenerate_column_names=True)
+    try:
+        rows = sum(batch.num_rows for batch in pacsv.open_csv(pa.BufferReader(data), read_options=reading,
+                                                              convert_options=options))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return  # the full read says what is wrong with the file
+    refuse_rows(rows, max_rows)
+
+
+def refuse_rows(rows: int, max_rows: int) -> None:
+    """A file's rows are decoded at once: a bound on them is a bound on the memory one file takes.
+
+    >>> refuse_rows(2_500_000, 2_000_000)
+    Traceback (most recent call last):
+    pipelines.intake.Rejected: 2,500,000 rows is over the limit of 2,000,000 rows ([intake] max_rows); split \
+the file into smaller files, or raise max_rows if the machine has the memory (docs/config.md gives the need)
+    """
+    if rows > max_rows:
+        raise Rejected("too_many_rows", f"{rows:,} rows is over the limit of {max_rows:,} rows ([intake] max_rows); "
+                                        "split the file into smaller files, or raise max_rows if the machine has "
+                                        "the memory (docs/config.md gives the need)")
+
+
+def read_parquet(data: bytes, max_bytes: float = float("inf"), max_rows: float = float("inf")) -> pd.DataFrame:
+    """Read a Parquet file whose data, once uncompressed and decoded, fits in `max_bytes` ([intake] max_file_mb),
+    of at most `max_rows` rows ([intake] max_rows, from the footer's count).
 
     A few kilobytes of Parquet can hold gigabytes (a compressed page, a long run of one dictionary entry, one cell
     holding a list of millions of values), so the schema and the sizes are checked from the footer before any
     decoding, and row groups are read one at a time with string columns still dictionary-encoded.
     """
+    try:
+        return to_frame(parquet_table(data, max_bytes, max_rows))  # handed over: no variable keeps its pieces
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as err:
+        raise Rejected("unreadable_file", f"has column types that cannot be used: {first_line(err)}") from None
+
+
+def parquet_table(data: bytes, max_bytes: float, max_rows: float) -> pa.Table:
     limit = f"over the limit of {max_bytes / 1024 / 1024:g} MB ([intake] max_file_mb)"
     try:
         source = pq.ParquetFile(pa.BufferReader(data))
@@ -219,6 +354,7 @@ def read_parquet(data: bytes, max_bytes: float = float("inf")) -> pd.DataFrame:
             raise Rejected("duplicate_columns", f"column name(s) {', '.join(map(repr, duplicates))} appear more "
                                                 "than once")
         check_footer_sizes(meta, max_bytes, limit)
+        refuse_rows(meta.num_rows, max_rows)
         texts = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
                  or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
         table = read_row_groups(pq.ParquetFile(pa.BufferReader(data), read_dictionary=texts or None),
@@ -228,10 +364,7 @@ def read_parquet(data: bytes, max_bytes: float = float("inf")) -> pd.DataFrame:
             table = table.set_column(i, name, table.column(i).cast(schema.field(name).type))
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as err:
         raise Rejected("unreadable_file", f"cannot be read as Parquet: {first_line(err)}") from None
-    try:
-        return table.to_pandas()
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as err:
-        raise Rejected("unreadable_file", f"has column types that cannot be used: {first_line(err)}") from None
+    return table
 
 
 def refuse_nested(schema: pa.Schema, leaf_columns: int) -> None:
@@ -338,7 +471,12 @@ def is_numeric(series: pd.Series) -> bool:
 
 
 def clean_features(frame: pd.DataFrame, schema: ColumnSchema, max_invalid: float) -> pd.DataFrame:
-    """Numeric features as float64 (after checks), categorical as strings (missing stays missing)."""
+    """Numeric features as float64 (after checks), categorical as strings (missing stays missing), then the
+    target as it is when the block has one.
+
+    A float64 column that holds no infinity is used as it is, not copied, and the columns are not consolidated
+    into one block (which would copy them all once more): the frame costs its columns, once.
+    """
     out: dict[str, object] = {}
     categorical = set(schema.categorical)
     for col in schema.features:
@@ -357,17 +495,18 @@ def clean_features(frame: pd.DataFrame, schema: ColumnSchema, max_invalid: float
         if share > max_invalid:
             raise Rejected("too_many_invalid", f"feature {col!r} is {share:.0%} NaN or infinite, over the limit "
                                                f"of {max_invalid:.0%} ([intake] max_invalid_share)")
-        numbers = numbers.copy()
-        numbers[invalid] = np.nan
+        if np.isinf(numbers).any():  # infinities become missing values, in a copy (the input may be read-only)
+            numbers = np.where(invalid, np.nan, numbers)
         out[col] = numbers
-    return pd.DataFrame(out, index=frame.index)
+    if schema.target in frame.columns:
+        out[schema.target] = frame[schema.target].to_numpy()
+    return pd.DataFrame(out, index=frame.index, copy=False)
 
 
 def to_numbers(col: str, series: pd.Series) -> np.ndarray:
-    if pd.api.types.is_bool_dtype(series):
-        return series.astype("float64").to_numpy()
-    if is_numeric(series):
-        return series.astype("float64").to_numpy()
+    """The column as float64: the column's own array when it already is (no copy), else converted."""
+    if pd.api.types.is_bool_dtype(series) or is_numeric(series):
+        return series.to_numpy(dtype="float64")
     converted = pd.to_numeric(series, errors="coerce")
     bad = converted.isna() & series.notna() & (series.astype(str).str.strip() != "")
     if bad.any():
@@ -378,13 +517,19 @@ def to_numbers(col: str, series: pd.Series) -> np.ndarray:
     return converted.astype("float64").to_numpy()
 
 
-def split_blocks(name: str, raw: pd.DataFrame, clean: pd.DataFrame, block_col: str | None,
-                 labelled: bool) -> tuple[ParsedBlock, ...]:
+def block_keys(raw: pd.DataFrame, block_col: str | None) -> pd.Series | None:
+    """The block column alone (a copy, so it does not keep the raw frame's memory alive), or None without one."""
     if block_col is None:
-        return (ParsedBlock(block_id=file_block_id(name), frame=clean.reset_index(drop=True), labelled=labelled),)
+        return None
     if block_col not in raw.columns:
         raise Rejected("block_col_missing", f"the block column {block_col!r} (block_col) is not in the file")
-    keys = raw[block_col]
+    return raw[block_col].copy()
+
+
+def split_blocks(name: str, keys: pd.Series | None, clean: pd.DataFrame, labelled: bool) -> tuple[ParsedBlock, ...]:
+    if keys is None:
+        return (ParsedBlock(block_id=file_block_id(name), frame=renumbered(clean), labelled=labelled),)
+    block_col = keys.name
     if keys.isna().any():
         raise Rejected("bad_block_id", f"{int(keys.isna().sum())} row(s) have no value in the block column "
                                        f"{block_col!r}")
@@ -394,9 +539,15 @@ def split_blocks(name: str, raw: pd.DataFrame, clean: pd.DataFrame, block_col: s
         raise Rejected("bad_block_id", f"block column value(s) {bad[:3]} cannot be block ids ({BLOCK_ID_RULE})")
     blocks = []
     for block_id in pd.unique(ids):
-        rows = clean[(ids == block_id).to_numpy()].reset_index(drop=True)
+        rows = renumbered(clean[(ids == block_id).to_numpy()])
         blocks.append(ParsedBlock(block_id=block_id, frame=rows, labelled=labelled))
     return tuple(blocks)
+
+
+def renumbered(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with its rows numbered 0..n-1, set in place: `reset_index` would copy every column (pandas 2)."""
+    frame.index = pd.RangeIndex(len(frame))
+    return frame
 
 
 def block_id_text(value: object) -> str:

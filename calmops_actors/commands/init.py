@@ -51,6 +51,10 @@ params = {{ max_iter = 1000 }}
 # backoff_seconds = 60
 # max_backoff_seconds = 3600
 
+# [intake]
+# max_file_mb = 512
+# max_rows = 2000000              # rows of one file; memory: see docs/config.md, [intake]
+
 # [trigger]
 # mode = "events"                 # or "polling" for network mounts
 # settle_seconds = 1

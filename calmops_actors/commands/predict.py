@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_dict(state.config, "<log>")
     rules = IntakeRules(target=config.target, formats=tuple(config.formats), block_col=config.block_col,
                         schema=state.schema, max_file_mb=config.intake.max_file_mb,
-                        max_invalid_share=config.intake.max_invalid_share, max_columns=config.intake.max_columns)
+                        max_invalid_share=config.intake.max_invalid_share, max_columns=config.intake.max_columns,
+                        max_rows=config.intake.max_rows)
     intake = parse_file(args.file.name, args.file.read_bytes(), rules)
     if not intake.accepted:
         raise UserError(f"cannot score it: {intake.message} [{intake.reason_code}]")

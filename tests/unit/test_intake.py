@@ -91,6 +91,7 @@ CASES = {
     "wrong_delimiter": ("b.csv", b"x;c;y\n1;a;0\n", FIXED, "separated by ';'"),
     "duplicate_columns": ("b.csv", b"x,c,x,y\n1,a,2,0\n", FIXED, "'x' appear more than once"),
     "too_many_columns": ("b.csv", b"a,b,c,d\n1,2,3,4\n", IntakeRules(target="d", max_columns=3), "4 columns"),
+    "too_many_rows": ("b.csv", csv_bytes(good_frame()), IntakeRules(target="y", max_rows=19), "20 rows is over"),
     "no_rows": ("b.csv", b"x,c,y\n", FIXED, "no rows"),
     "preprocess_failed": ("b.csv", csv_bytes(good_frame()), IntakeRules(target="y", preprocess=fail_hook),
                           "fail_hook raised KeyError"),
