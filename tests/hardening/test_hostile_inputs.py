@@ -88,7 +88,15 @@ def gzip_bomb() -> bytes:
     return gzip.compress(b"0" * 10_000_000, 6) * 50
 
 
-BIG = ("bomb.csv", "dictionary_bomb.parquet", "page_bomb.parquet", "row_bomb.parquet", "long_line.csv")
+BIG = ("bomb.csv", "dictionary_bomb.parquet", "page_bomb.parquet", "row_bomb.parquet", "long_line.csv",
+       "list_bomb.parquet")
+
+
+def list_bomb(values: int = 60_000_000) -> bytes:
+    """One row whose cell is a list of 60 M doubles: about 1.5 KB on disk, 480 MB once decoded (the footer's
+    sizes say a few hundred bytes)."""
+    cell = pa.ListArray.from_arrays(pa.array([0, values], pa.int32()), pa.array(np.zeros(values)))
+    return parquet(pa.table({"feat_1": [1.0], "feat_2": cell, "feat_3": [1.0], "target": [0]}))
 
 
 @functools.cache
@@ -113,6 +121,7 @@ def corpus() -> dict[str, tuple[bytes, str]]:
         "page_bomb.parquet": (page_bomb(), "file_too_large"),
         "row_bomb.parquet": (row_bomb(), "file_too_large"),
         "long_line.csv": (long_line(), "unreadable_file"),
+        "list_bomb.parquet": (list_bomb(), "nested_column"),
         "wide.csv": ((wide_header + ",".join("1" for _ in range(10_000)) + "\n").encode(), "too_many_columns"),
         "homoglyph_headers.csv": ("f\u0435at_1,feat_2,feat_3,target\n1,2,3,0\n".encode(), "missing_columns"),
         "zero_width_header.csv": ("feat_1\u200b,feat_2,feat_3,target\n1,2,3,0\n".encode(), "missing_columns"),
