@@ -56,6 +56,7 @@ from pipelines.decide import (
     Rollback,
     StrategyOutcome,
     decide,
+    file_seen,
 )
 from pipelines.drift import assess, check_features, fit_reference, performance_drift, update_concept
 from pipelines.evaluation import evaluate, higher_is_better, per_row_errors
@@ -213,8 +214,7 @@ class PipelineActor:
         except OSError as err:
             return {"file": name, "outcome": "unreadable", "message": f"{name}: {err.strerror}"}
         sha = hashlib.sha256(data).hexdigest()
-        outcome = self.state.files.get(sha)
-        if outcome == "accepted" or outcome == f"rejected:{self.state.config_sha256}":
+        if file_seen(self.state, sha):  # the one rule `decide` applies too
             return {"file": name, "outcome": "duplicate", "sha256": sha}
         intake = parse_file(file.name, data, self.intake_rules())  # the real name: its block id is checked
         del data  # the file's bytes (about 0.8x the frame for CSV) are not needed past parsing
