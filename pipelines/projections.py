@@ -40,6 +40,7 @@ from pipelines.events import (
     DriftDetected,
     Event,
     ModelPromoted,
+    ModelRetrained,
     ModelRolledBack,
     PerformanceMeasured,
     PipelineRegistered,
@@ -131,7 +132,7 @@ TABLES: dict[str, Table] = {
         {"pipeline": T, "round_id": T, "number": N, "block_id": T, "block_seq": N, "trigger": T,
          "trial": N, "strategies": T, "training_blocks": T, "n_training_blocks": N, "holdout_blocks": T,
          "holdout": T, "seed": N, "started_at": T, "ended_at": T, "outcome": T, "promoted_version": T,
-         "reason": T, "candidates": T, "failures": T, "position": N},
+         "reason": T, "candidates": T, "failures": T, "position": N, "reasons": T, "seconds": R},
         ("pipeline", "round_id"), (("pipeline", "number"),)),
     "rejected_files": Table(
         {"pipeline": T, "position": N, "file": T, "sha256": T, "reason_code": T, "message": T,
@@ -283,7 +284,8 @@ class _Step:
                     "n_training_blocks": len(event.training_blocks),
                     "holdout_blocks": _json(event.holdout_blocks), "holdout": event.holdout,
                     "seed": event.seed, "started_at": at, "outcome": "running", "candidates": "[]",
-                    "failures": "[]", "position": self.position})
+                    "failures": "[]", "position": self.position, "reasons": _json(event.reasons),
+                    "seconds": None})
             case CandidateTrained():
                 self.candidate(event)
             case ChallengerEvaluated(model_version=version):
@@ -306,6 +308,11 @@ class _Step:
                     self.put("rounds", round_)
             case ModelPromoted():
                 self.promoted(event)
+            case ModelRetrained(round_id=round_id):  # the round's summary: its wall time (older logs have none)
+                round_ = self.row("rounds", round_id)
+                if round_ is not None:
+                    round_.update(seconds=event.seconds)
+                    self.put("rounds", round_)
             case ChallengerRejected(model_versions=versions, round_id=round_id):
                 for version in versions:
                     self.set_status(version, "rejected")

@@ -502,7 +502,8 @@ MODEL_COLUMNS = {"version": "version", "status": "status", "strategy": "strategy
                  "round_id": "round", "score": "holdout score", "champion_score": "champion then",
                  "training": "training data", "rows": "rows", "seconds": "fit s", "artifact": "artifact sha256",
                  "trained_at": "trained at"}
-ROUND_COLUMNS = {"round_id": "round", "trigger": "trigger", "outcome": "outcome", "version": "candidate",
+ROUND_COLUMNS = {"round_id": "round", "trigger": "trigger", "outcome": "outcome", "seconds": "seconds",
+                 "version": "candidate",
                  "strategy": "strategy", "score": "holdout score", "champion_score": "champion", "gain": "gain",
                  "status": "status", "replaced": "ensembles replaced (ipip)", "reason": "decision"}
 LINEAGE_COLUMNS = {"version": "version", "strategy": "strategy", "status": "status", "round": "round",

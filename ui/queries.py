@@ -195,7 +195,7 @@ class Queries:
         """The latest retraining rounds, newest first: trigger, blocks, outcome and reason."""
         return self._frame(
             "SELECT round_id, number, trigger, trial, block_id, n_training_blocks, holdout, outcome,"
-            " promoted_version, reason, candidates, failures, started_at, ended_at FROM rounds"
+            " promoted_version, reason, candidates, failures, started_at, ended_at, seconds, reasons FROM rounds"
             " WHERE pipeline = ? ORDER BY number DESC LIMIT ?",
             (name, limit),
             columns=("round_id", "number", "trigger", "outcome", "promoted_version", "reason"),

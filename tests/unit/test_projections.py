@@ -165,6 +165,7 @@ def test_rounds_record_candidates_failures_and_outcome(projected):
     assert rounds["r3"]["reason"] == "every strategy of the round failed"
     assert '"error":"TimeoutError"' in rounds["r3"]["failures"]
     assert rounds["r1"]["trigger"] == "drift" and rounds["r2"]["block_seq"] == 1  # request() says block b1
+    assert all(r["seconds"] is not None for r in rounds.values())  # from each round's ModelRetrained
 
 
 def test_drift_performance_and_rejections(projected):
