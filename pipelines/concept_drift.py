@@ -26,7 +26,7 @@ from frouros.detectors.concept_drift.streaming.window_based.adwin import Bucket
 from frouros.utils.stats import Mean
 
 from pipelines.drift_results import ConceptDrift, PerformanceDrift  # noqa: F401 - re-exported, defined there
-from pipelines.drift_tests import check_number
+from pipelines.drift_settings import check_number
 
 ConceptDetector = Literal["ddm", "eddm", "adwin", "page_hinkley", "none"]
 DETECTORS = {"ddm": DDM, "eddm": EDDM, "adwin": ADWIN, "page_hinkley": PageHinkley}

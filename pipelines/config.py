@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pipelines.drift import DriftSettings
-from pipelines.retraining import RetrainSettings
+from pipelines.drift_settings import DriftSettings
+from pipelines.retrain_settings import RetrainSettings
 from pipelines.settings import SettingsError, build_settings, settings_to_dict
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")

@@ -19,8 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pipelines.config import CircuitBreakerSettings, config_from_dict, diff_configs
-from pipelines.drift import DriftAssessment
-from pipelines.evaluation import higher_is_better
+from pipelines.drift_results import DriftAssessment
 from pipelines.events import (
     Artifact,
     ArtifactsPruned,
@@ -47,8 +46,9 @@ from pipelines.events import (
     SchemaFixed,
     StrategyResult,
 )
+from pipelines.metrics import higher_is_better, primary_metric
 from pipelines.promotion import decide_promotion
-from pipelines.retraining import RetrainSettings, primary_metric
+from pipelines.retrain_settings import RetrainSettings
 from pipelines.state import PipelineState
 
 

@@ -31,8 +31,6 @@ x: mean moved by +0.89 sd, spread x0.99 (KS 0.39, p_adj 2e-53; Wasserstein 0.89 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Literal
 
 from pipelines.concept_drift import (
     DETECTOR_LABELS,
@@ -41,20 +39,15 @@ from pipelines.concept_drift import (
     performance_drift,
     update_concept,
 )
-from pipelines.drift_multivariate import (
-    MultivariateDrift,
-    MultivariateSettings,
-    check_multivariate,
-    mmd_test,
-)
+from pipelines.drift_multivariate import MultivariateDrift, check_multivariate, mmd_test
+from pipelines.drift_results import DriftAssessment
+from pipelines.drift_settings import DriftSettings, FeatureOverride, MultivariateSettings
 from pipelines.drift_tests import (
     TEST_LABELS,
     FeatureDrift,
-    FeatureOverride,
     Reference,
     adjust_p_values,
     check_features,
-    check_number,
     fit_reference,
     rank_features,
 )
@@ -81,73 +74,6 @@ __all__ = [
 
 EFFECT_LABELS = {"wasserstein_sd": ("Wasserstein", " sd"), "ks_statistic": ("KS statistic", ""),
                  "js_distance": ("JS", "")}
-
-
-@dataclass(frozen=True, kw_only=True)
-class DriftSettings:
-    """`[drift]`: what a block is compared with, the tests' thresholds and the decision rule.
-
-    Defaults and the measurements behind them are in docs/drift.md.
-    """
-
-    reference: Literal["champion_training", "last_blocks", "pinned"] = "champion_training"
-    reference_blocks: int = 3
-    pinned_blocks: tuple[str, ...] = ()
-    max_reference_rows: int = 100_000
-    alpha: float = 0.05
-    correction: Literal["bh", "bonferroni", "none"] = "bh"
-    numeric_effect: Literal["wasserstein", "ks"] = "wasserstein"
-    min_effect: float = 0.1
-    min_effect_categorical: float = 0.04
-    min_rows: int = 20
-    features: dict[str, FeatureOverride] = field(default_factory=dict)
-    rule: Literal["any", "share"] = "any"
-    min_share: float = 0.25
-    multivariate: MultivariateSettings = field(default_factory=MultivariateSettings)
-    concept_detector: Literal["ddm", "eddm", "adwin", "page_hinkley", "none"] = "adwin"
-    concept_max_rows: int = 2000
-    performance_tolerance: float = 0.05
-
-    def __post_init__(self) -> None:
-        choices = {"reference": ("champion_training", "last_blocks", "pinned"),
-                   "correction": ("bh", "bonferroni", "none"), "numeric_effect": ("wasserstein", "ks"),
-                   "rule": ("any", "share"),
-                   "concept_detector": ("ddm", "eddm", "adwin", "page_hinkley", "none")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} is {getattr(self, name)!r}; allowed: {', '.join(allowed)}")
-        for name, low in (("reference_blocks", 1), ("max_reference_rows", 100), ("min_rows", 2),
-                          ("concept_max_rows", 100)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} is {value!r}; allowed: a whole number >= {low}")
-        if self.reference == "pinned" and not self.pinned_blocks:
-            raise ValueError("reference is 'pinned' but pinned_blocks is empty; allowed: a list of block ids")
-        if not all(isinstance(b, str) and b for b in self.pinned_blocks):
-            raise ValueError(f"pinned_blocks is {self.pinned_blocks!r}; allowed: a list of block ids (strings)")
-        check_number("alpha", self.alpha, low=0.0, high=1.0, low_open=True, high_open=True)
-        check_number("min_effect", self.min_effect, low=0.0)
-        check_number("min_effect_categorical", self.min_effect_categorical, low=0.0, high=1.0)
-        check_number("min_share", self.min_share, low=0.0, high=1.0, low_open=True)
-        check_number("performance_tolerance", self.performance_tolerance, low=0.0)
-        for name, override in self.features.items():
-            if not isinstance(override, FeatureOverride):
-                raise ValueError(f"features.{name} is {override!r}; allowed: a table with test, alpha, min_effect")
-        if not isinstance(self.multivariate, MultivariateSettings):
-            raise ValueError("multivariate must be a [drift.multivariate] table; allowed: enabled, subsample, "
-                             "permutations, alpha")
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class DriftAssessment:
-    """The verdict on one block: drifted or not, the reasons in words, and every signal behind it."""
-
-    drifted: bool
-    reasons: tuple[str, ...]
-    features: tuple[FeatureDrift, ...]
-    multivariate: MultivariateDrift | None
-    concept: ConceptDrift | None
-    performance: PerformanceDrift | None
 
 
 def assess(features: Sequence[FeatureDrift], multivariate: MultivariateDrift | None,

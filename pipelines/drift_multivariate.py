@@ -14,9 +14,7 @@ and opens a process pool on every call, which does not belong inside an actor or
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,35 +23,7 @@ from frouros.utils.kernels import rbf_kernel
 from scipy.spatial.distance import cdist
 
 from pipelines.drift_results import MultivariateDrift  # noqa: F401 - re-exported, defined there
-from pipelines.drift_tests import check_number
-
-if TYPE_CHECKING:
-    from pipelines.drift import DriftSettings
-
-MIN_ROWS = 10
-
-
-@dataclass(frozen=True, kw_only=True)
-class MultivariateSettings:
-    """`[drift.multivariate]`: the MMD test on numeric columns (rows per side, permutations, alpha)."""
-
-    enabled: bool = True
-    subsample: int = 1000
-    permutations: int = 200
-    alpha: float = 0.01
-
-    def __post_init__(self) -> None:
-        if isinstance(self.subsample, bool) or not isinstance(self.subsample, int) or self.subsample < MIN_ROWS:
-            raise ValueError(f"multivariate.subsample is {self.subsample!r}; allowed: a whole number >= {MIN_ROWS}")
-        if (isinstance(self.permutations, bool) or not isinstance(self.permutations, int)
-                or not 19 <= self.permutations <= 100_000):
-            raise ValueError(f"multivariate.permutations is {self.permutations!r}; allowed: a whole number "
-                             "from 19 to 100000 (the smallest p-value is 1/(permutations+1))")
-        check_number("multivariate.alpha", self.alpha, low=0.0, high=1.0, low_open=True, high_open=True)
-        if self.alpha < 1.0 / (self.permutations + 1):
-            raise ValueError(f"multivariate.alpha is {self.alpha}, below the smallest p-value "
-                             f"{self.permutations} permutations can give (1/{self.permutations + 1}); allowed: "
-                             "raise permutations or alpha")
+from pipelines.drift_settings import MIN_ROWS, DriftSettings, MultivariateSettings
 
 
 def check_multivariate(reference_frame: pd.DataFrame, block: pd.DataFrame, numeric: Sequence[str],

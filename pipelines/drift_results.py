@@ -86,3 +86,15 @@ class MultivariateDrift:
     columns: int = 0
     bandwidth: float | None = None
     note: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DriftAssessment:
+    """The verdict on one block: drifted or not, the reasons in words, and every signal behind it."""
+
+    drifted: bool
+    reasons: tuple[str, ...]
+    features: tuple[FeatureDrift, ...]
+    multivariate: MultivariateDrift | None
+    concept: ConceptDrift | None
+    performance: PerformanceDrift | None

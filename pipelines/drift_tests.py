@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -26,50 +26,12 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import chi2_contingency, wasserstein_distance
 
 from pipelines.drift_results import FeatureDrift  # noqa: F401 - re-exported, defined there
+from pipelines.drift_settings import TEST_NAMES, DriftSettings, FeatureOverride, TestName, check_number  # noqa: F401
 
-if TYPE_CHECKING:  # only for annotations: drift.py imports this module
-    from pipelines.drift import DriftSettings
-
-TestName = Literal["ks", "cvm", "mann_whitney_u", "welch_t", "chi2", "off"]
-TEST_NAMES: tuple[str, ...] = get_args(TestName)
 NUMERIC_TESTS = {"ks": KSTest, "cvm": CVMTest, "mann_whitney_u": MannWhitneyUTest, "welch_t": WelchTTest}
 TEST_LABELS = {"ks": "KS", "cvm": "CvM", "mann_whitney_u": "Mann-Whitney U", "welch_t": "Welch t",
                "chi2": "chi2"}
 MAX_UNSEEN_LISTED = 20
-
-
-def check_number(name: str, value: Any, *, low: float, high: float = math.inf, low_open: bool = False,
-                 high_open: bool = False) -> None:
-    """Raise ValueError("<name> is <value>; allowed: <range>") unless `value` is a finite number in range."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-    if not ok:
-        left = "(" if low_open else "["
-        right = ")" if high_open or high == math.inf else "]"
-        upper = "inf" if high == math.inf else f"{high:g}"
-        raise ValueError(f"{name} is {value!r}; allowed: a number in {left}{low:g}, {upper}{right}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class FeatureOverride:
-    """`[drift.features.<name>]`: a different test, alpha or minimum effect for one feature.
-
-    `test = "chi2"` treats a numeric column as categorical (e.g. integer codes); a numeric test on a
-    categorical column reads its values as numbers; `"off"` leaves the feature out of the drift check.
-    """
-
-    test: TestName | None = None
-    alpha: float | None = None
-    min_effect: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.test is not None and self.test not in TEST_NAMES:
-            raise ValueError(f"test is {self.test!r}; allowed: {', '.join(TEST_NAMES)}")
-        if self.alpha is not None:
-            check_number("alpha", self.alpha, low=0.0, high=1.0, low_open=True, high_open=True)
-        if self.min_effect is not None:
-            check_number("min_effect", self.min_effect, low=0.0)
 
 
 @dataclass(frozen=True, eq=False)

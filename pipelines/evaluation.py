@@ -10,11 +10,13 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
+
+from pipelines.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS, Task, higher_is_better
 
 __all__ = [
     "CLASSIFICATION_METRICS",
@@ -26,26 +28,6 @@ __all__ = [
     "per_row_errors",
     "split_holdout",
 ]
-
-Task = Literal["classification", "regression"]
-
-CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "f1_minority", "roc_auc", "log_loss")
-REGRESSION_METRICS = ("r2", "mae", "rmse")
-_LOWER_IS_BETTER = frozenset({"log_loss", "mae", "rmse"})
-
-
-def higher_is_better(metric: str) -> bool:
-    """Direction of a metric: True when a larger value is better.
-
-    >>> higher_is_better("accuracy"), higher_is_better("rmse")
-    (True, False)
-    """
-    if metric not in CLASSIFICATION_METRICS and metric not in REGRESSION_METRICS:
-        raise ValueError(
-            f"unknown metric {metric!r}; allowed: {', '.join(CLASSIFICATION_METRICS + REGRESSION_METRICS)}"
-        )
-    return metric not in _LOWER_IS_BETTER
-
 
 def _check_task(task: str) -> None:
     if task not in ("classification", "regression"):

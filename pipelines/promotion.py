@@ -14,8 +14,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pipelines.evaluation import higher_is_better
-from pipelines.retraining import RetrainSettings, primary_metric
+from pipelines.metrics import higher_is_better, primary_metric
+from pipelines.retrain_settings import RetrainSettings
 
 __all__ = ["PromotionVerdict", "decide_promotion", "threshold_failures"]
 
