@@ -9,7 +9,8 @@ from calmops_actors.errors import UserError
 
 TEMPLATE = """\
 # Pipeline "{name}": edit, then `calmops run {name}.toml` or put it in the folder `calmops serve` watches.
-# Every key is documented in docs/config.md; the commented values are the defaults.
+# Every key is documented in docs/config.md; the commented values are the defaults (a key that is unset by
+# default shows an example).
 
 name = "{name}"
 target = "target"                 # the label column; blocks without it are monitored but not trained on
@@ -33,9 +34,9 @@ params = {{ max_iter = 1000 }}
 [drift]
 # alpha = 0.05                    # per-feature tests, after Benjamini-Hochberg correction
 # correction = "bh"               # or "bonferroni", "none"
-# min_effect = 0.15               # numeric features: Wasserstein distance in reference sd
-# min_effect_categorical = 0.05
-# concept_detector = "ddm"        # "eddm", "adwin", "page_hinkley", "none"
+# min_effect = 0.1                # numeric features: Wasserstein distance in reference sd
+# min_effect_categorical = 0.04   # categorical features: Jensen-Shannon distance
+# concept_detector = "adwin"      # "ddm", "eddm", "page_hinkley", "none"
 # performance_tolerance = 0.05    # a drop of the primary metric beyond this is drift
 # [drift.multivariate]
 # enabled = true
