@@ -32,13 +32,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from pipelines.models import ModelSpec, final_estimator, make_model
-from pipelines.retraining import (
-    LabelledBlock,
-    RetrainSettings,
-    StrategySkipped,
-    TrainedCandidate,
-    TrainingMaterial,
-)
+from pipelines.retrain_settings import RetrainSettings
+from pipelines.training_material import LabelledBlock, StrategySkipped, TrainedCandidate, TrainingMaterial
 
 __all__ = ["EnsembleInfo", "IPIPClassifier", "ipip", "ipip_sizes", "prune", "validation_split"]
 

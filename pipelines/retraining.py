@@ -13,7 +13,7 @@ import functools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -26,9 +26,18 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from pipelines.evaluation import HoldoutDescription, split_holdout
+from pipelines.ipip import ipip as run_ipip
 from pipelines.metrics import Task, primary_metric
 from pipelines.models import ModelSpec, final_estimator, make_model, seeded
 from pipelines.retrain_settings import DEFAULT_STRATEGIES, STRATEGY_NAMES, RetrainSettings
+from pipelines.training_material import (
+    LabelledBlock,
+    StrategySkipped,
+    TrainedCandidate,
+    TrainingMaterial,
+    rows_of,
+    trained_on,
+)
 
 __all__ = [
     "DEFAULT_STRATEGIES",
@@ -45,70 +54,6 @@ __all__ = [
     "primary_metric",
     "run_strategy",
 ]
-
-@dataclass(frozen=True, slots=True, eq=False)
-class LabelledBlock:
-    """One block of labelled rows in arrival order."""
-
-    block_id: str
-    frame: pd.DataFrame
-
-
-@dataclass(frozen=True, kw_only=True, eq=False)
-class TrainingMaterial:
-    """Everything a strategy may train on: labelled blocks (oldest first, holdout already removed)."""
-
-    blocks: tuple[LabelledBlock, ...]
-    new_block_ids: tuple[str, ...]
-    features: tuple[str, ...]
-    categorical: tuple[str, ...]
-    target: str
-    task: Task
-
-    def __post_init__(self) -> None:
-        if self.task not in ("classification", "regression"):
-            raise ValueError(f"task = {self.task!r}; allowed: classification, regression")
-        ids = [b.block_id for b in self.blocks]
-        missing_new = [b for b in self.new_block_ids if b not in ids]
-        if missing_new:
-            raise ValueError(f"new blocks {missing_new} are not among the blocks; allowed: {ids}")
-        needed = [*self.features, self.target]
-        for block in self.blocks:
-            absent = [c for c in needed if c not in block.frame.columns]
-            if absent:
-                raise ValueError(
-                    f"block {block.block_id!r} lacks columns {absent}; allowed: frames with {needed}"
-                )
-
-    def frame(self, blocks: Sequence[LabelledBlock]) -> pd.DataFrame:
-        """The rows of `blocks`, concatenated in order, restricted to the features and the target."""
-        cols = [*self.features, self.target]
-        if not blocks:
-            return pd.DataFrame(columns=cols)
-        return pd.concat([b.frame[cols] for b in blocks], ignore_index=True)
-
-
-@dataclass(frozen=True, kw_only=True, eq=False)
-class TrainedCandidate:
-    """A fitted candidate and how it came to be (no data, only ids and numbers besides the model)."""
-
-    model: Any
-    strategy: str
-    training_blocks: tuple[str, ...]
-    rows: int
-    seed: int
-    params: dict[str, Any]
-    seconds: float
-    notes: str = ""
-
-
-class StrategySkipped(Exception):
-    """The strategy does not apply to this round (no champion, no partial_fit, regression...); not a failure."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
 
 def build_round(
     blocks: Sequence[LabelledBlock],
@@ -151,7 +96,7 @@ def build_round(
 # helpers
 
 
-def newest_rows(blocks: Sequence[LabelledBlock], row_budget: int | None) -> tuple[LabelledBlock, ...]:
+def newestrows_of(blocks: Sequence[LabelledBlock], row_budget: int | None) -> tuple[LabelledBlock, ...]:
     """Keep the most recent `row_budget` rows (whole newest blocks, then the tail of the next one)."""
     if row_budget is None:
         return tuple(b for b in blocks if len(b.frame))
@@ -165,14 +110,6 @@ def newest_rows(blocks: Sequence[LabelledBlock], row_budget: int | None) -> tupl
             kept.insert(0, LabelledBlock(block.block_id, part))
         left -= len(part)
     return tuple(kept)
-
-
-def _rows(blocks: Sequence[LabelledBlock]) -> int:
-    return sum(len(b.frame) for b in blocks)
-
-
-def _ids(blocks: Sequence[LabelledBlock]) -> tuple[str, ...]:
-    return tuple(b.block_id for b in blocks if len(b.frame))
 
 
 def _xy(material: TrainingMaterial, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
@@ -231,17 +168,10 @@ def full(
     material: TrainingMaterial, spec: ModelSpec, settings: RetrainSettings, seed: int, champion: Any = None
 ) -> TrainedCandidate:
     """A fresh model on all labelled history (most recent `row_budget` rows)."""
-    used = newest_rows(material.blocks, settings.row_budget)
+    used = newestrows_of(material.blocks, settings.row_budget)
     model = _fresh_fit(material, spec, used, seed)
-    return TrainedCandidate(
-        model=model,
-        strategy="full",
-        training_blocks=_ids(used),
-        rows=_rows(used),
-        seed=seed,
-        params={"row_budget": settings.row_budget},
-        seconds=0.0,
-    )
+    return trained_on(used, model=model, strategy="full", seed=seed,
+                      params={"row_budget": settings.row_budget})
 
 
 @_timed
@@ -249,17 +179,10 @@ def windowed(
     material: TrainingMaterial, spec: ModelSpec, settings: RetrainSettings, seed: int, champion: Any = None
 ) -> TrainedCandidate:
     """A fresh model on the last `window_blocks` blocks."""
-    used = newest_rows(_window(material, settings), settings.row_budget)
+    used = newestrows_of(_window(material, settings), settings.row_budget)
     model = _fresh_fit(material, spec, used, seed)
-    return TrainedCandidate(
-        model=model,
-        strategy="windowed",
-        training_blocks=_ids(used),
-        rows=_rows(used),
-        seed=seed,
-        params={"window_blocks": settings.window_blocks, "row_budget": settings.row_budget},
-        seconds=0.0,
-    )
+    return trained_on(used, model=model, strategy="windowed", seed=seed,
+                      params={"window_blocks": settings.window_blocks, "row_budget": settings.row_budget})
 
 
 @_timed
@@ -274,8 +197,8 @@ def incremental(
             f"{type(estimator).__name__} has no partial_fit; incremental learning does not apply"
         )
     new = [b for b in material.blocks if b.block_id in material.new_block_ids]
-    used = newest_rows(new, settings.row_budget)
-    if not _rows(used):
+    used = newestrows_of(new, settings.row_budget)
+    if not rows_of(used):
         raise StrategySkipped("no new training rows left after the holdout")
     X, y = _xy(material, material.frame(used))
     classes = getattr(estimator, "classes_", None)
@@ -291,16 +214,10 @@ def incremental(
         final_estimator(model).partial_fit(Xt, y.to_numpy())
     else:
         model.partial_fit(X, y.to_numpy())
-    return TrainedCandidate(
-        model=model,
-        strategy="incremental",
-        training_blocks=_ids(used),
-        rows=_rows(used),
-        seed=seed,
-        params={"row_budget": settings.row_budget},
-        seconds=0.0,
-        notes="champion copy updated with partial_fit; preprocessing not refit (unseen categories ignored)",
-    )
+    return trained_on(used, model=model, strategy="incremental", seed=seed,
+                      params={"row_budget": settings.row_budget},
+                      notes="champion copy updated with partial_fit; preprocessing not refit (unseen categories "
+                            "ignored)")
 
 
 @_timed
@@ -313,17 +230,17 @@ def stacking(
     model never saw the window, and the champion is not refit, so no member predicts on its own training rows.
     """
     _needs_champion(champion, "stacking")
-    used = newest_rows(material.blocks, settings.row_budget)
+    used = newestrows_of(material.blocks, settings.row_budget)
     window_ids = {b.block_id for b in _window(material, settings)}
     window = [b for b in used if b.block_id in window_ids]
     older = [b for b in used if b.block_id not in window_ids]
-    if not _rows(window):
+    if not rows_of(window):
         raise StrategySkipped("no rows in the window")
     X, y = _xy(material, material.frame(window))
     k = _n_splits(material, y, "the window")
     previous = unstacked(champion)
     members: list[tuple[str, Any]] = [("champion", FrozenEstimator(previous))]
-    if _rows(older):
+    if rows_of(older):
         members.append(("history", FrozenEstimator(_fresh_fit(material, spec, older, seed))))
     members.append(("window", seeded(make_model(spec, material.features, material.categorical), seed, spec)))
     if material.task == "classification":
@@ -337,17 +254,10 @@ def stacking(
             members, final_estimator=RidgeCV(), cv=KFold(n_splits=k, shuffle=True, random_state=seed)
         )
     model.fit(X, y)
-    return TrainedCandidate(
-        model=model,
-        strategy="stacking",
-        training_blocks=_ids(used),
-        rows=_rows(used),
-        seed=seed,
-        params={"window_blocks": settings.window_blocks, "members": [m for m, _ in members], "cv_folds": k,
-                "champion_unstacked": previous is not champion},
-        seconds=0.0,
-        notes="" if previous is champion else "the champion was a stack: its window model stands in for it",
-    )
+    params = {"window_blocks": settings.window_blocks, "members": [m for m, _ in members], "cv_folds": k,
+              "champion_unstacked": previous is not champion}
+    notes = "" if previous is champion else "the champion was a stack: its window model stands in for it"
+    return trained_on(used, model=model, strategy="stacking", seed=seed, params=params, notes=notes)
 
 
 def unstacked(champion: Any) -> Any:
@@ -367,15 +277,15 @@ def replay_mix(
     """A fresh model on the new blocks plus a seeded sample of older rows making up `replay_fraction` of the mix."""
     new = [b for b in material.blocks if b.block_id in material.new_block_ids]
     older = [b for b in material.blocks if b.block_id not in material.new_block_ids]
-    n_new, n_older = _rows(new), _rows(older)
+    n_new, n_older = rows_of(new), rows_of(older)
     if not n_new:
         raise StrategySkipped("no new training rows left after the holdout")
     f = settings.replay_fraction
     n_replay = min(n_older, round(n_new * f / (1.0 - f)))
     if settings.row_budget is not None and n_new + n_replay > settings.row_budget:
         n_replay = min(n_older, round(settings.row_budget * f))
-        new = list(newest_rows(new, settings.row_budget - n_replay))
-        n_new = _rows(new)
+        new = list(newestrows_of(new, settings.row_budget - n_replay))
+        n_new = rows_of(new)
     rng = np.random.default_rng(seed)
     chosen = (
         np.sort(rng.choice(n_older, size=n_replay, replace=False)) if n_replay else np.array([], dtype=int)
@@ -389,20 +299,9 @@ def replay_mix(
         offset += len(block.frame)
     used = [*sampled, *new]
     model = _fresh_fit(material, spec, used, seed)
-    return TrainedCandidate(
-        model=model,
-        strategy="replay_mix",
-        training_blocks=_ids(used),
-        rows=_rows(used),
-        seed=seed,
-        params={
-            "replay_fraction": f,
-            "replayed_rows": int(n_replay),
-            "new_rows": n_new,
-            "row_budget": settings.row_budget,
-        },
-        seconds=0.0,
-    )
+    params = {"replay_fraction": f, "replayed_rows": int(n_replay), "new_rows": n_new,
+              "row_budget": settings.row_budget}
+    return trained_on(used, model=model, strategy="replay_mix", seed=seed, params=params)
 
 
 @_timed
@@ -417,7 +316,7 @@ def recalibration(
         getattr(champion, "decision_function", None)
     ):
         raise StrategySkipped("the champion has neither predict_proba nor decision_function to calibrate")
-    used = newest_rows(_window(material, settings), settings.row_budget)
+    used = newestrows_of(_window(material, settings), settings.row_budget)
     X, y = _xy(material, material.frame(used))
     unseen = sorted(set(y.unique()) - set(getattr(champion, "classes_", y.unique())), key=str)
     if unseen:
@@ -429,24 +328,15 @@ def recalibration(
         cv=StratifiedKFold(n_splits=k, shuffle=True, random_state=seed),
     )
     model.fit(X, y)
-    return TrainedCandidate(
-        model=model,
-        strategy="recalibration",
-        training_blocks=_ids(used),
-        rows=_rows(used),
-        seed=seed,
-        params={"method": settings.calibration_method, "window_blocks": settings.window_blocks},
-        seconds=0.0,
-        notes="champion frozen; only the calibration map was fit",
-    )
+    return trained_on(used, model=model, strategy="recalibration", seed=seed,
+                      params={"method": settings.calibration_method, "window_blocks": settings.window_blocks},
+                      notes="champion frozen; only the calibration map was fit")
 
 
 def ipip(
     material: TrainingMaterial, spec: ModelSpec, settings: RetrainSettings, seed: int, champion: Any = None
 ) -> TrainedCandidate:
     """IPIP ensembles of ensembles for rare events; the algorithm lives in `pipelines.ipip`."""
-    from pipelines.ipip import ipip as run_ipip  # imported here: pipelines.ipip imports this module
-
     return run_ipip(material, spec, settings, seed, champion)
 
 
