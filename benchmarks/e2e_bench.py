@@ -77,10 +77,10 @@ def floor_side(root: Path, files: list[Path]) -> float:
     import pyarrow.csv as pacsv
     import ray
 
+    from calmops_actors.artifact_refs import ref_for
     from calmops_actors.artifacts import ArtifactStore
     from calmops_actors.drift_tasks import multivariate_task
     from calmops_actors.home import Home
-    from calmops_actors.pipeline_actor import to_ref
     from pipelines.config import config_from_text
     from pipelines.drift import check_features, fit_reference, update_concept
     from pipelines.evaluation import evaluate, per_row_errors
@@ -91,7 +91,7 @@ def floor_side(root: Path, files: list[Path]) -> float:
     store.close()
     config = config_from_text(CONFIG, "bench.toml")
     artifacts = ArtifactStore(root / "home" / "artifacts")
-    model = artifacts.get_model(to_ref(state.models[state.champion].artifact))
+    model = artifacts.get_model(ref_for(state.models[state.champion].artifact))
     schema = state.schema
     reference_frame = pacsv.read_csv(files[0]).to_pandas()
     reference = fit_reference(reference_frame, schema.numeric, schema.categorical, config.drift)

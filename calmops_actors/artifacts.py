@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 import skops.io as sio
 
+from calmops_actors.artifact_refs import KIND_EXT, ArtifactRef, ref_of  # noqa: F401 - ArtifactRef, ref_of re-exported
 from calmops_actors.errors import UserError
 
 __all__ = [
@@ -49,8 +50,7 @@ __all__ = [
 TRUSTED_PREFIXES: tuple[str, ...] = ("sklearn.",)
 TRUSTED_EXACT: frozenset[str] = frozenset({"numpy.dtype"})
 
-_EXT = {"model-skops": "skops", "model-pickle": "pkl", "frame-parquet": "parquet"}
-KIND_EXT = _EXT  # artifact kind -> file extension (ArtifactRef.artifact_id is "<sha256>.<ext>")
+_EXT = KIND_EXT  # artifact kind -> file extension (ArtifactRef.artifact_id is "<sha256>.<ext>")
 _NAME = re.compile(r"^[0-9a-f]{64}\.(skops|pkl|parquet)$")
 
 
@@ -68,16 +68,6 @@ class ArtifactTampered(ArtifactError):
 
 class ArtifactUntrusted(ArtifactError):
     """A skops file holds types outside the loading policy."""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ArtifactRef:
-    """How an event refers to an artifact: `artifact_id` is `<sha256>.<ext>`, unique per content and kind."""
-
-    artifact_id: str
-    sha256: str
-    kind: str
-    size: int
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -127,11 +117,6 @@ def decode_model(blob: Blob, trusted_prefixes: tuple[str, ...] = TRUSTED_PREFIXE
             "Inspect the file with skops.io.get_untrusted_types before trusting it."
         )
     return sio.loads(blob.data, trusted=untrusted)
-
-
-def ref_of(sha256: str, kind: str, size: int) -> ArtifactRef:
-    """The store reference of an artifact recorded in an event (its id follows from its hash and kind)."""
-    return ArtifactRef(artifact_id=f"{sha256}.{_EXT.get(kind, '')}", sha256=sha256, kind=kind, size=size)
 
 
 def _trusted(type_name: str, prefixes: tuple[str, ...]) -> bool:

@@ -17,7 +17,6 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,9 @@ import pandas as pd
 import ray
 
 from calmops_actors import __version__
-from calmops_actors.artifacts import KIND_EXT, ArtifactRef, ArtifactStore, ref_of
+from calmops_actors.artifact_refs import artifact_for, ref_for
+from calmops_actors.artifacts import ArtifactStore
+from calmops_actors.clock import now_iso
 from calmops_actors.drift_tasks import multivariate_task
 from calmops_actors.home import Home, stream_id
 from calmops_actors.hooks import load_preprocess
@@ -38,7 +39,9 @@ from calmops_actors.training_tasks import (
     score_model_task,
     task_options,
 )
+from calmops_actors.writes import record
 from eventstore import ConcurrencyError
+from pipelines.block_check import assess_block
 from pipelines.config import ConfigError, PipelineConfig, config_from_dict, config_sha256, config_to_dict
 from pipelines.decide import (
     AcceptFile,
@@ -55,16 +58,14 @@ from pipelines.decide import (
     ResumeRetraining,
     Rollback,
     StrategyOutcome,
-    decide,
     file_seen,
 )
-from pipelines.drift import assess, check_features, fit_reference, performance_drift, update_concept
-from pipelines.evaluation import evaluate, higher_is_better, per_row_errors
-from pipelines.events import Artifact, Event
+from pipelines.drift import fit_reference
+from pipelines.events import Event
 from pipelines.fast_replay import replay
 from pipelines.intake import IntakeRules, display_name, parse_file
 from pipelines.models import ModelSpec, ModelSpecError, build_estimator
-from pipelines.retraining import LabelledBlock, build_round, fallback_to_run, primary_metric
+from pipelines.retraining import LabelledBlock, build_round, fallback_to_run
 from pipelines.rounds import RoundPlan, first_labelled, plan_round
 from pipelines.state import PipelineState, evolve
 
@@ -74,18 +75,6 @@ log = logging.getLogger("calmops.actor")
 # every pipeline in turn; the rest of a backlog is checked by the next polls)
 POLL_BUDGET_SECONDS = 2.0
 
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-def to_artifact(ref: ArtifactRef) -> Artifact:
-    return Artifact(sha256=ref.sha256, kind=ref.kind, size=ref.size, format=KIND_EXT.get(ref.kind, ""))
-
-
-def to_ref(artifact: Artifact) -> ArtifactRef:
-    return ref_of(artifact.sha256, artifact.kind, artifact.size)
 
 
 @dataclass
@@ -138,19 +127,14 @@ class PipelineActor:
     def execute(self, cmd: Command, key: str | None = None) -> tuple[Event, ...]:
         """decide -> append with the expected version (and an idempotency key) -> evolve."""
         for _attempt in range(3):
-            events = decide(self.state, cmd)
-            if not events:
-                return ()
             try:
-                recorded = self.store.append(self.stream, events, expected_version=self.state.version,
-                                             idempotency_key=key)
+                events = record(self.store, self.stream, self.state, cmd, key)
             except ConcurrencyError:
                 self.state = self.load()  # someone else appended (a zombie twin after a restart): catch up
                 continue
-            decoded = [self.store.codec.decode(r) for r in recorded]
-            for event in decoded:
+            for event in events:
                 self.state = evolve(self.state, event)
-            return tuple(decoded)
+            return events
         raise RuntimeError(f"pipeline {self.name}: could not append after 3 concurrent retries")
 
     # -- configuration ----------------------------------------------------------------------------
@@ -222,7 +206,7 @@ class PipelineActor:
             return self.reject(name, sha, intake.reason_code, intake.message)
         blocks = tuple(
             NewBlock(block_id=b.block_id, rows=b.rows, labelled=b.labelled,
-                     artifact=to_artifact(self.artifacts.put_frame(b.frame)), ignored_columns=intake.ignored_columns)
+                     artifact=artifact_for(self.artifacts.put_frame(b.frame)), ignored_columns=intake.ignored_columns)
             for b in intake.blocks)
         events = self.execute(AcceptFile(file=name, sha256=sha, blocks=blocks, schema=intake.schema,
                                          occurred_at=now_iso()), key=f"accept:{sha}")
@@ -242,7 +226,7 @@ class PipelineActor:
         kept = {b.artifact.sha256 for b in self.state.blocks.values()}
         for block in blocks:
             if block.artifact.sha256 not in kept:
-                self.artifacts.delete(to_ref(block.artifact))
+                self.artifacts.delete(ref_for(block.artifact))
 
     def reject(self, file: str, sha: str, code: str, message: str) -> dict[str, Any]:
         self.execute(RejectFile(file=file, sha256=sha, reason_code=code, message=message, occurred_at=now_iso()))
@@ -298,38 +282,22 @@ class PipelineActor:
             self.waiting.popleft()
 
     def monitor(self, block_id: str, frame: pd.DataFrame) -> None:
-        """Score the champion on a labelled block, then check the block for drift (always recorded)."""
-        c, schema, state = self.config, self.state.schema, self.state
+        """Check the block (`assess_block`, the check `audit` re-runs), then record the champion's score on a
+        labelled block and the drift check (always)."""
+        state = self.state
         champion = state.champion_record()
         block = state.blocks[block_id]
-        errors = None
-        metrics = None
-        if block.labelled:
-            model = self.model(champion.version)
-            metrics = evaluate(model, frame, schema.features, schema.target, c.task)
-            errors = per_row_errors(model, frame, schema.features, schema.target, c.task)
-            self.execute(RecordPerformance(block_id=block_id, model_version=champion.version, metrics=metrics,
-                                           occurred_at=now_iso()), key=f"perf:{block_id}")
         ref_ids = self.reference_blocks(block_id)
         reference, reference_frame = self.reference(ref_ids)
-        features = check_features(reference, frame, c.drift)
-        multivariate = None
-        if c.drift.multivariate.enabled and schema.numeric:
-            seed = c.training.seed + block.seq
-            multivariate = ray.get(multivariate_task.options(**task_options()).remote(
-                reference_frame, frame, schema.numeric, c.drift, seed))
-        concept = None
-        if errors is not None and c.drift.concept_detector != "none":
-            concept = update_concept(c.drift.concept_detector, self.state.concept_state, errors,
-                                     max_rows=c.drift.concept_max_rows)
-        performance = None
-        metric = primary_metric(c.retrain, c.task)
-        at_promotion = (champion.promoted_metrics or {}).get(metric)
-        if metrics is not None and at_promotion is not None and metric in metrics:
-            performance = performance_drift(metric, at_promotion, metrics[metric], c.drift.performance_tolerance,
-                                            higher_is_better=higher_is_better(metric))
-        assessment = assess(features, multivariate, concept, performance, c.drift)
-        self.execute(RecordDriftCheck(block_id=block_id, assessment=assessment, reference_blocks=ref_ids,
+        check = assess_block(
+            frame, seq=block.seq, labelled=block.labelled, reference=reference, reference_frame=reference_frame,
+            champion_model=self.model(champion.version) if block.labelled else None,
+            promoted_metrics=champion.promoted_metrics, concept_state=state.concept_state, config=self.config,
+            schema=state.schema, multivariate_test=remote_multivariate)
+        if check.metrics is not None:
+            self.execute(RecordPerformance(block_id=block_id, model_version=champion.version, metrics=check.metrics,
+                                           occurred_at=now_iso()), key=f"perf:{block_id}")
+        self.execute(RecordDriftCheck(block_id=block_id, assessment=check.assessment, reference_blocks=ref_ids,
                                       occurred_at=now_iso()), key=f"drift:{block_id}")
 
     def reference_blocks(self, block_id: str) -> tuple[str, ...]:
@@ -356,11 +324,11 @@ class PipelineActor:
         return self.references[ids], self.reference_frames[ids]
 
     def frame(self, block_id: str) -> pd.DataFrame:
-        return self.artifacts.get_frame(to_ref(self.state.blocks[block_id].artifact))
+        return self.artifacts.get_frame(ref_for(self.state.blocks[block_id].artifact))
 
     def model(self, version: str) -> Any:
         if version not in self.models:
-            self.models = {version: self.artifacts.get_model(to_ref(self.state.models[version].artifact))}
+            self.models = {version: self.artifacts.get_model(ref_for(self.state.models[version].artifact))}
         return self.models[version]
 
     # -- retraining -------------------------------------------------------------------------------
@@ -390,7 +358,7 @@ class PipelineActor:
         refs = put_material(material)
         holdout_ref = ray.put(holdout)
         champion = self.state.champion_record()
-        blob = champion_blob(to_ref(champion.artifact) if champion else None, self.artifacts.root)
+        blob = champion_blob(ref_for(champion.artifact) if champion else None, self.artifacts.root)
         tasks = launch_round(refs, holdout_ref, ModelSpec(c.model.class_path, c.model.params), settings, plan.seed,
                              champion=blob, artifact_root=self.artifacts.root, strategies=list(plan.strategies))
         champion_task = None
@@ -473,7 +441,7 @@ class PipelineActor:
         for event in events:
             for sha in event.sha256s:
                 version = next(v for v in event.model_versions if self.state.models[v].artifact.sha256 == sha)
-                self.artifacts.delete(to_ref(self.state.models[version].artifact))
+                self.artifacts.delete(ref_for(self.state.models[version].artifact))
 
     def recover(self, await_rounds: bool) -> None:
         """Finish what a crash (or an older version) left undone, once per process and before any new work.
@@ -542,7 +510,7 @@ def outcome_of(result: CandidateResult) -> StrategyOutcome:
         return StrategyOutcome(strategy=result.strategy, error=result.reason or result.status,
                                skipped=result.status == "skipped", seconds=result.seconds, seed=result.seed)
     return StrategyOutcome(
-        strategy=result.strategy, artifact=to_artifact(result.artifact), metrics=result.metrics,
+        strategy=result.strategy, artifact=artifact_for(result.artifact), metrics=result.metrics,
         training_blocks=result.training_blocks, rows=result.rows, seconds=result.seconds, seed=result.seed,
         params=jsonable(result.params),
         notes=((result.notes,) if result.notes else ()) + ((f"trained on node {result.node_id}",)
@@ -558,3 +526,9 @@ def jsonable(params: dict[str, Any]) -> dict[str, Any]:
         plain = isinstance(v, (str, int, bool, type(None))) or (isinstance(v, float) and math.isfinite(v))
         out[str(k)] = v if plain else repr(v)
     return out
+
+
+def remote_multivariate(reference_frame: pd.DataFrame, frame: pd.DataFrame, numeric, settings, seed: int):
+    """`check_multivariate` as a Ray task: the permutation test is the heaviest part of a check."""
+    return ray.get(multivariate_task.options(**task_options()).remote(reference_frame, frame, numeric, settings,
+                                                                       seed))

@@ -23,17 +23,16 @@ from calmops_actors.errors import UserError
 from calmops_actors.home import Home, make_codec, pipeline_name, stream_id
 from eventstore import CorruptLogError, Recorded, SQLiteEventStore, Stored, StoreError
 from pipelines import snapshot
-from pipelines.events import Artifact, Event
+from pipelines.events import Event
 from pipelines.fast_replay import replay
 from pipelines.state import PipelineState, evolve
 
 if TYPE_CHECKING:
-    from calmops_actors.artifacts import ArtifactRef
+    pass
 
 __all__ = [
     "Loaded",
     "Progress",
-    "artifact_ref",
     "bound",
     "iter_events",
     "record_json",
@@ -96,16 +95,6 @@ def record_json(record: Recorded) -> dict:
     """One recorded event as the JSON lines of `replay --events --json`, `events --json` and `export`."""
     return {"position": record.position, "stream": record.stream_id, "version": record.version,
             "type": record.type, "recorded_at": record.recorded_at, "data": record.payload}
-
-
-# artifact kinds and their file extension in the store (the same naming as `pipeline_actor.to_ref`)
-
-
-def artifact_ref(artifact: Artifact) -> ArtifactRef:
-    """The store reference of an event's artifact; `pipeline_actor.to_ref` without importing Ray."""
-    from calmops_actors.artifacts import ref_of  # pandas and skops: only for commands that load files
-
-    return ref_of(artifact.sha256, artifact.kind, artifact.size)
 
 
 def list_pipelines(store: SQLiteEventStore) -> list[str]:

@@ -23,6 +23,7 @@ from functools import partial
 from typing import Any
 
 from calmops_actors import readlog
+from calmops_actors.artifact_refs import ref_for
 from calmops_actors.cli_common import add_home_option, resolve_home
 from calmops_actors.errors import UserError
 from calmops_actors.home import Home
@@ -166,58 +167,34 @@ class Auditor:
                                      frame)}
         return self.references[key]
 
-    # -- drift: the whole of PipelineActor.monitor, again
+    # -- drift: the block's check re-run (`assess_block`, the function the actor recorded it with)
     def drift(self, state: PipelineState, event: DriftChecked, check: Check) -> None:
+        from pipelines.block_check import assess_block
         from pipelines.config import config_from_dict
-        from pipelines.drift import (
-            assess,
-            check_features,
-            check_multivariate,
-            performance_drift,
-            update_concept,
-        )
-        from pipelines.evaluation import evaluate, higher_is_better, per_row_errors
-        from pipelines.retraining import primary_metric
 
         c = config_from_dict(state.config, "<log>")
-        schema = state.schema
         block = state.blocks[event.block_id]
         frame = self.frame(state, event.block_id)
         cmp = Compare(self.tol, check.differences)
         reference, reference_frame = self.reference(state, event.reference_blocks, c.drift)
-        features = check_features(reference, frame, c.drift)
-        self.compare_features(cmp, event.features, features)
-        multivariate = None
-        if c.drift.multivariate.enabled and schema.numeric:
-            multivariate = check_multivariate(reference_frame, frame, schema.numeric, c.drift,
-                                              c.training.seed + block.seq)
-        self.compare_optional(cmp, "multivariate", event.multivariate, multivariate, ("statistic", "p_value"),
-                              ("drifted", "columns", "subsample", "permutations"))
         champion = state.champion_record()
-        metrics = errors = None
-        if block.labelled and champion is not None:
-            model = self.model(state, champion.version)
-            metrics = evaluate(model, frame, schema.features, schema.target, c.task)
-            errors = per_row_errors(model, frame, schema.features, schema.target, c.task)
-        concept = None
-        if errors is not None and c.drift.concept_detector != "none":
-            concept = update_concept(c.drift.concept_detector, state.concept_state, errors,
-                                     max_rows=c.drift.concept_max_rows)
-        self.compare_optional(cmp, "concept", event.concept, concept, (),
+        scored = block.labelled and champion is not None
+        now = assess_block(
+            frame, seq=block.seq, labelled=block.labelled, reference=reference, reference_frame=reference_frame,
+            champion_model=self.model(state, champion.version) if scored else None,
+            promoted_metrics=champion.promoted_metrics if champion else None, concept_state=state.concept_state,
+            config=c, schema=state.schema).assessment
+        self.compare_features(cmp, event.features, now.features)
+        self.compare_optional(cmp, "multivariate", event.multivariate, now.multivariate, ("statistic", "p_value"),
+                              ("drifted", "columns", "subsample", "permutations"))
+        self.compare_optional(cmp, "concept", event.concept, now.concept, (),
                               ("detector", "drift", "warning", "rows_seen", "drift_rows", "block_rows"))
-        if event.concept is not None and concept is not None:
-            cmp.json_like("concept state", json.loads(event.concept.state), json.loads(concept.state))
-        performance = None
-        metric = primary_metric(c.retrain, c.task)
-        at_promotion = (champion.promoted_metrics or {}).get(metric) if champion else None
-        if metrics is not None and at_promotion is not None and metric in metrics:
-            performance = performance_drift(metric, at_promotion, metrics[metric], c.drift.performance_tolerance,
-                                            higher_is_better=higher_is_better(metric))
-        self.compare_optional(cmp, "performance", event.performance, performance, ("at_promotion", "observed"),
+        if event.concept is not None and now.concept is not None:
+            cmp.json_like("concept state", json.loads(event.concept.state), json.loads(now.concept.state))
+        self.compare_optional(cmp, "performance", event.performance, now.performance, ("at_promotion", "observed"),
                               ("metric", "drifted"))
-        verdict = assess(features, multivariate, concept, performance, c.drift)
-        cmp.same("verdict (drifted)", event.drifted, verdict.drifted)
-        if event.drifted == verdict.drifted and event.reasons != verdict.reasons:
+        cmp.same("verdict (drifted)", event.drifted, now.drifted)
+        if event.drifted == now.drifted and event.reasons != now.reasons:
             check.notes.append("the reasons are worded differently by this code (same verdict and numbers)")
 
     @staticmethod
@@ -295,7 +272,7 @@ def loaded(load, artifact) -> Any:
     from calmops_actors.artifacts import ArtifactError
 
     try:
-        return load(readlog.artifact_ref(artifact))
+        return load(ref_for(artifact))
     except ArtifactError as err:
         return err
 

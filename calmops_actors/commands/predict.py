@@ -34,9 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from calmops_actors.artifact_refs import ref_for
     from calmops_actors.artifacts import ArtifactStore
     from calmops_actors.home import Home
-    from calmops_actors.pipeline_actor import to_ref
     from calmops_actors.readlog import load_state, open_log
     from pipelines.config import config_from_dict
     from pipelines.intake import IntakeRules, parse_file
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if not intake.accepted:
         raise UserError(f"cannot score it: {intake.message} [{intake.reason_code}]")
     frame = pd.concat([b.frame for b in intake.blocks], ignore_index=True)
-    model = ArtifactStore(home.artifacts).get_model(to_ref(state.models[version].artifact))
+    model = ArtifactStore(home.artifacts).get_model(ref_for(state.models[version].artifact))
     X = frame[list(state.schema.features)]
     out = pd.DataFrame({"prediction": model.predict(X)})
     if config.task == "classification" and hasattr(model, "predict_proba"):

@@ -13,7 +13,8 @@ import sys
 
 from calmops_actors import readlog
 from calmops_actors.cli_common import add_home_option
-from calmops_actors.commands.rollback import execute, now_iso
+from calmops_actors.clock import now_iso
+from calmops_actors.commands.rollback import execute
 from calmops_actors.errors import UserError
 
 EXAMPLES = """\

@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
 
 from calmops_actors import readlog
 from calmops_actors.cli_common import add_home_option
+from calmops_actors.clock import now_iso
 from calmops_actors.errors import UserError
 from calmops_actors.home import stream_id
 from eventstore import ConcurrencyError, SQLiteEventStore
@@ -41,27 +41,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat()
-
-
 def execute(store: SQLiteEventStore, name: str, command) -> tuple[tuple[Event, ...], int]:
-    """Load the state, decide, append at the version read; returns the events and the new stream version."""
-    from pipelines.decide import CommandRejected, decide  # the config and drift code: only when run
+    """Load the state, then the one write path (`writes.record`); returns the events and the new version."""
+    from calmops_actors.writes import record  # decide reads the config: only when run
+    from pipelines.decide import CommandRejected
 
     state = readlog.load_state(store, name).state
     try:
-        events = decide(state, command)
+        events = record(store, stream_id(name), state, command)
     except CommandRejected as err:
         raise UserError(str(err)) from None
-    if not events:
-        return (), state.version
-    try:
-        recorded = store.append(stream_id(name), list(events), expected_version=state.version)
     except ConcurrencyError:
         raise UserError(f"pipeline {name!r} changed while this command was deciding (another writer appended "
                         "first); nothing was recorded: run the command again") from None
-    return events, recorded[-1].version
+    return events, state.version + len(events)
 
 
 @readlog.user_errors

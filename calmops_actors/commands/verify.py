@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from calmops_actors import readlog
+from calmops_actors.artifact_refs import ref_for
 from calmops_actors.cli_common import add_home_option, resolve_home
 from calmops_actors.home import Home, pipeline_name
 from eventstore import SQLiteEventStore, StoreError
@@ -154,9 +155,9 @@ def check_artifacts(artifacts: ArtifactStore, uses: dict[tuple[str, str], Artifa
     try:
         for i, use in enumerate(uses.values(), 1):
             try:
-                artifacts.read_verified(readlog.artifact_ref(use.artifact))
+                artifacts.read_verified(ref_for(use.artifact))
             except ArtifactError as err:
-                ref = readlog.artifact_ref(use.artifact)
+                ref = ref_for(use.artifact)
                 problems.append({"artifact": ref.artifact_id, "kind": use.artifact.kind,
                                  "pipeline": use.pipeline, "what": use.what, "position": use.position,
                                  "problem": type(err).__name__, "message": str(err)})

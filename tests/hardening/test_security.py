@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 from calmops_actors import cli
+from calmops_actors.artifact_refs import artifact_for
 from calmops_actors.artifacts import (
     ArtifactError,
     ArtifactRef,
@@ -35,7 +36,7 @@ from calmops_actors.artifacts import (
     decode_model,
 )
 from calmops_actors.home import stream_id
-from calmops_actors.pipeline_actor import PipelineActor, to_artifact
+from calmops_actors.pipeline_actor import PipelineActor
 from pipelines.decide import RecordRoundOutcome, RequestRetrain, StrategyOutcome
 
 HEADER = "feat_1,feat_2,feat_3,target\n"
@@ -81,7 +82,7 @@ def pickled_home(tmp_path: Path):
     metrics = evaluate(model, frame, schema.features, schema.target, "classification")
     actor.execute(RecordRoundOutcome(
         round_id="r1", champion_metrics={}, code_version="test", occurred_at=now,
-        outcomes=(StrategyOutcome(strategy="full", artifact=to_artifact(ref), metrics=metrics,
+        outcomes=(StrategyOutcome(strategy="full", artifact=artifact_for(ref), metrics=metrics,
                                   training_blocks=("b1",), rows=200),)))
     assert actor.state.champion == "v1" and ref.kind == "model-pickle"
     actor.store.close()

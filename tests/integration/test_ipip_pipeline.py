@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from benchmarks.ipip_bench import FEATURES, rare_event_stream
+from calmops_actors.artifact_refs import ref_for
 from calmops_actors.artifacts import ArtifactStore
-from calmops_actors.pipeline_actor import PipelineActor, to_ref
+from calmops_actors.pipeline_actor import PipelineActor
 from pipelines.ipip import IPIPClassifier
 
 pytestmark = pytest.mark.ray
@@ -62,7 +63,7 @@ def test_a_rare_event_pipeline_promotes_an_ipip_model_and_carries_its_ensembles(
     assert "replacement share 1.00" in " ".join(first.notes)
     # The artifact is the hash-checked pickle of an IPIPClassifier that predicts the stream's own labels.
     assert first.artifact.kind == "model-pickle"
-    model = ArtifactStore(tmp_path / "home" / "artifacts").get_model(to_ref(first.artifact))
+    model = ArtifactStore(tmp_path / "home" / "artifacts").get_model(ref_for(first.artifact))
     assert isinstance(model, IPIPClassifier)
     assert set(np.unique(model.predict(blocks[-1].frame[list(FEATURES)]))) <= {"fraud", "ok"}
     # A later round pools the champion's ensembles with new ones and records how many were replaced.
