@@ -96,7 +96,7 @@ def build_round(
 # helpers
 
 
-def newestrows_of(blocks: Sequence[LabelledBlock], row_budget: int | None) -> tuple[LabelledBlock, ...]:
+def newest_rows(blocks: Sequence[LabelledBlock], row_budget: int | None) -> tuple[LabelledBlock, ...]:
     """Keep the most recent `row_budget` rows (whole newest blocks, then the tail of the next one)."""
     if row_budget is None:
         return tuple(b for b in blocks if len(b.frame))
@@ -168,7 +168,7 @@ def full(
     material: TrainingMaterial, spec: ModelSpec, settings: RetrainSettings, seed: int, champion: Any = None
 ) -> TrainedCandidate:
     """A fresh model on all labelled history (most recent `row_budget` rows)."""
-    used = newestrows_of(material.blocks, settings.row_budget)
+    used = newest_rows(material.blocks, settings.row_budget)
     model = _fresh_fit(material, spec, used, seed)
     return trained_on(used, model=model, strategy="full", seed=seed,
                       params={"row_budget": settings.row_budget})
@@ -179,7 +179,7 @@ def windowed(
     material: TrainingMaterial, spec: ModelSpec, settings: RetrainSettings, seed: int, champion: Any = None
 ) -> TrainedCandidate:
     """A fresh model on the last `window_blocks` blocks."""
-    used = newestrows_of(_window(material, settings), settings.row_budget)
+    used = newest_rows(_window(material, settings), settings.row_budget)
     model = _fresh_fit(material, spec, used, seed)
     return trained_on(used, model=model, strategy="windowed", seed=seed,
                       params={"window_blocks": settings.window_blocks, "row_budget": settings.row_budget})
@@ -197,7 +197,7 @@ def incremental(
             f"{type(estimator).__name__} has no partial_fit; incremental learning does not apply"
         )
     new = [b for b in material.blocks if b.block_id in material.new_block_ids]
-    used = newestrows_of(new, settings.row_budget)
+    used = newest_rows(new, settings.row_budget)
     if not rows_of(used):
         raise StrategySkipped("no new training rows left after the holdout")
     X, y = _xy(material, material.frame(used))
@@ -230,7 +230,7 @@ def stacking(
     model never saw the window, and the champion is not refit, so no member predicts on its own training rows.
     """
     _needs_champion(champion, "stacking")
-    used = newestrows_of(material.blocks, settings.row_budget)
+    used = newest_rows(material.blocks, settings.row_budget)
     window_ids = {b.block_id for b in _window(material, settings)}
     window = [b for b in used if b.block_id in window_ids]
     older = [b for b in used if b.block_id not in window_ids]
@@ -284,7 +284,7 @@ def replay_mix(
     n_replay = min(n_older, round(n_new * f / (1.0 - f)))
     if settings.row_budget is not None and n_new + n_replay > settings.row_budget:
         n_replay = min(n_older, round(settings.row_budget * f))
-        new = list(newestrows_of(new, settings.row_budget - n_replay))
+        new = list(newest_rows(new, settings.row_budget - n_replay))
         n_new = rows_of(new)
     rng = np.random.default_rng(seed)
     chosen = (
@@ -316,7 +316,7 @@ def recalibration(
         getattr(champion, "decision_function", None)
     ):
         raise StrategySkipped("the champion has neither predict_proba nor decision_function to calibrate")
-    used = newestrows_of(_window(material, settings), settings.row_budget)
+    used = newest_rows(_window(material, settings), settings.row_budget)
     X, y = _xy(material, material.frame(used))
     unseen = sorted(set(y.unique()) - set(getattr(champion, "classes_", y.unique())), key=str)
     if unseen:
