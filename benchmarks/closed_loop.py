@@ -262,7 +262,7 @@ def outcome_from_events(events: Iterable[Any]) -> dict[str, Any]:
     """Per block (arrival order): drift verdict, reasons, champion and its prequential accuracy; the rounds
     with each candidate's and the champion's holdout accuracy, and the strategy promoted.
 
-    Reads decoded `pipelines.events` objects by type name, so it needs no store.
+    Reads decoded `pipelines.core.events` objects by type name, so it needs no store.
     """
     blocks: dict[str, dict] = {}
     rounds: dict[str, dict] = {}
@@ -319,9 +319,10 @@ def run_baselines(frames: Sequence[tuple[str, pd.DataFrame]], scored: set[str], 
     """Prequential accuracy per block and retrain counts of (a) static, (b) every block (+ window), (c) ADWIN."""
     from river.drift import ADWIN
 
-    from pipelines.evaluation import per_row_errors
-    from pipelines.models import ModelSpec
-    from pipelines.retraining import LabelledBlock, TrainingMaterial, full, newest_rows, windowed
+    from pipelines.retraining.evaluation import per_row_errors
+    from pipelines.retraining.material import LabelledBlock, TrainingMaterial
+    from pipelines.retraining.models import ModelSpec
+    from pipelines.retraining.strategies import full, newest_rows, windowed
 
     spec = ModelSpec(config.model.class_path, config.model.params)
     target, task, seed, settings = config.target, config.task, config.training.seed, config.retrain
@@ -394,7 +395,7 @@ def run_pipeline(root: Path, files: Sequence[Path], raw: dict[str, Any]) -> dict
 def closed_loop(root: Path, frames: Sequence[tuple[str, pd.DataFrame]], files: Sequence[Path],
                 raw: dict[str, Any]) -> dict[str, Any]:
     """Ours and the baselines on the same blocks; per block and per policy."""
-    from pipelines.config import config_from_dict
+    from pipelines.config.pipeline import config_from_dict
 
     config = config_from_dict(raw, "<closed_loop>")
     t0 = time.perf_counter()
@@ -414,7 +415,7 @@ def closed_loop(root: Path, frames: Sequence[tuple[str, pd.DataFrame]], files: S
 def run_scenario(work: Path, generator: str, switch: str, seed: int, blocks: int, rows_: int) -> dict[str, Any]:
     """One seeded scenario: write it as `calmops generate` does, run ours and the baselines, add the truth."""
     from calmops_actors.blockfiles import read_blocks, write_scenario
-    from pipelines.scenarios import generate_scenario
+    from pipelines.synthetic.scenarios import generate_scenario
 
     root = work / f"{generator}-{switch}-{seed}"
     folder = root / "incoming"
@@ -478,7 +479,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=None, help="seeds per scenario (0, 1, ...)")
     parser.add_argument("--blocks", type=int, default=None, help="blocks per scenario (the switch is mid-way)")
     parser.add_argument("--rows", type=int, default=None, help="rows per block of the scenarios")
-    parser.add_argument("--generator", default="sea", help="River scenario of pipelines/scenarios.py (default sea)")
+    parser.add_argument("--generator", default="sea", help="River scenario of pipelines/synthetic/scenarios.py (default sea)")
     parser.add_argument("--switches", default=None,
                         help="comma-separated: abrupt, gradual, recurring, none (default: all four; quick: "
                              "abrupt,none)")

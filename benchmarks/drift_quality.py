@@ -42,16 +42,11 @@ from scipy.stats import chi2_contingency, ks_2samp
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
-from pipelines.drift import (
-    DriftSettings,
-    assess,
-    check_features,
-    check_multivariate,
-    fit_reference,
-    mmd_test,
-    performance_drift,
-    update_concept,
-)
+from pipelines.config.drift import DriftSettings
+from pipelines.drift.concept import performance_drift, update_concept
+from pipelines.drift.decision import assess
+from pipelines.drift.features import check_features, fit_reference
+from pipelines.drift.multivariate import check_multivariate, mmd_test
 
 RBF = [f"rbf_{i}" for i in range(7)] + ["rbf_7_exp"]
 NUMERIC = RBF + [f"hyp_{i}" for i in range(4)] + ["mix_x2", "mix_x3"]

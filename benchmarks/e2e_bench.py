@@ -81,10 +81,11 @@ def floor_side(root: Path, files: list[Path]) -> float:
     from calmops_actors.artifacts import ArtifactStore
     from calmops_actors.drift_tasks import multivariate_task
     from calmops_actors.home import Home
-    from pipelines.config import config_from_text
-    from pipelines.drift import check_features, fit_reference, update_concept
-    from pipelines.evaluation import evaluate, per_row_errors
-    from pipelines.state import replay
+    from pipelines.config.pipeline import config_from_text
+    from pipelines.core.state import replay
+    from pipelines.drift.concept import update_concept
+    from pipelines.drift.features import check_features, fit_reference
+    from pipelines.retraining.evaluation import evaluate, per_row_errors
 
     store = Home(root / "home").open_store()
     state = replay(store.codec.decode(r) for r in store.read("pipeline-bench"))

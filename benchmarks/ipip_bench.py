@@ -29,8 +29,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
-from pipelines.models import ModelSpec
-from pipelines.retraining import LabelledBlock, RetrainSettings, build_round, run_strategy
+from pipelines.config.retrain import RetrainSettings
+from pipelines.retraining.material import LabelledBlock
+from pipelines.retraining.models import ModelSpec
+from pipelines.retraining.strategies import build_round, run_strategy
 
 FEATURES = ("x0", "x1", "x2", "x3", "x4", "x5", "channel")
 CATEGORICAL = ("channel",)

@@ -78,7 +78,7 @@ CHILD = """
 import json, re, sys, time
 from pathlib import Path
 from calmops_actors.pipeline_actor import PipelineActor
-from pipelines.intake import parse_file
+from pipelines.core.intake import parse_file
 
 def status(key):
     return int(re.search(key + r":\\s+(\\d+)", Path("/proc/self/status").read_text()).group(1)) * 1024

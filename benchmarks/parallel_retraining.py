@@ -28,15 +28,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.models import ModelSpec
-from pipelines.retraining import (
-    LabelledBlock,
-    RetrainSettings,
-    TrainingMaterial,
-    build_round,
-    launch_order,
-    run_strategy,
-)
+from pipelines.config.retrain import RetrainSettings
+from pipelines.retraining.material import LabelledBlock, TrainingMaterial
+from pipelines.retraining.models import ModelSpec
+from pipelines.retraining.strategies import build_round, launch_order, run_strategy
 
 TARGET = 0.65
 SPEC = ModelSpec(

@@ -214,7 +214,9 @@ def run_ours(references: dict[str, pd.DataFrame], jobs: list[dict]) -> dict[str,
     import pandas as pd
 
     from benchmarks.drift_quality import CATEGORICAL, NUMERIC
-    from pipelines.drift import DriftSettings, assess, check_features, fit_reference
+    from pipelines.config.drift import DriftSettings
+    from pipelines.drift.decision import assess
+    from pipelines.drift.features import check_features, fit_reference
 
     settings = DriftSettings()
     fitted = {name: fit_reference(frame, NUMERIC, CATEGORICAL, settings) for name, frame in references.items()}

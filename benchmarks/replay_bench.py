@@ -39,12 +39,8 @@ from pathlib import Path
 
 from benchmarks.report import Row, fmt_ratio, fmt_seconds
 from calmops_actors.home import Home, stream_id
-from pipelines import snapshot
-from pipelines.concept_drift import ConceptDrift, PerformanceDrift
-from pipelines.config import config_from_dict, config_sha256, config_to_dict
-from pipelines.drift_multivariate import MultivariateDrift
-from pipelines.drift_tests import FeatureDrift
-from pipelines.events import (
+from pipelines.config.pipeline import config_from_dict, config_sha256, config_to_dict
+from pipelines.core.events import (
     Artifact,
     BlockArrived,
     CandidateTrained,
@@ -58,7 +54,9 @@ from pipelines.events import (
     RetrainRequested,
     SchemaFixed,
 )
-from pipelines.schema import ColumnSchema
+from pipelines.core.schema import ColumnSchema
+from pipelines.drift.results import ConceptDrift, FeatureDrift, MultivariateDrift, PerformanceDrift
+from pipelines.replay import snapshot
 
 NAME = "bench"
 TARGET_EVENTS = 1_000_000
@@ -216,8 +214,8 @@ def instrumented_fold(store, stop_at: int, batch: int = 20_000):
     (`fast_replay.replay`), a batch of records at a time (so the clocks are read per batch, not per event);
     also return the state at version `stop_at` (for the snapshot)."""
     from calmops_actors.readlog import gc_paused
-    from pipelines.fast_replay import replay
-    from pipelines.state import PipelineState
+    from pipelines.core.state import PipelineState
+    from pipelines.replay.fold import fold as fold_events
 
     decode = store.codec.decode_stored
     wall, cpu = time.perf_counter, time.process_time
@@ -230,10 +228,10 @@ def instrumented_fold(store, stop_at: int, batch: int = 20_000):
         events = [decode(r) for r in records]
         t1, c1 = wall(), cpu()
         cut = next((i + 1 for i, r in enumerate(records) if r.version == stop_at), len(records))
-        state = replay(events[:cut], state)
+        state = fold_events(events[:cut], state)
         if cut < len(records) or records[-1].version == stop_at:
             at_stop = state
-        state = replay(events[cut:], state)
+        state = fold_events(events[cut:], state)
         t2, c2 = wall(), cpu()
         spent["decode_s"] += t1 - t0
         spent["decode_cpu_s"] += c1 - c0

@@ -32,9 +32,7 @@ from typing import Any
 
 from calmops_actors.home import Home, stream_id
 from calmops_actors.projector import update_projections
-from pipelines.concept_drift import PerformanceDrift
-from pipelines.drift_tests import FeatureDrift
-from pipelines.events import (
+from pipelines.core.events import (
     Artifact,
     BlockArrived,
     BlockRejected,
@@ -49,7 +47,8 @@ from pipelines.events import (
     RetrainRequested,
     SchemaFixed,
 )
-from pipelines.schema import ColumnSchema
+from pipelines.core.schema import ColumnSchema
+from pipelines.drift.results import FeatureDrift, PerformanceDrift
 
 FEATURES = ("f1", "f2", "f3", "f4", "f5")
 PAGE_TARGET_S = 2.0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipelines.events import Artifact
+from pipelines.core.events import Artifact
 
 __all__ = ["KIND_EXT", "ArtifactRef", "artifact_for", "ref_for", "ref_of"]
 

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from calmops_actors.errors import UserError
-from pipelines.scenarios import Scenario
+from pipelines.synthetic.scenarios import Scenario
 
 FORMATS: tuple[str, ...] = ("csv", "parquet")
 MANIFEST = "manifest.json"

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from calmops_actors.errors import UserError
-from pipelines.text import escape_char
+from pipelines.core.text import escape_char
 
 # Modules under calmops_actors.commands, in the order `--help` lists them. Only working commands go here.
 COMMANDS: tuple[str, ...] = (
@@ -51,7 +51,7 @@ class PrintableStream:
     """What a command prints, with every character a terminal would act on shown as an escape instead.
 
     Names, ids and messages come from files and from the log; a newer log escapes them when it records them
-    (`pipelines.text`), but an older one, or a message quoting a user's input, may hold escape codes, a
+    (`pipelines.core.text`), but an older one, or a message quoting a user's input, may hold escape codes, a
     right-to-left override or bytes that are not UTF-8 (which would end the command with a traceback). Line
     breaks, tabs and the progress bar's carriage return pass through.
     """

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from calmops_actors.errors import UserError
-from pipelines.text import printable
+from pipelines.core.text import printable
 
 if TYPE_CHECKING:
     from calmops_actors.home import Home

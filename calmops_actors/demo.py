@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from calmops_actors.blockfiles import atomic_write, block_file_name, frame_bytes
-from pipelines.scenarios import generate_scenario
+from pipelines.synthetic.scenarios import generate_scenario
 
 log = logging.getLogger("calmops.demo")
 

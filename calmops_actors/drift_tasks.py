@@ -7,7 +7,9 @@ from collections.abc import Sequence
 import pandas as pd
 import ray
 
-from pipelines.drift import DriftSettings, MultivariateDrift, check_multivariate
+from pipelines.config.drift import DriftSettings
+from pipelines.drift.multivariate import check_multivariate
+from pipelines.drift.results import MultivariateDrift
 
 
 @ray.remote(max_retries=1)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eventstore import Codec, SQLiteEventStore
-from pipelines.events import ALL_EVENTS
+from pipelines.core.events import ALL_EVENTS
 
 STREAM_PREFIX = "pipeline-"
 

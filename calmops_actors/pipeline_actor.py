@@ -41,9 +41,14 @@ from calmops_actors.training_tasks import (
 )
 from calmops_actors.writes import record
 from eventstore import ConcurrencyError
-from pipelines.block_check import assess_block
-from pipelines.config import ConfigError, PipelineConfig, config_from_dict, config_sha256, config_to_dict
-from pipelines.decide import (
+from pipelines.config.pipeline import (
+    ConfigError,
+    PipelineConfig,
+    config_from_dict,
+    config_sha256,
+    config_to_dict,
+)
+from pipelines.core.decide import (
     AcceptFile,
     Command,
     CommandRejected,
@@ -60,14 +65,16 @@ from pipelines.decide import (
     StrategyOutcome,
     file_seen,
 )
-from pipelines.drift import fit_reference
-from pipelines.events import Event
-from pipelines.fast_replay import replay
-from pipelines.intake import IntakeRules, display_name, parse_file
-from pipelines.models import ModelSpec, ModelSpecError, build_estimator
-from pipelines.retraining import LabelledBlock, build_round, fallback_to_run
-from pipelines.rounds import RoundPlan, first_labelled, plan_round
-from pipelines.state import PipelineState, evolve
+from pipelines.core.events import Event
+from pipelines.core.intake import IntakeRules, display_name, parse_file
+from pipelines.core.rounds import RoundPlan, first_labelled, plan_round
+from pipelines.core.state import PipelineState, evolve
+from pipelines.drift.block_check import assess_block
+from pipelines.drift.features import fit_reference
+from pipelines.replay.fold import fold
+from pipelines.retraining.material import LabelledBlock
+from pipelines.retraining.models import ModelSpec, ModelSpecError, build_estimator
+from pipelines.retraining.strategies import build_round, fallback_to_run
 
 log = logging.getLogger("calmops.actor")
 
@@ -122,7 +129,7 @@ class PipelineActor:
     def load(self) -> PipelineState:
         """Replay the stream: the only way state is built (at start, and after Ray restarts the actor)."""
         decode = self.store.codec.decode_stored
-        return replay(decode(r) for r in self.store.iter_stored(self.stream))
+        return fold(decode(r) for r in self.store.iter_stored(self.stream))
 
     def execute(self, cmd: Command, key: str | None = None) -> tuple[Event, ...]:
         """decide -> append with the expected version (and an idempotency key) -> evolve."""

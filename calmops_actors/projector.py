@@ -1,4 +1,4 @@
-"""Keep `<home>/projections.sqlite` current: run the read-model fold (pipelines/projections.py) over the log.
+"""Keep `<home>/projections.sqlite` current: run the read-model fold (pipelines/read_model/projection.py) over the log.
 
 `update_projections` applies the events recorded since the last run, `rebuild_projections` starts again from
 position 0 (same tables, same rows), and `ProjectionUpdater` is the thread `serve` runs to do the former
@@ -19,7 +19,7 @@ from typing import Any
 
 from calmops_actors.home import Home
 from eventstore import Codec, CorruptLogError, ProjectionRunner, Recorded, SQLiteEventStore, TableSpec, Upsert
-from pipelines.projections import TABLES, fold
+from pipelines.read_model.projection import TABLES, fold
 
 __all__ = ["PROJECTION", "ProjectionUpdater", "ReadModel", "rebuild_projections", "update_projections"]
 

@@ -22,10 +22,10 @@ from calmops_actors.cli_common import resolve_home
 from calmops_actors.errors import UserError
 from calmops_actors.home import Home, make_codec, pipeline_name, stream_id
 from eventstore import CorruptLogError, Recorded, SQLiteEventStore, Stored, StoreError
-from pipelines import snapshot
-from pipelines.events import Event
-from pipelines.fast_replay import replay
-from pipelines.state import PipelineState, evolve
+from pipelines.core.events import Event
+from pipelines.core.state import PipelineState, evolve
+from pipelines.replay import snapshot
+from pipelines.replay.fold import fold
 
 if TYPE_CHECKING:
     pass
@@ -271,7 +271,7 @@ def _load(store: SQLiteEventStore, stream: str, past: Bound | None, until_versio
                 state = evolve(state, event)
                 loaded.events.append((last, event))
         else:
-            state = replay(events(), state)
+            state = fold(events(), state)
     except CorruptLogError as err:
         raise UserError(f"{err}\nrun `calmops verify` to see the damage") from None
     if last is not None:

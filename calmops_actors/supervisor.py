@@ -18,7 +18,13 @@ import ray
 
 from calmops_actors.runtime import spawn_actor
 from calmops_actors.watcher import Watcher
-from pipelines.config import ConfigError, PipelineConfig, config_from_dict, parse_toml, resolve_source
+from pipelines.config.pipeline import (
+    ConfigError,
+    PipelineConfig,
+    config_from_dict,
+    parse_toml,
+    resolve_source,
+)
 
 log = logging.getLogger("calmops.supervisor")
 

@@ -20,17 +20,11 @@ import pandas as pd
 import ray
 
 from calmops_actors.artifacts import ArtifactRef, ArtifactStore, Blob, decode_model, encode_model
-from pipelines.evaluation import evaluate
-from pipelines.models import ModelSpec
-from pipelines.retraining import (
-    LabelledBlock,
-    RetrainSettings,
-    StrategySkipped,
-    TrainingMaterial,
-    fallback_to_run,
-    launch_order,
-    run_strategy,
-)
+from pipelines.config.retrain import RetrainSettings
+from pipelines.retraining.evaluation import evaluate
+from pipelines.retraining.material import LabelledBlock, StrategySkipped, TrainingMaterial
+from pipelines.retraining.models import ModelSpec
+from pipelines.retraining.strategies import fallback_to_run, launch_order, run_strategy
 
 __all__ = [
     "CandidateResult",

@@ -8,9 +8,9 @@ that write (`rollback`, `resume`) all go through `record`, so a rule about how a
 from __future__ import annotations
 
 from eventstore import EventStore
-from pipelines.decide import Command, decide
-from pipelines.events import Event
-from pipelines.state import PipelineState
+from pipelines.core.decide import Command, decide
+from pipelines.core.events import Event
+from pipelines.core.state import PipelineState
 
 __all__ = ["record"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pipelines.config import config_from_dict, config_sha256, config_to_dict
-from pipelines.decide import (
+from pipelines.config.pipeline import config_from_dict, config_sha256, config_to_dict
+from pipelines.core.decide import (
     AcceptFile,
     NewBlock,
     RecordRoundOutcome,
@@ -14,9 +14,9 @@ from pipelines.decide import (
     StrategyOutcome,
     decide,
 )
-from pipelines.events import Artifact
-from pipelines.schema import ColumnSchema
-from pipelines.state import PipelineState, evolve
+from pipelines.core.events import Artifact
+from pipelines.core.schema import ColumnSchema
+from pipelines.core.state import PipelineState, evolve
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SCHEMA = ColumnSchema(features=("x1", "x2"), categorical=(), target="y", source="first_block")

@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 
 from calmops_actors.blockfiles import write_scenario
-from pipelines.scenarios import generate_scenario
+from pipelines.synthetic.scenarios import generate_scenario
 
 CONFIG = """\
 name = "sea"

@@ -18,8 +18,8 @@ from pathlib import Path
 from calmops_actors.blockfiles import write_scenario
 from calmops_actors.home import Home, stream_id
 from calmops_actors.pipeline_actor import PipelineActor
-from pipelines.scenarios import generate_scenario
-from pipelines.state import replay
+from pipelines.core.state import replay
+from pipelines.synthetic.scenarios import generate_scenario
 
 SETTINGS = """\
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.projections import ALERT_TYPES, STREAM_PREFIX
+from pipelines.read_model.projection import ALERT_TYPES, STREAM_PREFIX
 
 __all__ = ["Queries"]
 
@@ -306,7 +306,7 @@ class Queries:
 
     def state_at(self, name: str, position: int) -> dict[str, Any]:
         """The pipeline's state as of log `position`: a fold of its events up to there (nothing re-run)."""
-        from pipelines.state import PipelineState, evolve
+        from pipelines.core.state import PipelineState, evolve
 
         position = int(position)
         stream = STREAM_PREFIX + name
@@ -328,7 +328,7 @@ class Queries:
     def codec(self) -> Any:
         if self._codec is None:
             from eventstore import Codec
-            from pipelines.events import ALL_EVENTS
+            from pipelines.core.events import ALL_EVENTS
 
             self._codec = Codec(ALL_EVENTS)
         return self._codec

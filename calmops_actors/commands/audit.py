@@ -27,7 +27,7 @@ from calmops_actors.artifact_refs import ref_for
 from calmops_actors.cli_common import add_home_option, resolve_home
 from calmops_actors.errors import UserError
 from calmops_actors.home import Home
-from pipelines.events import (
+from pipelines.core.events import (
     ChallengerEvaluated,
     ChallengerRejected,
     DriftChecked,
@@ -36,7 +36,7 @@ from pipelines.events import (
     PerformanceMeasured,
     RetrainRequested,
 )
-from pipelines.state import PipelineState, evolve
+from pipelines.core.state import PipelineState, evolve
 
 EXAMPLES = """\
 examples:
@@ -157,7 +157,7 @@ class Auditor:
     def reference(self, state: PipelineState, ids: tuple[str, ...], drift_settings) -> tuple[Any, Any]:
         import pandas as pd
 
-        from pipelines.drift import fit_reference
+        from pipelines.drift.features import fit_reference
 
         key = (ids, repr(drift_settings))
         if key not in self.references:
@@ -169,8 +169,8 @@ class Auditor:
 
     # -- drift: the block's check re-run (`assess_block`, the function the actor recorded it with)
     def drift(self, state: PipelineState, event: DriftChecked, check: Check) -> None:
-        from pipelines.block_check import assess_block
-        from pipelines.config import config_from_dict
+        from pipelines.config.pipeline import config_from_dict
+        from pipelines.drift.block_check import assess_block
 
         c = config_from_dict(state.config, "<log>")
         block = state.blocks[event.block_id]
@@ -224,8 +224,8 @@ class Auditor:
 
     # -- the champion's prequential score on a labelled block
     def performance(self, state: PipelineState, event: PerformanceMeasured, check: Check) -> None:
-        from pipelines.config import config_from_dict
-        from pipelines.evaluation import evaluate
+        from pipelines.config.pipeline import config_from_dict
+        from pipelines.retraining.evaluation import evaluate
 
         c = config_from_dict(state.config, "<log>")
         schema = state.schema
@@ -251,8 +251,8 @@ class Auditor:
     def candidate(self, state: PipelineState, request: RetrainRequested, evaluated: ChallengerEvaluated,
                   champion: str | None, check: Check) -> tuple[dict[str, float], dict[str, float] | None]:
         """Re-score the candidate (and the champion it was compared with) on the round's holdout rows."""
-        from pipelines.config import config_from_dict
-        from pipelines.evaluation import evaluate
+        from pipelines.config.pipeline import config_from_dict
+        from pipelines.retraining.evaluation import evaluate
 
         c = config_from_dict(state.config, "<log>")
         schema = state.schema
@@ -370,8 +370,8 @@ def rescore(auditor: Auditor, state: PipelineState, request: RetrainRequested, e
 def promotion_check(state: PipelineState, event: ModelPromoted | ChallengerRejected, round_: RoundAudit,
                     position: int, tolerance: float) -> Check:
     """The promotion rule applied to the re-scored metrics must pick what was recorded."""
-    from pipelines.config import config_from_dict
-    from pipelines.promotion import decide_promotion
+    from pipelines.config.pipeline import config_from_dict
+    from pipelines.core.promotion import decide_promotion
 
     check = Check("promotion", f"round {event.round_id}", position)
     if round_.failed:

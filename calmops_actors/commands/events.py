@@ -18,7 +18,7 @@ from calmops_actors.cli_common import add_home_option
 from calmops_actors.errors import UserError
 from calmops_actors.home import pipeline_name
 from eventstore import CorruptLogError
-from pipelines import explain
+from pipelines.read_model import explain
 
 EXAMPLES = """\
 examples:

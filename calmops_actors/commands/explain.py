@@ -16,7 +16,7 @@ import sys
 from calmops_actors import readlog
 from calmops_actors.cli_common import add_home_option
 from calmops_actors.errors import UserError
-from pipelines import explain
+from pipelines.read_model import explain
 
 EXAMPLES = """\
 examples:

@@ -197,8 +197,8 @@ def write_live(scenario, out: Path, fmt: str, interval: float) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from calmops_actors import blockfiles
-    from pipelines.scenarios import generate_scenario
-    from pipelines.shifts import ShiftError
+    from pipelines.synthetic.scenarios import generate_scenario
+    from pipelines.synthetic.shifts import ShiftError
 
     block_col = block_col_of(args)
     if args.live and block_col:

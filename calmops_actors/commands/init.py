@@ -74,7 +74,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.config import NAME_PATTERN, config_from_text  # the config code imports the drift tests
+    from pipelines.config.pipeline import (  # the config code imports the drift tests
+        NAME_PATTERN,
+        config_from_text,
+    )
 
     if not NAME_PATTERN.fullmatch(args.name):
         raise UserError(f"{args.name!r} is not a valid pipeline name; use 1-64 characters a-z, 0-9, '_' and '-', "

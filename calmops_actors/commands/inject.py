@@ -67,8 +67,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from calmops_actors import blockfiles
-    from pipelines.scenarios import inject_scenario
-    from pipelines.shifts import ShiftError
+    from pipelines.synthetic.scenarios import inject_scenario
+    from pipelines.synthetic.shifts import ShiftError
 
     frame = blockfiles.read_table(args.input)
     try:

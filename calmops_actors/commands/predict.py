@@ -38,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from calmops_actors.artifacts import ArtifactStore
     from calmops_actors.home import Home
     from calmops_actors.readlog import load_state, open_log
-    from pipelines.config import config_from_dict
-    from pipelines.intake import IntakeRules, parse_file
+    from pipelines.config.pipeline import config_from_dict
+    from pipelines.core.intake import IntakeRules, parse_file
 
     home = Home(resolve_home(args))
     store = open_log(home.root)

@@ -18,7 +18,7 @@ from calmops_actors import readlog
 from calmops_actors.cli_common import add_home_option, resolve_home
 from calmops_actors.errors import UserError
 from eventstore import CorruptLogError
-from pipelines import explain
+from pipelines.read_model import explain
 
 EXAMPLES = """\
 examples:

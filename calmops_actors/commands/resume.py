@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if not args.reason.strip():
         raise UserError("--reason must not be empty")
-    from pipelines.decide import ResumeRetraining
+    from pipelines.core.decide import ResumeRetraining
 
     with readlog.store_for(args) as store:
         events, version = execute(store, args.name, ResumeRetraining(reason=args.reason.strip(),

@@ -19,7 +19,7 @@ from calmops_actors.clock import now_iso
 from calmops_actors.errors import UserError
 from calmops_actors.home import stream_id
 from eventstore import ConcurrencyError, SQLiteEventStore
-from pipelines.events import Event
+from pipelines.core.events import Event
 
 EXAMPLES = """\
 examples:
@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def execute(store: SQLiteEventStore, name: str, command) -> tuple[tuple[Event, ...], int]:
     """Load the state, then the one write path (`writes.record`); returns the events and the new version."""
     from calmops_actors.writes import record  # decide reads the config: only when run
-    from pipelines.decide import CommandRejected
+    from pipelines.core.decide import CommandRejected
 
     state = readlog.load_state(store, name).state
     try:
@@ -61,7 +61,7 @@ def execute(store: SQLiteEventStore, name: str, command) -> tuple[tuple[Event, .
 def run(args: argparse.Namespace) -> int:
     if not args.reason.strip():
         raise UserError("--reason must say why (it is kept in the log)")
-    from pipelines.decide import Rollback
+    from pipelines.core.decide import Rollback
 
     with readlog.store_for(args) as store:
         events, version = execute(store, args.name, Rollback(to_version=args.to, reason=args.reason.strip(),

@@ -32,11 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def load_raw_config(path: Path) -> tuple[dict, object]:
-    from pipelines.config import (  # imports the drift tests: only when run
-        ConfigError,
-        config_from_dict,
-        parse_toml,
-    )
+    from pipelines.config.pipeline import ConfigError, config_from_dict, parse_toml
 
     try:
         data = path.read_bytes()
@@ -55,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     import ray
 
     from calmops_actors.runtime import spawn_actor, start_ray
-    from pipelines.config import resolve_source
+    from pipelines.config.pipeline import resolve_source
 
     raw, config = load_raw_config(args.config)
     home = resolve_home(args)

@@ -22,7 +22,7 @@ from calmops_actors.artifact_refs import ref_for
 from calmops_actors.cli_common import add_home_option, resolve_home
 from calmops_actors.home import Home, pipeline_name
 from eventstore import SQLiteEventStore, StoreError
-from pipelines.events import Artifact
+from pipelines.core.events import Artifact
 
 if TYPE_CHECKING:
     from calmops_actors.artifacts import ArtifactStore

@@ -50,7 +50,7 @@ settle_seconds = 0.2
 def write_scenario_files(folder: Path, *, blocks: int = 40, rows: int = 300, seed: int = 11) -> list[Path]:
     """A seeded SEA stream with a recurring concept switch and a covariate shift: drift, rounds, promotions."""
     from calmops_actors.blockfiles import write_scenario
-    from pipelines.scenarios import generate_scenario
+    from pipelines.synthetic.scenarios import generate_scenario
 
     folder.mkdir(parents=True, exist_ok=True)
     scenario = generate_scenario("sea", blocks=blocks, rows=rows, seed=seed, switch="recurring",
@@ -257,7 +257,7 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, tick: flo
 def check_log_invariants(home: Path, name: str, files: list[Path]) -> dict:
     """Everything a home must satisfy after any sequence of crashes; returns a few numbers for reporting."""
     from calmops_actors.home import Home, stream_id
-    from pipelines.state import replay
+    from pipelines.core.state import replay
 
     store = Home(home).open_store()
     try:

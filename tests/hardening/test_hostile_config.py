@@ -12,7 +12,7 @@ import pytest
 
 from calmops_actors.cli import main
 from calmops_actors.supervisor import Supervisor
-from pipelines.config import ConfigError, parse_toml
+from pipelines.config.pipeline import ConfigError, parse_toml
 
 NESTED = "name = \"deep\"\ntarget = \"y\"\nx = " + "{a = " * 2000 + "1" + "}" * 2000 + "\n"
 

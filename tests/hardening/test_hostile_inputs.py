@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from calmops_actors.home import Home, stream_id
-from pipelines.config import ConfigError
+from pipelines.config.pipeline import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADER = "feat_1,feat_2,feat_3,target\n"
@@ -286,7 +286,7 @@ BAD_CONFIGS = [
 
 @pytest.mark.parametrize("text, words", BAD_CONFIGS, ids=[w.split(":")[0] for _, w in BAD_CONFIGS])
 def test_a_bad_config_is_an_error_naming_the_key(text: str, words: str) -> None:
-    from pipelines.config import config_from_text
+    from pipelines.config.pipeline import config_from_text
 
     with pytest.raises(ConfigError) as caught:
         config_from_text(text, "bad.toml")

@@ -37,7 +37,7 @@ from calmops_actors.artifacts import (
 )
 from calmops_actors.home import stream_id
 from calmops_actors.pipeline_actor import PipelineActor
-from pipelines.decide import RecordRoundOutcome, RequestRetrain, StrategyOutcome
+from pipelines.core.decide import RecordRoundOutcome, RequestRetrain, StrategyOutcome
 
 HEADER = "feat_1,feat_2,feat_3,target\n"
 RAW = {"name": "secure", "target": "target", "training": {"initial_blocks": 1000}}
@@ -63,8 +63,8 @@ class Planted:
 @pytest.fixture
 def pickled_home(tmp_path: Path):
     """A home whose champion v1 is stored as a pickle artifact, recorded through the real actor."""
-    from pipelines.evaluation import evaluate
-    from pipelines.models import ModelSpec, make_model
+    from pipelines.retraining.evaluation import evaluate
+    from pipelines.retraining.models import ModelSpec, make_model
 
     src = block(tmp_path / "b1.csv")
     actor = PipelineActor(str(tmp_path / "home"), "secure")
@@ -224,7 +224,7 @@ def test_a_symlink_out_of_the_source_folder_is_never_read(tmp_path: Path) -> Non
 
 def test_a_preprocess_hook_is_only_loaded_from_the_config_folder(tmp_path: Path) -> None:
     from calmops_actors.hooks import load_preprocess
-    from pipelines.config import ConfigError
+    from pipelines.config.pipeline import ConfigError
 
     outside = tmp_path / "elsewhere"
     outside.mkdir()

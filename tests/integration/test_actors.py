@@ -13,8 +13,8 @@ import pytest
 from calmops_actors.blockfiles import write_scenario
 from calmops_actors.home import Home, stream_id
 from calmops_actors.runtime import spawn_actor
-from pipelines.scenarios import generate_scenario
-from pipelines.state import replay
+from pipelines.core.state import replay
+from pipelines.synthetic.scenarios import generate_scenario
 
 pytestmark = pytest.mark.ray
 

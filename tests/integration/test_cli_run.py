@@ -12,7 +12,7 @@ import pytest
 
 from calmops_actors.blockfiles import write_scenario
 from calmops_actors.cli import main
-from pipelines.scenarios import generate_scenario
+from pipelines.synthetic.scenarios import generate_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,7 +68,7 @@ def test_run_with_no_files_says_where_it_looked(tmp_path: Path, capsys) -> None:
 
 def test_init_writes_a_valid_template_and_refuses_to_overwrite(tmp_path: Path, capsys) -> None:
     assert main(["init", "churn", "--dir", str(tmp_path)]) == 0
-    from pipelines.config import load_config
+    from pipelines.config.pipeline import load_config
 
     assert load_config(tmp_path / "churn.toml").name == "churn"
     assert main(["init", "churn", "--dir", str(tmp_path)]) == 2
@@ -77,7 +77,7 @@ def test_init_writes_a_valid_template_and_refuses_to_overwrite(tmp_path: Path, c
 
 
 def test_a_second_pipeline_in_the_same_folder_gets_its_own_input_folder(tmp_path: Path, capsys) -> None:
-    from pipelines.config import load_config
+    from pipelines.config.pipeline import load_config
 
     assert main(["init", "churn", "--dir", str(tmp_path)]) == 0
     assert main(["init", "fraud", "--dir", str(tmp_path)]) == 0

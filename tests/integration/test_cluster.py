@@ -27,7 +27,7 @@ SCRIPT = textwrap.dedent("""
     from calmops_actors.blockfiles import write_scenario
     from calmops_actors.home import Home, stream_id
     from calmops_actors.runtime import spawn_actor
-    from pipelines.scenarios import generate_scenario
+    from pipelines.synthetic.scenarios import generate_scenario
 
     root = Path(sys.argv[1])
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})

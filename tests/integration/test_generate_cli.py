@@ -19,7 +19,7 @@ import pytest
 
 from calmops_actors import cli
 from calmops_actors.blockfiles import read_blocks
-from pipelines.scenarios import generate_scenario, split_blocks
+from pipelines.synthetic.scenarios import generate_scenario, split_blocks
 
 ROOT = Path(__file__).resolve().parents[2]
 # The real `main`, with both commands listed even before cli.COMMANDS names them (a no-op afterwards).

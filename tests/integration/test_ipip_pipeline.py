@@ -13,7 +13,7 @@ from benchmarks.ipip_bench import FEATURES, rare_event_stream
 from calmops_actors.artifact_refs import ref_for
 from calmops_actors.artifacts import ArtifactStore
 from calmops_actors.pipeline_actor import PipelineActor
-from pipelines.ipip import IPIPClassifier
+from pipelines.retraining.ipip import IPIPClassifier
 
 pytestmark = pytest.mark.ray
 

@@ -11,9 +11,11 @@ import pytest
 
 from calmops_actors.artifacts import ArtifactStore
 from calmops_actors.training_tasks import await_round, launch_round, run_round
-from pipelines.evaluation import evaluate
-from pipelines.models import ModelSpec
-from pipelines.retraining import LabelledBlock, RetrainSettings, build_round, run_strategy
+from pipelines.config.retrain import RetrainSettings
+from pipelines.retraining.evaluation import evaluate
+from pipelines.retraining.material import LabelledBlock
+from pipelines.retraining.models import ModelSpec
+from pipelines.retraining.strategies import build_round, run_strategy
 
 pytestmark = pytest.mark.ray
 

@@ -7,8 +7,8 @@ from builders import Driver, accept, at, failure, outcome, register, success
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.decide import RequestRetrain
-from pipelines.events import (
+from pipelines.core.decide import RequestRetrain
+from pipelines.core.events import (
     CandidateTrained,
     ChallengerEvaluated,
     ChallengerRejected,

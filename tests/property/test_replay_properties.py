@@ -9,9 +9,9 @@ from builders import Driver, accept, failure, outcome, register, request, succes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.decide import CommandRejected, ResumeRetraining, Rollback
-from pipelines.events import BlockArrived, ModelPromoted
-from pipelines.state import replay
+from pipelines.core.decide import CommandRejected, ResumeRetraining, Rollback
+from pipelines.core.events import BlockArrived, ModelPromoted
+from pipelines.core.state import replay
 
 block_ids = st.sampled_from(["b1", "b2", "b3", "b4"])
 contents = st.sampled_from(["A", "B"])

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from calmops_actors import readlog
 from calmops_actors.home import make_codec, stream_id
 from eventstore import InMemoryEventStore, SQLiteEventStore
-from pipelines.decide import CommandRejected, RecordPerformance, RejectFile, ResumeRetraining, Rollback
-from pipelines.state import replay
+from pipelines.core.decide import CommandRejected, RecordPerformance, RejectFile, ResumeRetraining, Rollback
+from pipelines.core.state import replay
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -276,7 +276,7 @@ def test_without_login_the_actions_are_never_called(server, ignored_actions):
 def test_the_timer_refreshes_the_page_when_the_log_grows(server, page, home, queries):
     from calmops_actors.home import Home, stream_id
     from calmops_actors.projector import update_projections
-    from pipelines.events import BlockRejected
+    from pipelines.core.events import BlockRejected
 
     page.goto(server)
     row = page.locator("#overview-table tr[data-pipeline='sea']")

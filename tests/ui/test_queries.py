@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from calmops_actors.home import Home, make_codec
-from pipelines.state import replay
+from pipelines.core.state import replay
 from ui.queries import Queries
 
 pytestmark = pytest.mark.ray

@@ -16,7 +16,7 @@ from calmops_actors.artifacts import (
     ArtifactTampered,
     ArtifactUntrusted,
 )
-from pipelines.models import ModelSpec, make_model
+from pipelines.retraining.models import ModelSpec, make_model
 
 
 def _frame(n: int = 60) -> pd.DataFrame:

@@ -1,4 +1,6 @@
-"""Dependencies point inward: each layer imports only what STYLE.md allows (checked with `ast`)."""
+"""Dependencies point inward: each layer imports only what STYLE.md allows (checked with `ast`).
+
+The map of the layers and of where each rule lives inside `pipelines/` is docs/ARCHITECTURE.md."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from calmops_actors.home import make_codec
 from eventstore import Codec, CorruptLogError, EventData, InMemoryEventStore, Stored
 from eventstore.codec import _fits_msgspec
-from pipelines.events import ALL_EVENTS, DriftDetected
+from pipelines.core.events import ALL_EVENTS, DriftDetected
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_fast_codec import Checked  # noqa: E402 - a class with a __post_init__ check

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from immutables import Map
 
-from pipelines.column_map import ColumnMap, Rows
+from pipelines.replay.column_map import ColumnMap, Rows
 
 keys = st.one_of(st.sampled_from(["a", "b", "c", "d", "e"]), st.integers(0, 6))
 values = st.integers(0, 99)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from pipelines.concept_drift import DETECTORS, decode_state, encode_state, performance_drift, update_concept
+from pipelines.drift.concept import DETECTORS, decode_state, encode_state, performance_drift, update_concept
 
 
 def error_stream(seed: int) -> np.ndarray:

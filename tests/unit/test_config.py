@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.config import (
+from pipelines.config.pipeline import (
     ConfigError,
     config_from_dict,
     config_from_text,

@@ -17,9 +17,8 @@ from builders import (
     success,
 )
 
-from pipelines.decide import CommandRejected, RecordDriftCheck, RejectFile, ResumeRetraining, Rollback
-from pipelines.drift import DriftAssessment
-from pipelines.events import (
+from pipelines.core.decide import CommandRejected, RecordDriftCheck, RejectFile, ResumeRetraining, Rollback
+from pipelines.core.events import (
     BlockArrived,
     BlockRejected,
     CandidateTrained,
@@ -37,6 +36,7 @@ from pipelines.events import (
     RetrainRequested,
     SchemaFixed,
 )
+from pipelines.drift.results import DriftAssessment
 
 
 def kinds(events) -> list[str]:
@@ -254,8 +254,8 @@ def test_events_are_stamped_with_the_commands_time(run: Driver) -> None:
 
 
 def test_retention_prunes_old_rejected_candidates_but_keeps_their_events(run: Driver) -> None:
-    from pipelines.decide import PruneArtifacts
-    from pipelines.events import ArtifactsPruned
+    from pipelines.core.decide import PruneArtifacts
+    from pipelines.core.events import ArtifactsPruned
 
     with_champion(run)
     for i in range(2, 5):

@@ -18,7 +18,7 @@ from typing import Any
 
 from calmops_actors.cli import build_parser
 from calmops_actors.commands.init import template
-from pipelines.config import PipelineConfig
+from pipelines.config.pipeline import PipelineConfig
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

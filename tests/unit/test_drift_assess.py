@@ -8,18 +8,11 @@ import typing
 
 import pytest
 
-from pipelines.drift import (
-    ConceptDrift,
-    DriftAssessment,
-    DriftSettings,
-    FeatureDrift,
-    FeatureOverride,
-    MultivariateDrift,
-    MultivariateSettings,
-    assess,
-    performance_drift,
-)
-from pipelines.settings import build_settings
+from pipelines.config.builder import build_settings
+from pipelines.config.drift import DriftSettings, FeatureOverride, MultivariateSettings
+from pipelines.drift.concept import performance_drift
+from pipelines.drift.decision import assess
+from pipelines.drift.results import ConceptDrift, DriftAssessment, FeatureDrift, MultivariateDrift
 
 
 def feature(name: str, *, drifted: bool, effect: float | None = 0.5, p: float | None = 1e-12) -> FeatureDrift:

@@ -11,8 +11,14 @@ import pandas as pd
 import pytest
 from frouros.detectors.data_drift import ChiSquareTest
 
-from pipelines.drift import DriftSettings, FeatureOverride, adjust_p_values, check_features, fit_reference
-from pipelines.drift_tests import category_counts, ks_statistic
+from pipelines.config.drift import DriftSettings, FeatureOverride
+from pipelines.drift.features import (
+    adjust_p_values,
+    category_counts,
+    check_features,
+    fit_reference,
+    ks_statistic,
+)
 
 SMALL = DriftSettings(min_rows=5)
 

@@ -13,8 +13,8 @@ from frouros.detectors.data_drift import MMD
 from frouros.utils.kernels import rbf_kernel
 from scipy.spatial.distance import cdist
 
-from pipelines.drift import DriftSettings, MultivariateSettings, check_multivariate, mmd_test
-from pipelines.drift_multivariate import _permuted_mmd
+from pipelines.config.drift import DriftSettings, MultivariateSettings
+from pipelines.drift.multivariate import _permuted_mmd, check_multivariate, mmd_test
 
 
 def test_permuted_statistics_equal_frouros_mmd_on_the_same_splits() -> None:

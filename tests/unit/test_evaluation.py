@@ -10,7 +10,8 @@ import pytest
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
-from pipelines.evaluation import evaluate, higher_is_better, per_row_errors, split_holdout
+from pipelines.core.metrics import higher_is_better
+from pipelines.retraining.evaluation import evaluate, per_row_errors, split_holdout
 
 
 def _classified(labels: list[str], n: int = 200, seed: int = 0) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""pipelines/explain.py on a log built with `decide` + `evolve`: event lines, a block's story, a version's
+"""pipelines/read_model/explain.py on a log built with `decide` + `evolve`: event lines, a block's story, a version's
 lineage, the state summary. Pure: no store, no artifacts."""
 
 from __future__ import annotations
@@ -8,8 +8,7 @@ import json
 import pytest
 from builders import Driver, accept, at, config, failure, outcome, register, success
 
-from pipelines import explain
-from pipelines.decide import (
+from pipelines.core.decide import (
     PruneArtifacts,
     RecordDriftCheck,
     RecordPerformance,
@@ -18,9 +17,10 @@ from pipelines.decide import (
     ResumeRetraining,
     Rollback,
 )
-from pipelines.drift import DriftAssessment, FeatureDrift, MultivariateDrift
-from pipelines.events import ALL_EVENTS
-from pipelines.state import replay
+from pipelines.core.events import ALL_EVENTS
+from pipelines.core.state import replay
+from pipelines.drift.results import DriftAssessment, FeatureDrift, MultivariateDrift
+from pipelines.read_model import explain
 
 
 def feature(name: str, effect: float, drifted: bool) -> FeatureDrift:

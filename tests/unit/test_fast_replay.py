@@ -10,10 +10,10 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.events import BlockArrived, DriftChecked, PerformanceMeasured
-from pipelines.fast_replay import replay
-from pipelines.state import BlockRecord, Counters, PipelineState
-from pipelines.state import replay as one_event_at_a_time
+from pipelines.core.events import BlockArrived, DriftChecked, PerformanceMeasured
+from pipelines.core.state import BlockRecord, Counters, PipelineState
+from pipelines.core.state import replay as one_event_at_a_time
+from pipelines.replay.fold import fold
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_fast_replace import ART, concept, events, life  # noqa: E402 - the shared random events
@@ -42,28 +42,28 @@ def assert_same(fast: PipelineState, reference: PipelineState) -> None:
 @given(histories)
 def test_replay_equals_the_one_event_at_a_time_fold_after_every_prefix(log: list) -> None:
     for cut in range(len(log) + 1):
-        assert_same(replay(log[:cut]), one_event_at_a_time(log[:cut]))
+        assert_same(fold(log[:cut]), one_event_at_a_time(log[:cut]))
 
 
 @settings(max_examples=150, deadline=None)
 @given(histories, histories)
 def test_replay_from_a_state_equals_the_fold_continued_from_it(first: list, second: list) -> None:
     start = one_event_at_a_time(first)
-    assert_same(replay(second, start), one_event_at_a_time(second, start))
-    assert replay([], start) is start
+    assert_same(fold(second, start), one_event_at_a_time(second, start))
+    assert fold([], start) is start
 
 
 def test_replay_equals_the_fold_on_a_whole_life_and_on_the_benchmark_log() -> None:
     from benchmarks.replay_bench import synthetic_events
 
     for log in (life(), list(synthetic_events(5000))):
-        assert_same(replay(log), one_event_at_a_time(log))
-        assert_same(replay(iter(log)), one_event_at_a_time(log))  # a generator, read once
+        assert_same(fold(log), one_event_at_a_time(log))
+        assert_same(fold(iter(log)), one_event_at_a_time(log))  # a generator, read once
 
 
 def test_the_starting_state_is_left_as_it_was() -> None:
     log = life()
     start = one_event_at_a_time(log[:8])
     before = (start.version, dict(start.blocks.items()), start.counters)
-    replay(log[8:], start)
+    fold(log[8:], start)
     assert (start.version, dict(start.blocks.items()), start.counters) == before

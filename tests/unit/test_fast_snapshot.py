@@ -10,10 +10,10 @@ import pytest
 
 from benchmarks.replay_bench import synthetic_events
 from eventstore import canonical_json
-from pipelines import snapshot
-from pipelines.column_map import ColumnMap
-from pipelines.events import BlockArrived, PerformanceMeasured
-from pipelines.state import PipelineState, evolve, replay
+from pipelines.core.events import BlockArrived, PerformanceMeasured
+from pipelines.core.state import PipelineState, evolve, replay
+from pipelines.replay import snapshot
+from pipelines.replay.column_map import ColumnMap
 
 
 def through_json(state: PipelineState) -> PipelineState:
@@ -111,7 +111,7 @@ def test_a_loaded_state_keeps_its_blocks_in_columns_until_they_are_read() -> Non
 
 
 def test_a_tail_folded_onto_a_loaded_state_equals_the_fold_from_the_first_event() -> None:
-    from pipelines.fast_replay import replay as fast
+    from pipelines.replay.fold import fold as fast
 
     log = list(synthetic_events(3000))
     for cut in (len(log) // 3, len(log) - 40, len(log) - 1):

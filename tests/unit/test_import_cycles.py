@@ -24,13 +24,19 @@ def module_imports(path: Path) -> set[str]:
         for sub in ast.walk(node) if isinstance(node, ast.Import | ast.ImportFrom | ast.If | ast.Try) else ():
             if isinstance(sub, ast.ImportFrom) and sub.module and sub.module.startswith("pipelines."):
                 found.add(sub.module)
+                found |= {f"{sub.module}.{a.name}" for a in sub.names}  # `from pipelines.x import module`
             elif isinstance(sub, ast.Import):
                 found |= {a.name for a in sub.names if a.name.startswith("pipelines.")}
     return found
 
 
 def graph() -> dict[str, set[str]]:
-    return {f"pipelines.{p.stem}": module_imports(p) for p in PIPELINES.glob("*.py") if p.stem != "__init__"}
+    modules = {}
+    for p in PIPELINES.rglob("*.py"):
+        parts = p.relative_to(PIPELINES.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = module_imports(p)
+    return modules
 
 
 def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
@@ -62,4 +68,4 @@ def test_the_cycle_finder_finds_one() -> None:
 
 
 def test_deciding_and_reading_the_config_load_no_numeric_library() -> None:
-    assert heavy_modules_after("import pipelines.decide, pipelines.config, pipelines.rounds") == []
+    assert heavy_modules_after("import pipelines.core.decide, pipelines.config.pipeline, pipelines.core.rounds") == []

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.intake import REASONS, IntakeRules, parse_file
-from pipelines.schema import ColumnSchema
+from pipelines.core.intake import REASONS, IntakeRules, parse_file
+from pipelines.core.schema import ColumnSchema
 
 SCHEMA = ColumnSchema(features=("x", "c"), categorical=("c",), target="y", source="first_block")
 FIXED = IntakeRules(target="y", schema=SCHEMA)

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.intake import MAX_SHOWN_NAME, IntakeRules, display_name, parse_file
+from pipelines.core.intake import MAX_SHOWN_NAME, IntakeRules, display_name, parse_file
 
 GOOD_CSV = b"x,y\n1.0,0\n2.0,1\n"
 RULES = IntakeRules(target="y")

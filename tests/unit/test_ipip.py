@@ -14,18 +14,14 @@ from sklearn.linear_model import LogisticRegression
 
 from benchmarks.ipip_bench import CATEGORICAL, FEATURES, SPEC, TARGET, rare_event_stream
 from calmops_actors.artifacts import decode_model, encode_model
-from pipelines.config import config_from_text
-from pipelines.evaluation import evaluate
-from pipelines.ipip import IPIPClassifier, ipip_sizes, validation_split
-from pipelines.models import ModelSpec, make_model
-from pipelines.retraining import (
-    LabelledBlock,
-    RetrainSettings,
-    StrategySkipped,
-    build_round,
-    primary_metric,
-    run_strategy,
-)
+from pipelines.config.pipeline import config_from_text
+from pipelines.config.retrain import RetrainSettings
+from pipelines.core.metrics import primary_metric
+from pipelines.retraining.evaluation import evaluate
+from pipelines.retraining.ipip import IPIPClassifier, ipip_sizes, validation_split
+from pipelines.retraining.material import LabelledBlock, StrategySkipped
+from pipelines.retraining.models import ModelSpec, make_model
+from pipelines.retraining.strategies import build_round, run_strategy
 
 SETTINGS = RetrainSettings(strategies=("ipip", "full"), window_blocks=2)
 

@@ -7,7 +7,14 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
-from pipelines.models import ModelSpec, ModelSpecError, build_estimator, final_estimator, make_model, seeded
+from pipelines.retraining.models import (
+    ModelSpec,
+    ModelSpecError,
+    build_estimator,
+    final_estimator,
+    make_model,
+    seeded,
+)
 
 
 def test_builds_the_named_class_with_params() -> None:

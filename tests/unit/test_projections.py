@@ -1,4 +1,4 @@
-"""The read model (pipelines/projections.py run by calmops_actors/projector.py) on hand-made logs, no Ray.
+"""The read model (pipelines/read_model/projection.py run by calmops_actors/projector.py) on hand-made logs, no Ray.
 
 The logs are built with `decide` + `evolve` (tests/builders.py), so the expected rows come from the same
 `PipelineState` the actor keeps, not from numbers typed into the test.
@@ -23,9 +23,9 @@ from calmops_actors.projector import (
     update_projections,
 )
 from eventstore import EventData, InMemoryEventStore, ProjectionRunner, Recorded
-from pipelines.decide import RecordDriftCheck, RecordPerformance, RejectFile, ResumeRetraining, Rollback
-from pipelines.drift import DriftAssessment, FeatureDrift, PerformanceDrift
-from pipelines.projections import TABLES, fold
+from pipelines.core.decide import RecordDriftCheck, RecordPerformance, RejectFile, ResumeRetraining, Rollback
+from pipelines.drift.results import DriftAssessment, FeatureDrift, PerformanceDrift
+from pipelines.read_model.projection import TABLES, fold
 
 STREAM = stream_id("p")
 
@@ -128,7 +128,7 @@ def test_pipeline_row_mirrors_the_state_fold(projected):
 
 
 def test_pipeline_row_mirrors_the_state_after_every_event(tmp_path):
-    from pipelines.state import replay
+    from pipelines.core.state import replay
 
     events = scenario().log
     store = InMemoryEventStore(codec=make_codec())
@@ -245,7 +245,7 @@ def test_a_crash_mid_batch_resumes_exactly_once(tmp_path):
 
 
 def test_fold_on_a_hand_made_record():
-    from pipelines.events import BlockRejected
+    from pipelines.core.events import BlockRejected
 
     event = BlockRejected(file="a.csv", sha256="0" * 64, reason_code="empty_file", message="a.csv is empty",
                           occurred_at=at(1))

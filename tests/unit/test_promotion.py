@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.promotion import decide_promotion, threshold_failures
-from pipelines.retraining import RetrainSettings
+from pipelines.config.retrain import RetrainSettings
+from pipelines.core.promotion import decide_promotion, threshold_failures
 
 ACC = RetrainSettings(metric="accuracy", min_improvement=0.01)
 

@@ -9,20 +9,12 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import SGDClassifier, SGDRegressor
 
-from pipelines.evaluation import evaluate
-from pipelines.models import ModelSpec, final_estimator
-from pipelines.retraining import (
-    STRATEGY_NAMES,
-    LabelledBlock,
-    RetrainSettings,
-    StrategySkipped,
-    TrainingMaterial,
-    build_round,
-    fallback_to_run,
-    launch_order,
-    primary_metric,
-    run_strategy,
-)
+from pipelines.config.retrain import STRATEGY_NAMES, RetrainSettings
+from pipelines.core.metrics import primary_metric
+from pipelines.retraining.evaluation import evaluate
+from pipelines.retraining.material import LabelledBlock, StrategySkipped, TrainingMaterial
+from pipelines.retraining.models import ModelSpec, final_estimator
+from pipelines.retraining.strategies import build_round, fallback_to_run, launch_order, run_strategy
 
 FEATURES = ("x1", "x2", "c")
 KINDS = ("binary", "multiclass", "regression")

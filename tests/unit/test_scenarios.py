@@ -10,7 +10,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from pipelines.scenarios import (
+from pipelines.synthetic.scenarios import (
     SCENARIOS,
     ScenarioError,
     drift_schedule,
@@ -18,7 +18,7 @@ from pipelines.scenarios import (
     inject_scenario,
     split_blocks,
 )
-from pipelines.shifts import ShiftError
+from pipelines.synthetic.shifts import ShiftError
 
 
 def frames(scenario) -> list[pd.DataFrame]:
@@ -273,7 +273,7 @@ def test_inject_shifts_a_users_table_from_the_drift_block() -> None:
 def test_the_cli_lists_the_same_scenarios_switches_and_formats() -> None:
     from calmops_actors import blockfiles
     from calmops_actors.commands import generate
-    from pipelines.scenarios import SWITCHES
+    from pipelines.synthetic.scenarios import SWITCHES
 
     assert tuple(SCENARIOS) == generate.SCENARIO_NAMES
     assert generate.SWITCH_NAMES == SWITCHES

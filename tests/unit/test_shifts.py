@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.scenarios import generate_scenario, inject_scenario
-from pipelines.shifts import Reference, Shift, ShiftError, apply_shifts, check_shifts, parse_shifts
+from pipelines.synthetic.scenarios import generate_scenario, inject_scenario
+from pipelines.synthetic.shifts import Reference, Shift, ShiftError, apply_shifts, check_shifts, parse_shifts
 
 
 def frames(scenario) -> list[pd.DataFrame]:

@@ -18,10 +18,10 @@ from calmops_actors import readlog
 from calmops_actors.errors import UserError
 from calmops_actors.home import Home, stream_id
 from eventstore import canonical_json
-from pipelines import snapshot
-from pipelines.decide import RecordDriftCheck, RecordPerformance, RejectFile, ResumeRetraining, Rollback
-from pipelines.drift import DriftAssessment, FeatureDrift
-from pipelines.state import PipelineState, replay
+from pipelines.core.decide import RecordDriftCheck, RecordPerformance, RejectFile, ResumeRetraining, Rollback
+from pipelines.core.state import PipelineState, replay
+from pipelines.drift.results import DriftAssessment, FeatureDrift
+from pipelines.replay import snapshot
 
 
 def drift_check(block_id: str, t: float, drifted: bool) -> RecordDriftCheck:

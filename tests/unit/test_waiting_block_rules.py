@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from builders import Driver, accept, artifact, config, register
 
-from pipelines.decide import (
+from pipelines.core.decide import (
     CommandRejected,
     RecordDriftCheck,
     RecordPerformance,
@@ -14,8 +14,8 @@ from pipelines.decide import (
     RequestRetrain,
     StrategyOutcome,
 )
-from pipelines.drift import DriftAssessment
-from pipelines.rounds import plan_round
+from pipelines.core.rounds import plan_round
+from pipelines.drift.results import DriftAssessment
 
 
 def quiet(block_id: str, reference: tuple[str, ...]) -> RecordDriftCheck:

@@ -1,0 +1,319 @@
+"""The event catalog: every fact a pipeline can record, as frozen dataclasses named in the past tense.
+
+Events are the only source of truth: `PipelineState` is a fold over them, and the UI, the replay CLI and
+the audit read nothing else. Rules (see docs/events.md):
+
+- fields are JSON-able only (str, int, float, bool, None, tuples, nested frozen dataclasses, JSON objects);
+  data and models are referenced by `Artifact` (sha256), never embedded;
+- the stored type name is the class name and never changes; a changed shape bumps `SCHEMA_VERSION` and
+  ships an upcaster;
+- times (`occurred_at`) come from the caller; pure code never reads the clock.
+
+>>> e = BlockRejected(file="a.csv", sha256="0" * 64, reason_code="empty_file", message="a.csv is empty")
+>>> e.reason_code
+'empty_file'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pipelines.core.schema import ColumnSchema
+from pipelines.drift.results import ConceptDrift, FeatureDrift, MultivariateDrift, PerformanceDrift
+
+JSON = dict[str, Any]
+
+frozen = dataclass(frozen=True, kw_only=True, slots=True)
+
+
+@frozen
+class Artifact:
+    """A content-addressed file in the artifact store (a block's rows as Parquet, or a fitted model)."""
+
+    sha256: str
+    kind: str  # "frame" | "model"
+    size: int
+    format: str = ""  # "parquet" | "skops" | "pickle"
+
+
+@frozen
+class Event:
+    """Base of every event: `occurred_at` is when the fact happened (ISO-8601 UTC), given by the caller."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+    occurred_at: str = ""
+
+
+# --- configuration -------------------------------------------------------------------------------
+
+
+@frozen
+class PipelineRegistered(Event):
+    """A pipeline was declared: its validated config is recorded in full, with its hash."""
+
+    name: str
+    config_sha256: str
+    config: JSON
+
+
+@frozen
+class ConfigChanged(Event):
+    """The config file changed; `diff` lists the keys that changed (old and new values)."""
+
+    config_sha256: str
+    config: JSON
+    diff: tuple[ConfigDiffEntry, ...]
+
+
+@frozen
+class ConfigDiffEntry:
+    """One changed config key, with its old and new values as JSON text ("null" when absent)."""
+
+    key: str
+    old: str
+    new: str
+
+
+@frozen
+class SchemaFixed(Event):
+    """The pipeline's feature schema was fixed (from the config, or inferred from the first accepted block)."""
+
+    schema: ColumnSchema
+    block_id: str | None = None
+
+
+# --- intake --------------------------------------------------------------------------------------
+
+
+@frozen
+class BlockArrived(Event):
+    """A block passed validation; its rows are stored as an artifact. `sha256` is the source file's hash."""
+
+    block_id: str
+    file: str
+    sha256: str
+    rows: int
+    labelled: bool
+    artifact: Artifact
+    ignored_columns: tuple[str, ...] = ()
+
+
+@frozen
+class BlockRejected(Event):
+    """A file (or a block of it) was refused; nothing else changed. `reason_code` is stable, `message` human."""
+
+    file: str
+    sha256: str
+    reason_code: str
+    message: str
+    block_id: str | None = None
+
+
+# --- monitoring ----------------------------------------------------------------------------------
+
+
+@frozen
+class PerformanceMeasured(Event):
+    """The champion was scored on a labelled block before it learned from it (prequential evaluation)."""
+
+    block_id: str
+    model_version: str
+    metrics: dict[str, float]
+
+
+@frozen
+class DriftChecked(Event):
+    """A block was compared with the reference; per-feature results ranked by effect, plus global tests."""
+
+    block_id: str
+    drifted: bool
+    reasons: tuple[str, ...]
+    features: tuple[FeatureDrift, ...]
+    multivariate: MultivariateDrift | None = None
+    concept: ConceptDrift | None = None
+    performance: PerformanceDrift | None = None
+    reference_blocks: tuple[str, ...] = ()
+
+
+@frozen
+class DriftDetected(Event):
+    """The drift check of a block concluded that it drifted, for the reasons given in words."""
+
+    block_id: str
+    reasons: tuple[str, ...]
+
+
+# --- retraining ----------------------------------------------------------------------------------
+
+
+@frozen
+class RetrainRequested(Event):
+    """A retraining round started: which strategies, on which blocks, scored on which holdout rows."""
+
+    round_id: str
+    block_id: str
+    strategies: tuple[str, ...]
+    training_blocks: tuple[str, ...]
+    holdout_blocks: tuple[str, ...]
+    holdout: str  # a precise description of the holdout rows
+    seed: int
+    trial: bool = False  # a half-open circuit's trial round
+    trigger: str = "drift"  # "initial" (first model) | "drift"
+    new_blocks: tuple[str, ...] = ()  # labelled blocks the champion had not seen (the holdout is cut from them)
+    reasons: tuple[str, ...] = ()  # why, in words: the drift that called for it, or the first model's blocks
+
+
+@frozen
+class CandidateTrained(Event):
+    """A candidate model was fitted and stored; this is its registry entry (lineage, artifact, code)."""
+
+    round_id: str
+    model_version: str
+    strategy: str
+    artifact: Artifact
+    sha256: str
+    training_blocks: tuple[str, ...]
+    seconds: float
+    parent_version: str | None = None
+    rows: int = 0
+    seed: int = 0
+    params: JSON = field(default_factory=dict)
+    code_version: str = ""
+    notes: tuple[str, ...] = ()
+
+
+@frozen
+class ChallengerEvaluated(Event):
+    """A candidate and the champion were scored on the same holdout rows."""
+
+    round_id: str
+    model_version: str
+    metrics: dict[str, float]
+    champion_metrics: dict[str, float]
+
+
+@frozen
+class ModelPromoted(Event):
+    """A model became the champion, by the promotion rule (or as the pipeline's first model)."""
+
+    model_version: str
+    previous_version: str | None
+    strategy: str
+    reason: str
+    metrics: dict[str, float]
+    round_id: str | None = None
+
+
+@frozen
+class ChallengerRejected(Event):
+    """No candidate of the round was good enough; `reason` carries the numbers."""
+
+    round_id: str
+    model_versions: tuple[str, ...]
+    reason: str
+
+
+@frozen
+class RetrainFailed(Event):
+    """A strategy of a round failed, timed out or was skipped; the other strategies still count."""
+
+    round_id: str
+    strategy: str
+    error: str
+    skipped: bool = False
+
+
+@frozen
+class StrategyResult:
+    """One strategy of a finished round, as `ModelRetrained` summarises it."""
+
+    strategy: str
+    outcome: str  # "trained" | "skipped" | "failed"
+    model_version: str | None = None
+    metric: float | None = None  # the candidate's primary metric on the holdout (trained only)
+    error: str | None = None  # why it failed or was skipped
+
+
+@frozen
+class ModelRetrained(Event):
+    """A retraining round finished, whatever its outcome: the one fact that says what was retrained, why, how
+    long it took and what came of it. It adds no decision: it restates the round's own events
+    (`RetrainRequested`, `CandidateTrained`, `ChallengerEvaluated`, `RetrainFailed`, then `ModelPromoted` or
+    `ChallengerRejected`) in one place, and always agrees with them."""
+
+    round_id: str
+    trigger: str  # "initial" | "drift"
+    trigger_block: str
+    reasons: tuple[str, ...]
+    strategies: tuple[StrategyResult, ...]
+    metric: str  # the metric promotion ranks by
+    best_version: str | None  # the best candidate on the holdout (None when none trained)
+    best_metric: float | None
+    champion_version: str | None  # the champion the round ran against (None for the first model)
+    champion_metric: float | None  # its score on the same holdout rows
+    outcome: str  # "promoted" | "rejected" | "failed"
+    promoted_version: str | None
+    reason: str  # the promotion rule's words (or why every strategy failed)
+    seconds: float  # wall time from RetrainRequested to the round's end
+
+
+# --- operations ----------------------------------------------------------------------------------
+
+
+@frozen
+class CircuitOpened(Event):
+    """Too many failed rounds in a row: retraining pauses until `until` (ingestion and checks go on)."""
+
+    until: str
+    failures: int
+    backoff_seconds: float
+
+
+@frozen
+class CircuitClosed(Event):
+    """Retraining may run again (a trial round succeeded, or an operator resumed it)."""
+
+    reason: str
+
+
+@frozen
+class ModelRolledBack(Event):
+    """An operator made an earlier version the champion again; the reference follows it."""
+
+    from_version: str
+    to_version: str
+    reason: str
+
+
+@frozen
+class ArtifactsPruned(Event):
+    """The model files of old rejected candidates were deleted (`[retrain] retain_rejected`); their events stay,
+    so their lineage and scores remain explainable, but they can no longer be loaded or rolled back to."""
+
+    model_versions: tuple[str, ...]
+    sha256s: tuple[str, ...]
+    reason: str
+
+
+ALL_EVENTS: tuple[type[Event], ...] = (
+    PipelineRegistered,
+    ConfigChanged,
+    SchemaFixed,
+    BlockArrived,
+    BlockRejected,
+    PerformanceMeasured,
+    DriftChecked,
+    DriftDetected,
+    RetrainRequested,
+    CandidateTrained,
+    ChallengerEvaluated,
+    ModelPromoted,
+    ChallengerRejected,
+    RetrainFailed,
+    CircuitOpened,
+    CircuitClosed,
+    ModelRolledBack,
+    ArtifactsPruned,
+    ModelRetrained,
+)

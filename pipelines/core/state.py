@@ -1,0 +1,459 @@
+"""`PipelineState` and `evolve`: a pipeline's whole state is a fold over its events.
+
+`evolve` is total and pure: it never re-runs a test or trains a model, it only applies what the events
+say was decided. Collections are persistent maps (`immutables.Map`), so each step costs O(log n) and a
+replay of a million events stays linear.
+
+>>> from pipelines.core.events import PipelineRegistered, CircuitClosed
+>>> s = replay([PipelineRegistered(name="p", config_sha256="ab", config={"name": "p"})])
+>>> (s.name, s.version, s.health)
+('p', 1, 'waiting')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import reduce
+from typing import Any
+
+from immutables import Map
+
+from pipelines.core.events import (
+    Artifact,
+    ArtifactsPruned,
+    BlockArrived,
+    BlockRejected,
+    CandidateTrained,
+    ChallengerEvaluated,
+    ChallengerRejected,
+    CircuitClosed,
+    CircuitOpened,
+    ConfigChanged,
+    DriftChecked,
+    DriftDetected,
+    Event,
+    ModelPromoted,
+    ModelRolledBack,
+    PerformanceMeasured,
+    PipelineRegistered,
+    RetrainFailed,
+    RetrainRequested,
+    SchemaFixed,
+)
+from pipelines.core.schema import ColumnSchema
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRecord:
+    """An accepted block: where it came from, its stored rows, and what the checks found."""
+
+    block_id: str
+    seq: int
+    file: str
+    sha256: str
+    rows: int
+    labelled: bool
+    artifact: Artifact
+    arrived_at: str
+    drifted: bool | None = None
+    metrics: dict[str, float] | None = None  # the champion's score on it (labelled blocks)
+    scored_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRecord:
+    """One entry of the model registry: lineage, artifact and its life so far."""
+
+    version: str
+    strategy: str
+    artifact: Artifact
+    parent: str | None
+    training_blocks: tuple[str, ...]
+    round_id: str
+    trained_at: str
+    seconds: float
+    code_version: str
+    status: str = "candidate"  # candidate | champion | retired | rejected
+    holdout_metrics: dict[str, float] = field(default_factory=dict)
+    promoted_metrics: dict[str, float] | None = None  # metrics at promotion: the bar for performance drift
+    promoted_at: str | None = None
+    pruned: bool = False  # its artifact was deleted by retention (ArtifactsPruned)
+
+
+@dataclass(frozen=True, slots=True)
+class RoundRecord:
+    """A retraining round in flight: strategies not yet reported are still running."""
+
+    round_id: str
+    block_id: str
+    strategies: tuple[str, ...]
+    training_blocks: tuple[str, ...]
+    holdout_blocks: tuple[str, ...]
+    started_at: str
+    trial: bool
+    seed: int
+    trigger: str = "drift"
+    new_blocks: tuple[str, ...] = ()
+    candidates: tuple[str, ...] = ()
+    failures: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Circuit:
+    """The retraining circuit breaker: closed (normal) or open until a time, then half-open for one trial."""
+
+    open: bool = False
+    consecutive_failures: int = 0
+    until: str | None = None
+    openings: int = 0  # consecutive openings without a close: drives the exponential backoff
+    last_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    blocks: int = 0
+    rejected_files: int = 0
+    drift_checks: int = 0
+    drifts: int = 0
+    rounds: int = 0
+    candidates: int = 0
+    promotions: int = 0
+    challenger_rejections: int = 0
+    failures: int = 0
+    rollbacks: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineState:
+    """Everything the actor and the UI need about one pipeline, as of `version` events."""
+
+    version: int = 0
+    name: str | None = None
+    config: dict[str, Any] | None = None
+    config_sha256: str | None = None
+    schema: ColumnSchema | None = None
+    blocks: Map = field(default_factory=Map)  # block_id -> BlockRecord
+    block_order: Map = field(default_factory=Map)  # seq -> block_id
+    files: Map = field(default_factory=Map)  # file sha256 -> "accepted" | "rejected:<config sha256>"
+    models: Map = field(default_factory=Map)  # version -> ModelRecord
+    champion: str | None = None
+    round: RoundRecord | None = None
+    circuit: Circuit = field(default_factory=Circuit)
+    concept_state: str | None = None  # the streaming concept-drift detector, as recorded
+    last_block: str | None = None
+    last_drift_block: str | None = None
+    last_check_drifted: bool | None = None
+    retrain_pending: bool = False  # drift was detected and no round has started since
+    last_event_at: str | None = None
+    counters: Counters = field(default_factory=Counters)
+    # the blocks the first model learned from (set at the first promotion): the only accepted blocks that are
+    # never drift-checked or scored, since no model exists that was not trained on them
+    first_training: tuple[str, ...] = ()
+    drift_reasons: tuple[str, ...] = ()  # why the last drift was detected: a drift round records them
+
+    @staticmethod
+    def initial() -> PipelineState:
+        return PipelineState()
+
+    @property
+    def health(self) -> str:
+        """One word for people: waiting, paused, retraining, drifting or ok."""
+        if self.champion is None:
+            return "waiting"
+        if self.circuit.open:
+            return "paused"
+        if self.round is not None:
+            return "retraining"
+        if self.last_check_drifted:
+            return "drifting"
+        return "ok"
+
+    def ordered_blocks(self) -> list[BlockRecord]:
+        return [self.blocks[self.block_order[i]] for i in range(1, len(self.block_order) + 1)]
+
+    def newest_blocks(self, n: int) -> list[BlockRecord]:
+        """`ordered_blocks()[-n:]`, reading only those blocks (a state loaded from a snapshot builds a block
+        record when it is first read)."""
+        if n <= 0:
+            return self.ordered_blocks()[-n:]
+        total = len(self.block_order)
+        return [self.blocks[self.block_order[i]] for i in range(max(1, total - n + 1), total + 1)]
+
+    def champion_record(self) -> ModelRecord | None:
+        return self.models[self.champion] if self.champion else None
+
+    def lineage(self, version: str) -> list[ModelRecord]:
+        """The chain from `version` back through its parents to the first model."""
+        chain: list[ModelRecord] = []
+        current: str | None = version
+        while current is not None and current in self.models and len(chain) <= len(self.models):
+            record = self.models[current]
+            chain.append(record)
+            current = record.parent
+        return chain
+
+    def pending_blocks(self) -> list[str]:
+        """Accepted blocks still waiting for their drift check, oldest first.
+
+        A block waits while there is no champion, or when a crash came between its arrival and its check. The
+        blocks the first model learned from never wait: no model exists that was not trained on them. Reads
+        every block record: for recovery and `status`, not for every block.
+        """
+        first = set(self.first_training)
+        return [b.block_id for b in self.ordered_blocks() if b.drifted is None and b.block_id not in first]
+
+    @property
+    def pending_count(self) -> int:
+        """`len(pending_blocks())` from the counters, without reading a block record (`status` on a long log):
+        each block is checked at most once and the first model's own blocks never are (`decide` holds both)."""
+        return max(0, self.counters.blocks - self.counters.drift_checks - len(self.first_training))
+
+
+# --- fast record copies --------------------------------------------------------------------------
+
+_UNSET = object()
+
+
+def _check_plain(cls: type) -> list[dataclasses.Field]:
+    """The fields of `cls`, after checking it is a frozen slotted dataclass with every field in `__init__` and
+    no `__post_init__` (the state's records: their generated `__init__` only stores the fields)."""
+    params = cls.__dataclass_params__  # type: ignore[attr-defined]
+    fields = dataclasses.fields(cls)
+    if not (params.frozen and "__slots__" in cls.__dict__) or hasattr(cls, "__post_init__") or any(
+            not f.init for f in fields):
+        raise TypeError(f"{cls.__qualname__}: fast copies need a frozen slots dataclass without "
+                        "__post_init__ or init=False fields")
+    return list(fields)
+
+
+def slot_setters(cls: type) -> list[Callable[[Any, Any], None]]:
+    """One setter per field of `cls`, in field order: `setter(record, value)` stores `value` in its slot, as
+    `__init__` would. For building many records a column at a time (`snapshot.from_dict`)."""
+    return [cls.__dict__[f.name].__set__ for f in _check_plain(cls)]
+
+
+def replacer(cls: type) -> Callable[..., Any]:
+    """`dataclasses.replace(obj, **changes)` written out for one record class: a new instance whose fields are
+    the changes or `obj`'s values, each slot set straight through its descriptor.
+
+    Why: `evolve` copies the 20-field state (and often its counters and a block record) on every event;
+    `dataclasses.replace` builds a dict of every field and goes through `__init__`, about 3x slower. The result
+    is the same (`__init__` of these classes only stores the fields); a name that is not a field is a
+    TypeError, as with `dataclasses.replace`. `obj` must be an instance of exactly `cls`.
+
+    >>> replacer(Counters)(Counters(blocks=2), drifts=1) == Counters(blocks=2, drifts=1)
+    True
+    """
+    names = [f.name for f in _check_plain(cls)]
+    env: dict[str, Any] = {"new": object.__new__, "cls": cls, "UNSET": _UNSET}
+    lines = [f"def replace_{cls.__name__}(obj, *, " + ", ".join(f"{n}=UNSET" for n in names) + "):",
+             "    self = new(cls)"]
+    for i, n in enumerate(names):
+        env[f"set{i}"] = cls.__dict__[n].__set__
+        lines.append(f"    set{i}(self, obj.{n} if {n} is UNSET else {n})")
+    lines.append("    return self")
+    exec("\n".join(lines), env)  # noqa: S102 - source built above from the field names of a dataclass
+    return env[f"replace_{cls.__name__}"]
+
+
+def maker(cls: type) -> Callable[..., Any]:
+    """`cls(...)` written out without `__init__`: the same arguments (positional or by name) and defaults,
+    each slot set straight through its descriptor. For the records `evolve` builds (a block per
+    `BlockArrived`, a model per `CandidateTrained`); the result equals `cls(...)` with the same arguments.
+
+    >>> maker(Circuit)(True, until="t") == Circuit(True, until="t")
+    True
+    """
+    fields = _check_plain(cls)
+    env: dict[str, Any] = {"new": object.__new__, "cls": cls, "UNSET": _UNSET}
+    params, body = [], ["    self = new(cls)"]
+    for i, f in enumerate(fields):
+        env[f"set{i}"] = cls.__dict__[f.name].__set__
+        value = f.name
+        if f.default is not dataclasses.MISSING:
+            env[f"default{i}"] = f.default
+            params.append(f"{f.name}=default{i}")
+        elif f.default_factory is not dataclasses.MISSING:
+            env[f"factory{i}"] = f.default_factory
+            params.append(f"{f.name}=UNSET")
+            value = f"factory{i}() if {f.name} is UNSET else {f.name}"
+        else:
+            params.append(f.name)
+        body.append(f"    set{i}(self, {value})")
+    lines = [f"def make_{cls.__name__}(" + ", ".join(params) + "):", *body, "    return self"]
+    exec("\n".join(lines), env)  # noqa: S102 - source built above from the field names of a dataclass
+    return env[f"make_{cls.__name__}"]
+
+
+_state = replacer(PipelineState)
+_counters = replacer(Counters)
+_block = replacer(BlockRecord)
+_model = replacer(ModelRecord)
+_round = replacer(RoundRecord)
+_circuit = replacer(Circuit)
+_new_block = maker(BlockRecord)
+_new_model = maker(ModelRecord)
+
+
+def evolve(state: PipelineState, event: Event) -> PipelineState:
+    """Apply one recorded fact. Total: an event this fold does not use only advances the version.
+
+    Every branch builds the next state in one copy (`_state`), the version bump included.
+    """
+    version = state.version + 1
+    at = event.occurred_at or state.last_event_at
+    c = state.counters
+    match event:
+        # the three events of every block first (a failed class pattern costs a check; the events are
+        # distinct classes, none a subclass of another, so the order of the cases changes no result)
+        case BlockArrived():
+            seq = len(state.block_order) + 1
+            record = _new_block(event.block_id, seq, event.file, event.sha256, event.rows, event.labelled,
+                                event.artifact, event.occurred_at)
+            return _state(
+                state, version=version, last_event_at=at,
+                blocks=state.blocks.set(event.block_id, record),
+                block_order=state.block_order.set(seq, event.block_id),
+                files=state.files.set(event.sha256, "accepted"),
+                last_block=event.block_id,
+                counters=_counters(c, blocks=c.blocks + 1),
+            )
+        case PerformanceMeasured(block_id=block_id, metrics=metrics, model_version=model_version):
+            block = state.blocks.get(block_id)
+            if block is None:
+                return _state(state, version=version, last_event_at=at)
+            return _state(state, version=version, last_event_at=at, blocks=state.blocks.set(
+                block_id, _block(block, metrics=metrics, scored_by=model_version)))
+        case DriftChecked(block_id=block_id, drifted=drifted, concept=concept):
+            block = state.blocks.get(block_id)
+            blocks = state.blocks.set(block_id, _block(block, drifted=drifted)) if block else state.blocks
+            return _state(
+                state, version=version, last_event_at=at, blocks=blocks, last_check_drifted=drifted,
+                concept_state=concept.state if concept is not None else state.concept_state,
+                counters=_counters(c, drift_checks=c.drift_checks + 1),
+            )
+        case PipelineRegistered(name=name, config=config, config_sha256=sha):
+            return _state(state, version=version, last_event_at=at, name=name, config=config, config_sha256=sha)
+        case ConfigChanged(config=config, config_sha256=sha):
+            return _state(state, version=version, last_event_at=at, config=config, config_sha256=sha)
+        case SchemaFixed(schema=schema):
+            return _state(state, version=version, last_event_at=at, schema=schema)
+        case BlockRejected(sha256=sha):
+            files = state.files
+            if files.get(sha) != "accepted":
+                files = files.set(sha, f"rejected:{state.config_sha256}")
+            return _state(state, version=version, last_event_at=at, files=files,
+                          counters=_counters(c, rejected_files=c.rejected_files + 1))
+        case DriftDetected(block_id=block_id, reasons=reasons):
+            return _state(state, version=version, last_event_at=at, last_drift_block=block_id,
+                          retrain_pending=True, drift_reasons=reasons, counters=_counters(c, drifts=c.drifts + 1))
+        case RetrainRequested():
+            round_ = RoundRecord(
+                round_id=event.round_id, block_id=event.block_id, strategies=event.strategies,
+                training_blocks=event.training_blocks, holdout_blocks=event.holdout_blocks,
+                started_at=event.occurred_at, trial=event.trial, seed=event.seed, trigger=event.trigger,
+                new_blocks=event.new_blocks, reasons=event.reasons,
+            )
+            return _state(state, version=version, last_event_at=at, round=round_, retrain_pending=False,
+                          counters=_counters(c, rounds=c.rounds + 1))
+        case CandidateTrained():
+            record = _new_model(
+                version=event.model_version, strategy=event.strategy, artifact=event.artifact,
+                parent=event.parent_version, training_blocks=event.training_blocks, round_id=event.round_id,
+                trained_at=event.occurred_at, seconds=event.seconds, code_version=event.code_version,
+            )
+            round_ = state.round
+            if round_ is not None and round_.round_id == event.round_id:
+                round_ = _round(round_, candidates=round_.candidates + (event.model_version,))
+            return _state(state, version=version, last_event_at=at,
+                          models=state.models.set(event.model_version, record), round=round_,
+                          counters=_counters(c, candidates=c.candidates + 1))
+        case ChallengerEvaluated(model_version=model_version, metrics=metrics):
+            record = state.models.get(model_version)
+            if record is None:
+                return _state(state, version=version, last_event_at=at)
+            return _state(state, version=version, last_event_at=at,
+                          models=state.models.set(model_version, _model(record, holdout_metrics=metrics)))
+        case RetrainFailed(round_id=round_id, strategy=strategy):
+            round_ = state.round
+            if round_ is not None and round_.round_id == round_id:
+                round_ = _round(round_, failures=round_.failures + (strategy,))
+            return _state(state, version=version, last_event_at=at, round=round_,
+                          counters=_counters(c, failures=c.failures + 1))
+        case ModelPromoted():
+            return promote(_state(state, version=version, last_event_at=at), event)
+        case ChallengerRejected(model_versions=versions, round_id=round_id):
+            models = state.models
+            for v in versions:
+                if v in models:
+                    models = models.set(v, _model(models[v], status="rejected"))
+            return _state(
+                state, version=version, last_event_at=at, models=models,
+                round=None if state.round and state.round.round_id == round_id else state.round,
+                circuit=after_round(state.circuit, succeeded=bool(versions)),
+                counters=_counters(c, challenger_rejections=c.challenger_rejections + 1),
+            )
+        case CircuitOpened(until=until, failures=failures):
+            return _state(state, version=version, last_event_at=at,
+                          circuit=_circuit(state.circuit, open=True, until=until, consecutive_failures=failures,
+                                           openings=state.circuit.openings + 1))
+        case CircuitClosed(reason=reason):
+            return _state(state, version=version, last_event_at=at, circuit=Circuit(last_reason=reason))
+        case ModelRolledBack(from_version=old, to_version=new):
+            models = state.models
+            if old in models:
+                models = models.set(old, _model(models[old], status="retired"))
+            if new in models:
+                models = models.set(new, _model(models[new], status="champion"))
+            return _state(state, version=version, last_event_at=at, models=models, champion=new,
+                          last_check_drifted=None, concept_state=None, counters=_counters(c, rollbacks=c.rollbacks + 1))
+        case ArtifactsPruned(model_versions=versions):
+            models = state.models
+            for v in versions:
+                if v in models:
+                    models = models.set(v, _model(models[v], pruned=True))
+            return _state(state, version=version, last_event_at=at, models=models)
+        case _:
+            return _state(state, version=version, last_event_at=at)
+
+
+def promote(state: PipelineState, event: ModelPromoted) -> PipelineState:
+    models = state.models
+    if state.champion and state.champion in models:
+        models = models.set(state.champion, _model(models[state.champion], status="retired"))
+    record = models.get(event.model_version)
+    if record is not None:
+        models = models.set(event.model_version, _model(
+            record, status="champion", promoted_metrics=event.metrics, promoted_at=event.occurred_at))
+    if state.round is not None:  # the other candidates of the round lost
+        for v in state.round.candidates:
+            if v != event.model_version and v in models and models[v].status == "candidate":
+                models = models.set(v, _model(models[v], status="rejected"))
+    closing = state.round is not None and state.round.round_id == event.round_id
+    first_training = state.first_training
+    if state.champion is None and not first_training:
+        first_training = tuple(dict.fromkeys(
+            (state.round.training_blocks if closing else ()) + (record.training_blocks if record else ())))
+    c = state.counters
+    return _state(
+        state, models=models, champion=event.model_version, first_training=first_training,
+        round=None if closing else state.round,
+        circuit=after_round(state.circuit, succeeded=True) if closing else state.circuit,
+        last_check_drifted=None, concept_state=None,  # a new champion starts a fresh error stream
+        counters=_counters(c, promotions=c.promotions + 1),
+    )
+
+
+def after_round(circuit: Circuit, succeeded: bool) -> Circuit:
+    """A round that produced a candidate resets the failure count; one that produced none adds to it."""
+    if succeeded:
+        return _circuit(circuit, consecutive_failures=0)
+    return _circuit(circuit, consecutive_failures=circuit.consecutive_failures + 1)
+
+
+def replay(events: Iterable[Event], state: PipelineState | None = None) -> PipelineState:
+    """Fold events into a state: `replay(a + b) == replay(b, replay(a))`."""
+    return reduce(evolve, events, state if state is not None else PipelineState.initial())

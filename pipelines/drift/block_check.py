@@ -1,0 +1,68 @@
+"""`assess_block`: everything a block's check computes, in one pure function that the actor records and `audit`
+re-runs, so the two can never disagree about what a check is.
+
+A check is: the champion's score on the block when it is labelled (and its per-row errors for the concept
+detector), the per-feature tests against the reference, the multivariate test, the concept detector's next
+state, the performance check against the score at promotion, then the decision rule (`drift.assess`).
+The multivariate test is passed in: the actor runs it as a Ray task, `audit` in its own process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from pipelines.config.drift import DriftSettings
+from pipelines.config.pipeline import PipelineConfig
+from pipelines.core.metrics import higher_is_better, primary_metric
+from pipelines.core.schema import ColumnSchema
+from pipelines.drift.concept import performance_drift, update_concept
+from pipelines.drift.decision import assess
+from pipelines.drift.features import Reference, check_features
+from pipelines.drift.multivariate import check_multivariate
+from pipelines.drift.results import DriftAssessment, MultivariateDrift
+from pipelines.retraining.evaluation import evaluate, per_row_errors
+
+__all__ = ["BlockCheck", "MultivariateTest", "assess_block"]
+
+MultivariateTest = Callable[[pd.DataFrame, pd.DataFrame, Sequence[str], DriftSettings, int], MultivariateDrift]
+
+
+@dataclass(frozen=True, slots=True)
+class BlockCheck:
+    """What a block's check found: the champion's metrics on it (labelled blocks) and the drift verdict."""
+
+    metrics: dict[str, float] | None
+    assessment: DriftAssessment
+
+
+def assess_block(frame: pd.DataFrame, *, seq: int, labelled: bool, reference: Reference,
+                 reference_frame: pd.DataFrame, champion_model: Any, promoted_metrics: dict[str, float] | None,
+                 concept_state: str | None, config: PipelineConfig, schema: ColumnSchema,
+                 multivariate_test: MultivariateTest = check_multivariate) -> BlockCheck:
+    """Check one block against its reference and the champion (`champion_model`, None when none scores it).
+
+    Seeded by `[training] seed + seq`, so a check re-run from the same artifacts gives the same numbers.
+    """
+    c = config
+    metrics = errors = None
+    if labelled and champion_model is not None:
+        metrics = evaluate(champion_model, frame, schema.features, schema.target, c.task)
+        errors = per_row_errors(champion_model, frame, schema.features, schema.target, c.task)
+    features = check_features(reference, frame, c.drift)
+    multivariate = None
+    if c.drift.multivariate.enabled and schema.numeric:
+        multivariate = multivariate_test(reference_frame, frame, schema.numeric, c.drift, c.training.seed + seq)
+    concept = None
+    if errors is not None and c.drift.concept_detector != "none":
+        concept = update_concept(c.drift.concept_detector, concept_state, errors, max_rows=c.drift.concept_max_rows)
+    performance = None
+    metric = primary_metric(c.retrain, c.task)
+    at_promotion = (promoted_metrics or {}).get(metric)
+    if metrics is not None and at_promotion is not None and metric in metrics:
+        performance = performance_drift(metric, at_promotion, metrics[metric], c.drift.performance_tolerance,
+                                        higher_is_better=higher_is_better(metric))
+    return BlockCheck(metrics=metrics, assessment=assess(features, multivariate, concept, performance, c.drift))
