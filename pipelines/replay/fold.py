@@ -29,7 +29,8 @@ from collections.abc import Iterable
 from operator import attrgetter
 
 from pipelines.core.events import BlockArrived, DriftChecked, Event, PerformanceMeasured
-from pipelines.core.state import BlockRecord, Counters, PipelineState, evolve, maker, replacer, slot_setters
+from pipelines.core.record_copies import maker, replacer, slot_setters
+from pipelines.core.state import BlockRecord, Counters, PipelineState, evolve
 
 __all__ = ["fold"]
 

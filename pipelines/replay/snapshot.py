@@ -43,8 +43,10 @@ from typing import Any
 
 from immutables import Map
 
+from pipelines.core import record_copies
 from pipelines.core import state as state_module
 from pipelines.core.events import Artifact
+from pipelines.core.record_copies import maker, slot_setters
 from pipelines.core.schema import ColumnSchema
 from pipelines.core.state import (
     BlockRecord,
@@ -53,8 +55,6 @@ from pipelines.core.state import (
     ModelRecord,
     PipelineState,
     RoundRecord,
-    maker,
-    slot_setters,
 )
 from pipelines.replay.column_map import ColumnMap, Rows
 
@@ -74,8 +74,8 @@ def _fingerprint() -> str:
     parts = [f"layout {LAYOUT}"]
     for cls in _RECORDS:
         parts.append(cls.__qualname__ + ":" + ",".join(f"{f.name}={f.type}" for f in dataclasses.fields(cls)))
-    for fn in (state_module.evolve, state_module.promote, state_module.after_round, state_module.replacer,
-               state_module.maker, state_module._check_plain):
+    for fn in (state_module.evolve, state_module.promote, state_module.after_round, record_copies.replacer,
+               record_copies.maker, record_copies._check_plain):
         try:
             parts.append(inspect.getsource(fn))
         except (OSError, TypeError):  # no source shipped: the shape alone must do

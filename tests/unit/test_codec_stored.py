@@ -21,7 +21,7 @@ from pipelines.core.events import ALL_EVENTS, DriftDetected
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_fast_codec import Checked  # noqa: E402 - a class with a __post_init__ check
-from test_fast_replace import events  # noqa: E402 - random events of every class the fold reads
+from test_state import events  # noqa: E402 - random events of every class the fold reads
 
 
 def same(a: Any, b: Any) -> bool:

@@ -1,5 +1,5 @@
 """`pipelines.fast_replay.replay` equals the fold it speeds up, `reduce(evolve, events, state)`, on every prefix
-of random histories (the events of `test_fast_replace`, which reach every branch of `evolve` over a few
+of random histories (the events of `test_state`, which reach every branch of `evolve` over a few
 colliding ids), from a non-empty starting state, on a hand-written life and on the benchmark's log."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pipelines.core.state import replay as one_event_at_a_time
 from pipelines.replay.fold import fold
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_fast_replace import ART, concept, events, life  # noqa: E402 - the shared random events
+from test_state import ART, concept, events, life  # noqa: E402 - the shared random events
 
 # block events weighted up, as in a real log, so runs of them are long and hit blocks of earlier runs
 ids = st.sampled_from(["b1", "b2", "b3", "b4"])

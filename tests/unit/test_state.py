@@ -34,6 +34,7 @@ from pipelines.core.events import (
     RetrainRequested,
     SchemaFixed,
 )
+from pipelines.core.record_copies import maker, replacer, slot_setters
 from pipelines.core.schema import ColumnSchema
 from pipelines.core.state import (
     BlockRecord,
@@ -43,9 +44,6 @@ from pipelines.core.state import (
     PipelineState,
     RoundRecord,
     evolve,
-    maker,
-    replacer,
-    slot_setters,
 )
 from pipelines.drift.results import ConceptDrift
 
