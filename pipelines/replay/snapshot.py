@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import functools
 import hashlib
 import inspect
 import sys
@@ -46,7 +45,7 @@ from immutables import Map
 from pipelines.core import record_copies
 from pipelines.core import state as state_module
 from pipelines.core.events import Artifact
-from pipelines.core.record_copies import maker, slot_setters
+from pipelines.core.record_copies import dicts_of, maker, slot_setters
 from pipelines.core.schema import ColumnSchema
 from pipelines.core.state import (
     BlockRecord,
@@ -438,7 +437,7 @@ def _unpack_metrics(packed: dict[str, Any]) -> list[dict[str, float] | None]:
         if len(flat) != width * (len(shape) - missing) or shape.count(0) + missing != len(shape):
             raise ValueError(f"snapshot metrics hold {len(flat)} values for {len(shape)} records of {width}")
         count = len(shape) - missing
-        dicts = _dicts_of(names)(*[flat[i::width] for i in range(width)]) if width else [{} for _ in range(count)]
+        dicts = dicts_of(names)(*[flat[i::width] for i in range(width)]) if width else [{} for _ in range(count)]
         if not missing:
             return dicts
         following = iter(dicts).__next__
@@ -457,16 +456,3 @@ def _unpack_metrics(packed: dict[str, Any]) -> list[dict[str, float] | None]:
     return out
 
 
-@functools.lru_cache(maxsize=64)
-def _dicts_of(names: tuple[str, ...]) -> Any:
-    """A function `(column, column, ...) -> [{names[0]: v0, names[1]: v1, ...}, ...]` with the key names
-    written into a dict display: about 2.5x faster than `dict(zip(names, values))` per record."""
-    if len(set(names)) != len(names) or any(type(n) is not str for n in names):
-        raise ValueError(f"snapshot metric names must be distinct strings, got {list(names)!r:.80}")
-    args = ", ".join(f"c{i}" for i in range(len(names)))
-    display = ", ".join(f"{n!r}: v{i}" for i, n in enumerate(names))
-    values = ", ".join(f"v{i}" for i in range(len(names)))
-    source = f"def dicts({args}):\n    return [{{{display}}} for {values}, in zip({args}, strict=True)]"
-    env: dict[str, Any] = {}
-    exec(source, env)  # noqa: S102 - key names are repr()s of str, the rest is fixed text
-    return env["dicts"]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from eventstore import Codec, CorruptLogError, EventData
-from eventstore.codec import _slot_setters
+from eventstore.generated import slot_setters
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -57,9 +57,9 @@ def decode(cls: type, payload: dict) -> Any:
 
 
 def test_records_are_built_without_init_only_where_init_just_stores_the_fields() -> None:
-    assert _slot_setters(Point, list(dataclasses.fields(Point))) is not None
+    assert slot_setters(Point, list(dataclasses.fields(Point))) is not None
     for cls in (Checked, Normalised, Plain):
-        assert _slot_setters(cls, list(dataclasses.fields(cls))) is None
+        assert slot_setters(cls, list(dataclasses.fields(cls))) is None
     track = decode(Track, {"points": [{"x": 1, "y": 2.5}, {"x": 0.5}]})
     assert track == Track(points=(Point(x=1.0, y=2.5), Point(x=0.5)))
     assert type(track.points[0].x) is float and track.counts == [] and track.scores == {}
