@@ -4,7 +4,7 @@
                                      [--generator sea] [--switches abrupt,gradual,...] [--stream CSV]
 
 **Ours** is the real pipeline: each seeded scenario is written as block files by the project's own generator
-(`pipelines.scenarios.generate_scenario` + `calmops_actors.blockfiles.write_scenario`, i.e. what
+(`pipelines.synthetic.scenarios.generate_scenario` + `calmops_actors.blockfiles.write_scenario`, i.e. what
 `calmops generate` writes), then every file goes through the real `PipelineActor` in this process, in name
 order, each round awaited (what `calmops run` does), with one local Ray (2 CPUs) for its tasks. The figures
 are read back from the pipeline's event log afterwards: `DriftChecked.drifted` per block, the champion's

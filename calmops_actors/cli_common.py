@@ -47,7 +47,7 @@ def writable_home(path: Path) -> Home:
 
 def terminal_text(value: object) -> str:
     """Text from files, the log or the command line as the terminal shows it: one printable line (escape codes,
-    newlines and non-UTF-8 bytes as escapes; the rule is `pipelines.text.printable`)."""
+    newlines and non-UTF-8 bytes as escapes; the rule is `pipelines.core.text.printable`)."""
     return printable(value)
 
 

@@ -4,7 +4,7 @@ Every query opens its own read-only connection (`file:...?mode=ro`), so Gradio's
 one and the UI cannot write. Each query is bounded (a window of the last blocks, a page of events, the
 latest rounds) and served by the tables' indexes, so a page stays fast with 50 pipelines and 10,000 blocks
 (benchmarks/ui_bench.py). Time travel is the one query that reads the log: it folds a pipeline's events up to
-a position with `pipelines.state.replay`, from cached states so moving the slider stays cheap.
+a position with `pipelines.core.state.replay`, from cached states so moving the slider stays cheap.
 
 Nothing happens at import or construction time; a missing projection database reads as "no pipelines yet".
 """

@@ -11,7 +11,7 @@ from pathlib import Path
 from calmops_actors.errors import UserError
 
 # Kept here so that building the parser (every `calmops` call) does not import pandas and River;
-# tests/unit/test_scenarios.py checks them against pipelines.scenarios.
+# tests/unit/test_scenarios.py checks them against pipelines.synthetic.scenarios.
 SCENARIO_NAMES: tuple[str, ...] = ("sea", "agrawal", "hyperplane", "sine", "stagger", "friedman")
 SWITCH_NAMES: tuple[str, ...] = ("abrupt", "gradual", "recurring", "none")
 FORMATS: tuple[str, ...] = ("csv", "parquet")

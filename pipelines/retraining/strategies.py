@@ -1,7 +1,7 @@
 """Retraining strategies: pure functions from training material to a trained candidate, plus their settings.
 
 A round is `build_round` (hold out the most recent labelled rows), then each configured strategy on the
-remaining material, then `pipelines.evaluation.evaluate` on the holdout and `pipelines.core.promotion` to decide.
+remaining material, then `pipelines.retraining.evaluation.evaluate` on the holdout and `pipelines.core.promotion` to decide.
 Strategies never see holdout rows: they only receive the `TrainingMaterial` that `build_round` returns.
 Randomness comes from the caller's `seed`; `seconds` is wall time, reported and never decided on.
 """

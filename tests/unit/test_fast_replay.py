@@ -1,4 +1,4 @@
-"""`pipelines.fast_replay.replay` equals the fold it speeds up, `reduce(evolve, events, state)`, on every prefix
+"""`pipelines.replay.fold.fold` equals the fold it speeds up, `reduce(evolve, events, state)`, on every prefix
 of random histories (the events of `test_state`, which reach every branch of `evolve` over a few
 colliding ids), from a non-empty starting state, on a hand-written life and on the benchmark's log."""
 
