@@ -202,9 +202,12 @@ def build_app(queries: Queries, *, ray_dashboard_url: str | None = None, actions
             return [*top, *page, *events]
 
         def open_time_travel(name: str | None, position: float) -> list[Any]:
+            # the tab may be opened before the first paint filled its picker: choose the pipeline here too
+            name = choose(name, queries.pipeline_names())
             head = queries.head()
             position = min(int(position or head), head)
-            return [gr.Slider(maximum=max(head, 1), value=position), *render_time_travel(name, position)]
+            return [gr.update(value=name), gr.Slider(maximum=max(head, 1), value=position),
+                    *render_time_travel(name, position)]
 
         # Private listeners: the UI is not an API (and the page stays small). The first paint runs the cheap
         # queries in parallel; time travel folds the log, so it runs only when its tab is opened.
@@ -220,7 +223,7 @@ def build_app(queries: Queries, *, ray_dashboard_url: str | None = None, actions
         ev_apply.click(render_events, event_inputs, [ev_note, ev_table], **private)
         ev_show.click(show_event, ev_position, ev_payload, **private)
         ev_table.submit(select_event, ev_table, [ev_position, ev_payload], **private)
-        time_tab.select(open_time_travel, [tt_pick, tt_slider], [tt_slider, *tt_outputs], **private)
+        time_tab.select(open_time_travel, [tt_pick, tt_slider], [tt_pick, tt_slider, *tt_outputs], **private)
         tt_pick.input(render_time_travel, [tt_pick, tt_slider], tt_outputs, **private)
         tt_slider.change(render_time_travel, [tt_pick, tt_slider], tt_outputs, trigger_mode="always_last", **quiet)
         gr.Timer(refresh_seconds).tick(
