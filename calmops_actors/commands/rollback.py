@@ -25,8 +25,10 @@ EXAMPLES = """\
 examples:
   calmops rollback churn --to v3 --reason "v5 misroutes premium customers"
   calmops rollback churn --to v3 --reason "incident 42" --json
+  calmops rollback churn --to v11 --reason "r4's holdout was wrong" --force   # a version never promoted
 
-exit codes: 0 recorded, 2 refused (unknown pipeline or version, already the champion, no reason, no home)
+exit codes: 0 recorded, 2 refused (unknown pipeline or version, already the champion, never the champion
+without --force, no reason, no home)
 """
 
 
@@ -36,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name", help="the pipeline")
     p.add_argument("--to", required=True, metavar="V", help="the model version to restore, e.g. v3")
     p.add_argument("--reason", required=True, metavar="TEXT", help="why (kept in the log for the audit trail)")
+    p.add_argument("--force", action="store_true",
+                   help="allow a version that was never the champion (a rejected or unranked candidate)")
     p.add_argument("--json", action="store_true", help="print the recorded event(s) as JSON")
     add_home_option(p)
     p.set_defaults(func=run)
@@ -65,12 +69,13 @@ def run(args: argparse.Namespace) -> int:
 
     with readlog.store_for(args) as store:
         events, version = execute(store, args.name, Rollback(to_version=args.to, reason=args.reason.strip(),
-                                                              occurred_at=now_iso()))
+                                                              force=args.force, occurred_at=now_iso()))
     out = sys.stdout
     if args.json:
         print(json.dumps({"pipeline": args.name, "version": version,
                           "recorded": [{"type": type(e).__name__, "from_version": e.from_version,
-                                        "to_version": e.to_version, "reason": e.reason} for e in events]}),
+                                        "to_version": e.to_version, "reason": e.reason, "forced": e.forced}
+                                       for e in events]}),
               file=out)
     else:
         e = events[0]

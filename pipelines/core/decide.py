@@ -161,6 +161,7 @@ class Rollback:
     to_version: str
     reason: str
     occurred_at: str
+    force: bool = False  # restore a version that was never the champion (it lost its comparison, or never ran)
 
 
 @command
@@ -421,8 +422,21 @@ def decide_rollback(state: PipelineState, cmd: Rollback) -> tuple[Event, ...]:
                               "it cannot be loaded again")
     if state.champion is None:
         raise CommandRejected(f"pipeline {state.name!r} has no champion to roll back from")
+    target = state.models[cmd.to_version]
+    if target.promoted_at is None and not cmd.force:
+        raise CommandRejected(
+            f"{cmd.to_version} was never the champion of {state.name!r}: it is a {target.status} candidate of "
+            f"round {target.round_id}, which lost its comparison on the holdout. Rolling back to it puts a model "
+            "the promotion rule refused in charge; roll back to an earlier champion ("
+            + (", ".join(former_champions(state)) or "none") + "), or pass --force if you mean it")
     return (ModelRolledBack(from_version=state.champion, to_version=cmd.to_version, reason=cmd.reason,
-                            occurred_at=cmd.occurred_at),)
+                            forced=target.promoted_at is None, occurred_at=cmd.occurred_at),)
+
+
+def former_champions(state: PipelineState) -> list[str]:
+    """Versions that served as champion once and could be restored, newest first."""
+    return sorted((m.version for m in state.models.values() if m.promoted_at is not None
+                   and m.version != state.champion and not m.pruned), key=version_number, reverse=True)
 
 
 def decide_prune(state: PipelineState, cmd: PruneArtifacts) -> tuple[Event, ...]:

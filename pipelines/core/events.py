@@ -284,6 +284,7 @@ class ModelRolledBack(Event):
     from_version: str
     to_version: str
     reason: str
+    forced: bool = False  # the target had never been the champion (`rollback --force`)
 
 
 @frozen

@@ -233,6 +233,24 @@ def test_rollback_then_replay_shows_it(calmops, home_copy: Path) -> None:
     assert code == 0  # written through the store: the chain still holds
 
 
+def test_rollback_to_a_rejected_candidate_needs_force(calmops, home_copy: Path) -> None:
+    def versions(kind: str, key: str) -> list[str]:
+        found = []
+        for (p,) in query(home_copy, f"SELECT position FROM events WHERE type = '{kind}' ORDER BY position"):
+            value = payload_of(home_copy, p)[key]
+            found += value if isinstance(value, list) else [value]
+        return found
+
+    never_served = set(versions("CandidateTrained", "model_version")) - set(
+        versions("ModelPromoted", "model_version")) - set(versions("ArtifactsPruned", "model_versions"))
+    target = max(never_served, key=lambda v: int(v[1:]))  # a candidate that lost, its file still kept
+    code, _, err = calmops("rollback", "sea", "--home", home_copy, "--to", target, "--reason", "x")
+    assert code == 2 and f"{target} was never the champion of 'sea'" in err and "--force" in err
+    code, out, _ = calmops("rollback", "sea", "--home", home_copy, "--to", target, "--reason", "holdout bug",
+                           "--force", "--json")
+    assert code == 0 and json.loads(out)["recorded"][0]["forced"] is True
+
+
 def test_rollback_refusals_are_user_errors(calmops, home_copy: Path) -> None:
     before = query(home_copy, "SELECT COUNT(*) FROM events")[0][0]
     code, _, err = calmops("rollback", "sea", "--home", home_copy, "--to", "v99", "--reason", "x")

@@ -148,7 +148,8 @@ def command(draw):
                                           st.builds(failure, st.just("stacking"))), max_size=2))
         return outcome(round_id, *results, champion=draw(st.one_of(st.none(), st.floats(0.5, 1.0))), t=t)
     if kind == "rollback":
-        return Rollback(to_version=f"v{draw(st.integers(1, 3))}", reason="r", occurred_at=at(t))
+        return Rollback(to_version=f"v{draw(st.integers(1, 3))}", reason="r", force=draw(st.booleans()),
+                        occurred_at=at(t))
     return ResumeRetraining(reason="r", occurred_at=at(t))
 
 

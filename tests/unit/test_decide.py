@@ -270,3 +270,19 @@ def test_retention_prunes_old_rejected_candidates_but_keeps_their_events(run: Dr
     assert run(PruneArtifacts(keep=1, occurred_at=at())) == ()  # nothing more to prune
     with pytest.raises(CommandRejected, match="pruned"):
         run(Rollback(to_version="v2", reason="x", occurred_at=at()))
+
+
+def test_rollback_to_a_version_that_never_served_needs_force(run: Driver) -> None:
+    with_champion(run)
+    run(request("r2"))
+    run(outcome("r2", success("windowed", 0.70), champion=0.80))  # v2 rejected
+    run(request("r3", t=1))
+    run(outcome("r3", success("full", 0.95), champion=0.80, t=1))  # v3 promoted
+    assert run.state.models["v2"].status == "rejected" and run.state.champion == "v3"
+    with pytest.raises(CommandRejected, match=r"v2 was never the champion .* rejected candidate of round r2.*"
+                                              r"earlier champion \(v1\), or pass --force"):
+        run(Rollback(to_version="v2", reason="x", occurred_at=at(2)))
+    (rolled,) = run(Rollback(to_version="v2", reason="r2's holdout was wrong", force=True, occurred_at=at(2)))
+    assert isinstance(rolled, ModelRolledBack) and rolled.forced and run.state.champion == "v2"
+    (back,) = run(Rollback(to_version="v1", reason="a former champion needs no force", occurred_at=at(3)))
+    assert not back.forced
