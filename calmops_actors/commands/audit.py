@@ -44,7 +44,8 @@ examples:
   calmops audit churn --tolerance 1e-6 --json
   calmops audit churn --skip-drift          only the candidate evaluations
 
-exit codes: 0 every decision reproduces, 1 some do not (named), 2 unknown pipeline or no home
+exit codes: 0 every decision checked reproduces, 1 some do not (named), or with --strict some could not be
+re-checked (pruned model files), 2 unknown pipeline or no home
 """
 
 
@@ -58,6 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-drift", action="store_true", help="do not re-run the drift checks")
     p.add_argument("--skip-candidates", action="store_true", help="do not re-score the candidates")
     p.add_argument("--json", action="store_true", help="print the findings as one JSON object")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 when anything could not be re-checked (e.g. candidates whose files were pruned)")
     add_home_option(p)
     p.set_defaults(func=run)
 
@@ -316,8 +319,12 @@ class RoundAudit:
 
 
 def audit(home: Home, events: list[tuple[Any, Event]], tolerance: float, *, drift: bool, candidates: bool,
-          progress) -> list[Check]:
-    """Walk the events with the state folded up to (not including) each; re-execute the decisions asked for."""
+          progress, skipped: list[str] | None = None) -> list[Check]:
+    """Walk the events with the state folded up to (not including) each; re-execute the decisions asked for.
+
+    Candidates whose model files retention deleted cannot be re-scored: their versions go to `skipped` (their
+    recorded scores still feed the promotion checks), so the report says what it did not check."""
+    skipped = [] if skipped is None else skipped
     auditor = Auditor(home, tolerance)
     checks: list[Check] = []
     state = PipelineState.initial()
@@ -339,6 +346,7 @@ def audit(home: Home, events: list[tuple[Any, Event]], tolerance: float, *, drif
                 requests[event.round_id] = event
                 rounds[event.round_id] = RoundAudit(champion=state.champion)
             case ChallengerEvaluated() if candidates and event.round_id in requests and event.model_version in pruned:
+                skipped.append(event.model_version)
                 round_ = rounds[event.round_id]
                 round_.candidates[event.model_version] = dict(event.metrics)
                 if round_.champion_metrics is None:
@@ -407,15 +415,19 @@ def run(args: argparse.Namespace) -> int:
     with readlog.open_log(home.root) as store:
         loaded = readlog.load_state(store, args.name, keep_events=True)
     progress = readlog.Progress(f"auditing {args.name}")
+    skipped: list[str] = []
     try:
         checks = audit(home, loaded.events, args.tolerance, drift=not args.skip_drift,
-                       candidates=not args.skip_candidates, progress=progress)
+                       candidates=not args.skip_candidates, progress=progress, skipped=skipped)
     finally:
         progress.close()
     bad = [c for c in checks if not c.ok]
     out = sys.stdout
     if args.json:
-        print(json.dumps({"pipeline": args.name, "ok": not bad, "checked": len(checks), "failed": len(bad),
+        print(json.dumps({"pipeline": args.name, "ok": not bad and not (args.strict and skipped),
+                          "checked": len(checks), "failed": len(bad),
+                          "skipped": {"count": len(skipped), "reason": "model files pruned by retention",
+                                      "versions": skipped},
                           "tolerance": args.tolerance,
                           "checks": [{**asdict(c), "ok": c.ok} for c in checks]}), file=out)
     else:
@@ -429,9 +441,11 @@ def run(args: argparse.Namespace) -> int:
             for note in c.notes:
                 print(f"           note: {note}", file=out)
         kinds = sorted({c.kind for c in checks})
+        also = (f"; {len(skipped)} candidate score(s) not re-checked: model files pruned by retention "
+                f"({', '.join(skipped)})" if skipped else "")
         if bad:
-            print(f"audit {args.name}: {len(bad)} of {len(checks)} decision(s) do NOT reproduce", file=out)
+            print(f"audit {args.name}: {len(bad)} of {len(checks)} decision(s) do NOT reproduce{also}", file=out)
         else:
-            print(f"audit {args.name}: all {len(checks)} decision(s) reproduce ({', '.join(kinds)}; tolerance "
-                  f"{args.tolerance:g})", file=out)
-    return 1 if bad else 0
+            print(f"audit {args.name}: all {len(checks)} decision(s) checked reproduce ({', '.join(kinds)}; "
+                  f"tolerance {args.tolerance:g}){also}", file=out)
+    return 1 if bad or (args.strict and skipped) else 0

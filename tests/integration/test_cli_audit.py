@@ -285,6 +285,15 @@ def test_audit_reproduces_every_recorded_decision(calmops, scenario_home: Path) 
     assert code == 0 and report["ok"] and kinds == {"drift", "performance", "candidate", "promotion"}
     assert sum(c["kind"] == "drift" for c in checks) == drift_checks
     assert sum(c["kind"] == "candidate" for c in checks) == evaluations
+    # what could not be re-checked is said, not hidden; --strict makes it a failure
+    evaluated_pruned = [payload_of(scenario_home, p)["model_version"] for (p,) in query(
+        scenario_home, "SELECT position FROM events WHERE type = 'ChallengerEvaluated'")
+        if payload_of(scenario_home, p)["model_version"] in pruned]
+    assert report["skipped"]["versions"] == evaluated_pruned and report["skipped"]["count"] == len(pruned)
+    code, out, _ = calmops("audit", "sea", "--home", scenario_home, "--skip-drift")
+    assert code == 0 and f"{len(pruned)} candidate score(s) not re-checked: model files pruned" in out
+    code, _, _ = calmops("audit", "sea", "--home", scenario_home, "--skip-drift", "--strict")
+    assert code == (1 if pruned else 0)
 
 
 def test_audit_names_a_decision_that_does_not_reproduce(calmops, home_copy: Path) -> None:
