@@ -65,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
                         "or name them")
     out = sys.stdout
     writable_home(home)
+    from calmops_actors.home_lock import hold_for_run
+
+    hold_for_run(home, config.name)  # not beside a `serve` of this home, nor another `run` of this pipeline
     if not args.json:
         print(f"pipeline {config.name}: {len(files)} file(s), home {terminal_text(home.resolve())}", file=out)
     start_ray(args.ray_address)

@@ -109,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: the UI listens on {args.ui_host} without --ui-auth: anyone who reaches it can read "
               "your pipelines", file=sys.stderr)
     home = writable_home(home_path)
+    from calmops_actors.home_lock import hold_for_serve
+
+    hold_for_serve(home.root)  # one owner per home, held until this process ends
     try:
         setup_logging(home.logs / "serve.log")
     except OSError as err:
