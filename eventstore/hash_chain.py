@@ -119,7 +119,6 @@ def unlinked_row(rows: list[RawRow], hash_before: Callable[[list[int]], dict[int
         return None
     wanted = [r[0] - 1 for i, r in enumerate(rows) if r[0] > 1 and (i == 0 or rows[i - 1][0] != r[0] - 1)]
     known = hash_before(wanted) if wanted else {}
-    enc, sha256 = encode_basestring, _sha256
     last_position, previous = -1, GENESIS_HASH
     for position, stream_id, version, type_, schema_version, payload_text, recorded_at, stored in rows:
         if position != last_position + 1:
@@ -127,12 +126,8 @@ def unlinked_row(rows: list[RawRow], hash_before: Callable[[list[int]], dict[int
             if previous is None:
                 return position - 1, f"position {position - 1} is missing"
         try:
-            body = (
-                f'{previous}{{"payload":{payload_text},"position":{position:d},'
-                f'"recorded_at":{enc(recorded_at)},"schema_version":{schema_version:d},'
-                f'"stream_id":{enc(stream_id)},"type":{enc(type_)},"version":{version:d}}}'
-            )
-            linked = sha256(body.encode("utf-8")).hexdigest() == stored
+            linked = record_hash_from_text(previous, position, stream_id, version, type_, schema_version,
+                                           payload_text, recorded_at) == stored
         except (TypeError, ValueError, UnicodeError):
             linked = False
         if not linked:

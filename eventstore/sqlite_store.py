@@ -362,9 +362,10 @@ class SQLiteEventStore(EventStore):
                           "read the last record")
         return Head(rows[0][0], rows[0][1]) if rows else Head(0, GENESIS_HASH)
 
-    def head_problem(self) -> str | None:
-        """Why the log does not match its trusted head, or None (also None when no head is on file)."""
-        trusted = self.head_file.read()
+    def head_problem(self, trusted: Head | None = None) -> str | None:
+        """Why the log does not match its trusted head (`trusted`, else the one on file), or None (also None when
+        no head is on file)."""
+        trusted = self.head_file.read() if trusted is None else trusted
         if trusted is None or trusted.position == 0:
             return None
         return head_problem(trusted, self.head(), self._hash_at(trusted.position))
@@ -372,13 +373,13 @@ class SQLiteEventStore(EventStore):
     def check_head(self) -> None:
         """Raise CorruptLogError when the log was truncated or rewritten since the trusted head was written. A
         log without a head file (made before heads existed) is trusted as it is, and its head written now."""
-        problem = self.head_problem()
+        trusted = self.head_file.read()
+        problem = self.head_problem(trusted)
         if problem is not None:
             raise CorruptLogError(
                 f"{self._describe()}: {problem}. Nothing reads or writes it until this is resolved: restore "
                 f"the log from a backup, or, if you know why, run `calmops head --trust-log` to trust it as it is"
             )
-        trusted = self.head_file.read()
         if trusted is None or trusted.position == 0:
             last = self.last_link()
             if last.position:
@@ -417,12 +418,11 @@ class SQLiteEventStore(EventStore):
         result = super().verify(progress)
         if not result.ok or not against_head:
             return result
-        problem = self.head_problem()
+        trusted = self.head_file.read()
+        problem = self.head_problem(trusted)
         if problem is None:
-            trusted = self.head_file.read()
             extra = f"; trusted head {trusted.position}:{trusted.hash[:12]}... matches" if trusted else ""
             return VerifyResult(True, result.checked, None, result.message + extra)
-        trusted = self.head_file.read()
         return VerifyResult(False, result.checked, min(trusted.position, result.checked + 1),
                             f"{self._describe()}: {problem}")
 
