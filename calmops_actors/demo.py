@@ -49,7 +49,7 @@ source = "../demo/demo-sea/incoming"
 seed = 11
 
 [retrain]
-strategies = ["full", "windowed", "replay_mix", "recalibration"]
+strategies = ["full", "windowed", "since_change", "replay_mix", "recalibration"]
 window_blocks = 2
 """,
     ),

@@ -65,9 +65,9 @@ from pipelines.core.decide import (
     StrategyOutcome,
     file_seen,
 )
-from pipelines.core.events import Event
+from pipelines.core.events import ChangePoint, Event
 from pipelines.core.intake import IntakeRules, display_name, parse_file
-from pipelines.core.rounds import RoundPlan, first_labelled, plan_round
+from pipelines.core.rounds import RoundPlan, first_labelled, plan_round, reusable
 from pipelines.core.state import PipelineState, evolve
 from pipelines.drift.block_check import assess_block
 from pipelines.drift.features import fit_reference
@@ -97,6 +97,7 @@ class InFlightRound:
     holdout_ref: Any
     champion_blob: Any
     seed: int
+    reuse_refs: dict[str, Any] | None = None  # past champion version -> its holdout scoring task
 
 
 class PipelineActor:
@@ -351,15 +352,22 @@ class PipelineActor:
         c, schema = self.config, self.state.schema
         settings = self.round_settings(plan.trigger)
         blocks = [LabelledBlock(b, self.frame(b)) for b in plan.labelled_blocks]
+        point = plan.change_point
         material, holdout, description = build_round(
             blocks, plan.new_blocks, settings, features=schema.features, categorical=schema.categorical,
-            target=schema.target, task=c.task)
+            target=schema.target, task=c.task, change_point=(point.block_id, point.row) if point else None,
+            recent_block_ids=plan.recent_blocks)
+        holdout_blocks = tuple(s.block_id for s in description.spans)
+        reuse = plan.reuse if reissue else (
+            () if plan.trigger == "initial" else reusable(self.state, settings.reuse_champions, holdout_blocks))
         if not reissue:
             events = self.execute(RequestRetrain(
                 round_id=plan.round_id, block_id=plan.block_id, strategies=plan.strategies,
-                training_blocks=plan.labelled_blocks, holdout_blocks=tuple(s.block_id for s in description.spans),
+                training_blocks=plan.labelled_blocks, holdout_blocks=holdout_blocks,
                 holdout=str(description), seed=plan.seed, trigger=plan.trigger, new_blocks=plan.new_blocks,
-                reasons=plan.reasons, occurred_at=now_iso()), key=f"round:{plan.round_id}:start")
+                reasons=plan.reasons, change_point=point, change_rows=plan.change_rows,
+                recent_blocks=plan.recent_blocks, reuse=reuse, occurred_at=now_iso()),
+                key=f"round:{plan.round_id}:start")
             if not events:
                 return False  # in flight already, or the circuit is open
         refs = put_material(material)
@@ -372,10 +380,19 @@ class PipelineActor:
         if blob is not None:
             champion_task = score_model_task.options(**task_options()).remote(
                 blob, holdout_ref, schema.features, schema.target, c.task)
+        reuse_refs = {}
+        for version in reuse:  # past champions: a prediction pass each, no training
+            try:
+                past = champion_blob(ref_for(self.state.models[version].artifact), self.artifacts.root)
+            except Exception as err:  # a missing or tampered file: this candidate fails, the round goes on
+                reuse_refs[version] = err
+                continue
+            reuse_refs[version] = score_model_task.options(**task_options()).remote(
+                past, holdout_ref, schema.features, schema.target, c.task)
         self.inflight = InFlightRound(round_id=plan.round_id, strategies=list(plan.strategies), refs=tasks,
                                       champion_ref=champion_task, started=time.monotonic(),
                                       material_refs=refs, holdout_ref=holdout_ref, champion_blob=blob,
-                                      seed=plan.seed)
+                                      seed=plan.seed, reuse_refs=reuse_refs)
         return True
 
     def round_settings(self, trigger: str):
@@ -427,20 +444,43 @@ class PipelineActor:
                                  artifact_root=root, strategies=[fallback])
             results += await_round(extra, [fallback], settings.task_timeout_seconds, seed=flight.seed,
                                    artifact_root=root)
+        outcomes = [outcome_of(r) for r in results] + self.reuse_outcomes(flight, remaining)
         champion_metrics: dict[str, float] = {}
         if flight.champion_ref is not None:
             try:
                 champion_metrics = ray.get(flight.champion_ref, timeout=max(remaining, 60.0))
             except Exception as err:  # the champion could not be scored: no promotion on a guess
                 log.error("pipeline %s: scoring the champion failed: %s", self.name, err)
-                results = [CandidateResult(strategy=r.strategy, status="failed", seed=r.seed,
-                                           reason=f"champion could not be scored: {err}") for r in results]
+                outcomes = [StrategyOutcome(strategy=o.strategy, error=f"champion could not be scored: {err}",
+                                            seed=o.seed) for o in outcomes]
         self.inflight = None
         self.execute(RecordRoundOutcome(
-            round_id=flight.round_id, outcomes=tuple(outcome_of(r) for r in results),
+            round_id=flight.round_id, outcomes=tuple(outcomes),
             champion_metrics=champion_metrics, code_version=__version__, occurred_at=now_iso()),
             key=f"round:{flight.round_id}:end")
         self.prune_rejected()
+
+    def reuse_outcomes(self, flight: InFlightRound, remaining: float) -> list[StrategyOutcome]:
+        """Each reused past champion as a `reuse` candidate: its own file, its own training blocks, and its own
+        score on this round's holdout (never the metrics it had when it served)."""
+        outcomes = []
+        for version, ref in (flight.reuse_refs or {}).items():
+            past = self.state.models[version]
+            start = time.perf_counter()
+            try:
+                if isinstance(ref, Exception):
+                    raise ref
+                metrics = ray.get(ref, timeout=max(remaining, 60.0))
+            except Exception as err:  # a missing or tampered file fails this candidate only
+                outcomes.append(StrategyOutcome(strategy="reuse", error=f"{version} could not be scored: {err}",
+                                                seed=flight.seed))
+                continue
+            outcomes.append(StrategyOutcome(
+                strategy="reuse", artifact=past.artifact, metrics=metrics, training_blocks=past.training_blocks,
+                rows=0, seconds=time.perf_counter() - start, seed=flight.seed,
+                params={"reused_version": version, "reused_strategy": past.strategy},
+                notes=(f"past champion {version} ({past.strategy}) scored on this holdout; no training",)))
+        return outcomes
 
     def prune_rejected(self) -> None:
         """Retention: record which rejected candidates lose their files, then delete them (never the events)."""
@@ -473,8 +513,12 @@ class PipelineActor:
     def reissue_round(self) -> None:
         """After a restart, a round in the log has no tasks in this process: launch it again, same seed."""
         r = self.state.round
+        point = ChangePoint(block_id=r.change_block, row=r.change_row, signal=r.change_signal) \
+            if r.change_block is not None else None
         plan = RoundPlan(round_id=r.round_id, block_id=r.block_id, trigger=r.trigger, strategies=r.strategies,
-                         labelled_blocks=r.training_blocks, new_blocks=r.new_blocks, seed=r.seed, reasons=r.reasons)
+                         labelled_blocks=r.training_blocks, new_blocks=r.new_blocks, seed=r.seed, reasons=r.reasons,
+                         change_point=point, change_rows=r.change_rows, recent_blocks=r.recent_blocks,
+                         reuse=r.reuse)
         log.info("pipeline %s: re-issuing round %s after a restart", self.name, r.round_id)
         self.start_round(plan, reissue=True)
 

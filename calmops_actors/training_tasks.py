@@ -55,6 +55,8 @@ class MaterialRefs:
     categorical: tuple[str, ...]
     target: str
     task: str
+    change_point: tuple[str, int] | None = None
+    recent_block_ids: tuple[str, ...] = ()
 
     def resolve(self) -> TrainingMaterial:
         frames = ray.get([ref for _, ref in self.blocks])
@@ -67,6 +69,8 @@ class MaterialRefs:
             categorical=self.categorical,
             target=self.target,
             task=self.task,  # type: ignore[arg-type]
+            change_point=self.change_point,
+            recent_block_ids=self.recent_block_ids,
         )
 
 
@@ -99,6 +103,8 @@ def put_material(material: TrainingMaterial) -> MaterialRefs:
         categorical=material.categorical,
         target=material.target,
         task=material.task,
+        change_point=material.change_point,
+        recent_block_ids=material.recent_block_ids,
     )
 
 

@@ -21,7 +21,7 @@ source = "incoming"
 seed = 3
 
 [retrain]
-strategies = ["full", "windowed", "replay_mix", "recalibration"]
+strategies = ["full", "windowed", "since_change", "replay_mix", "recalibration"]
 """
 
 

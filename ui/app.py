@@ -297,7 +297,8 @@ def _pipeline_page(queries: Queries, name: str | None, last_blocks: int, with_ac
     page = [
         _pipeline_card(row),
         _drift_figure(queries.drift_matrix(name, last_blocks), order),
-        _performance_figure(queries.performance(name, last_blocks), queries.champion_changes(name), order, row),
+        _performance_figure(queries.performance(name, last_blocks), queries.champion_changes(name), order, row,
+                            blocks),
         _models_table(models),
         _rounds_table(queries.candidates(name), queries.rounds(name)),
         _circuit_html(queries.circuit(name)),
@@ -337,7 +338,7 @@ def _drift_figure(cells: pd.DataFrame, order: list[str]) -> go.Figure | None:
 
 
 def _performance_figure(perf: pd.DataFrame, changes: pd.DataFrame, order: list[str],
-                        row: dict[str, Any]) -> go.Figure:
+                        row: dict[str, Any], blocks: pd.DataFrame | None = None) -> go.Figure:
     metric = plot_text(row.get("metric") or "metric")
     if perf.empty:
         return _note_figure("No labelled block has been scored by a champion in this window yet.")
@@ -382,6 +383,20 @@ def _performance_figure(perf: pd.DataFrame, changes: pd.DataFrame, order: list[s
             marker={"symbol": symbol, "size": 12, "color": colour},
             customdata=part[["from_version", "reason"]].fillna("-"),
             hovertemplate=f"{label} %{{text}} (from %{{customdata[0]}})<br>%{{customdata[1]}}<extra></extra>"))
+    points = blocks[blocks["change_point"].notna()] if blocks is not None and "change_point" in blocks else None
+    if points is not None and not points.empty:  # where each change began (the rounds adapt to the rows after it)
+        points = plot_frame(points[["block_id", "change_point"]])
+        fig.add_trace(go.Scatter(
+            x=points["block_id"], y=[low_y] * len(points), mode="markers", name="change began",
+            marker={"symbol": "diamond", "size": 11, "color": "#bf8700"}, customdata=points[["change_point"]],
+            hovertemplate="change began at %{customdata[0]}<extra></extra>"))
+    warned = blocks[blocks["drift_warning"] == 1] if blocks is not None and "drift_warning" in blocks else None
+    if warned is not None and not warned.empty:  # drift recorded as a warning: no round ([retrain] trigger)
+        warned = plot_frame(warned[["block_id", "held_back"]].fillna(""))
+        fig.add_trace(go.Scatter(
+            x=warned["block_id"], y=[low_y] * len(warned), mode="markers", name="drift warning (no round)",
+            marker={"symbol": "circle-open", "size": 10, "color": "#9a6700"}, customdata=warned[["held_back"]],
+            hovertemplate="drift warning on %{x}: %{customdata[0]}<extra></extra>"))
     categories = [b for b in order if b in set(x) | set(visible["block_id"] if not visible.empty else [])]
     fig.update_layout(title=f"Champion {metric} per block, scored before it learned from the block",
                       **LAYOUT, height=400, margin=MARGIN, legend={"orientation": "h", "y": -0.25},
@@ -505,8 +520,8 @@ MODEL_COLUMNS = {"version": "version", "status": "status", "strategy": "strategy
                  "round_id": "round", "score": "holdout score", "champion_score": "champion then",
                  "training": "training data", "rows": "rows", "seconds": "fit s", "artifact": "artifact sha256",
                  "trained_at": "trained at"}
-ROUND_COLUMNS = {"round_id": "round", "trigger": "trigger", "outcome": "outcome", "seconds": "seconds",
-                 "version": "candidate",
+ROUND_COLUMNS = {"round_id": "round", "trigger": "trigger", "change_point": "adapting to the change at",
+                 "outcome": "outcome", "seconds": "seconds", "version": "candidate",
                  "strategy": "strategy", "score": "holdout score", "champion_score": "champion", "gain": "gain",
                  "status": "status", "replaced": "ensembles replaced (ipip)", "reason": "decision"}
 LINEAGE_COLUMNS = {"version": "version", "strategy": "strategy", "status": "status", "round": "round",

@@ -129,7 +129,8 @@ class Queries:
         """A page of the block timeline, newest first (`before_seq` pages back)."""
         return self._frame(
             "SELECT seq, block_id, file, rows, labelled, arrived_at, champion, drifted, features_drifted,"
-            " top_feature, top_effect, multivariate_drifted, concept_drift, performance_drifted, reasons"
+            " top_feature, top_effect, multivariate_drifted, concept_drift, performance_drifted, reasons,"
+            " drift_warning, signals, held_back, change_point"
             " FROM blocks WHERE pipeline = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
             (name, before_seq if before_seq is not None else 2**62, limit),
             columns=("seq", "block_id"),
@@ -195,7 +196,8 @@ class Queries:
         """The latest retraining rounds, newest first: trigger, blocks, outcome and reason."""
         return self._frame(
             "SELECT round_id, number, trigger, trial, block_id, n_training_blocks, holdout, outcome,"
-            " promoted_version, reason, candidates, failures, started_at, ended_at, seconds, reasons FROM rounds"
+            " promoted_version, reason, candidates, failures, started_at, ended_at, seconds, reasons,"
+            " change_point, reuse FROM rounds"
             " WHERE pipeline = ? ORDER BY number DESC LIMIT ?",
             (name, limit),
             columns=("round_id", "number", "trigger", "outcome", "promoted_version", "reason"),
@@ -204,7 +206,8 @@ class Queries:
     def candidates(self, name: str, rounds: int = 20) -> pd.DataFrame:
         """Every candidate of the latest `rounds` rounds with its holdout score and the champion's."""
         return self._frame(
-            "SELECT r.number, m.round_id, r.outcome, m.version, m.strategy, m.score, m.champion_score,"
+            "SELECT r.number, m.round_id, r.outcome, m.version, CASE WHEN m.strategy = 'reuse'"
+            " THEN 'reuse of ' || m.parent ELSE m.strategy END AS strategy, m.score, m.champion_score,"
             " m.score - m.champion_score AS gain, m.status, m.rows, m.seconds,"
             " json_extract(m.params, '$.replacement_share') AS replaced FROM models m"
             " JOIN rounds r ON r.pipeline = m.pipeline AND r.round_id = m.round_id"

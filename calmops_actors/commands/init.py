@@ -42,7 +42,8 @@ params = {{ max_iter = 1000 }}
 # enabled = true
 
 [retrain]
-# strategies = ["full", "windowed", "replay_mix", "recalibration"]
+# strategies = ["full", "windowed", "since_change", "replay_mix", "recalibration"]
+# trigger = ["performance", "concept"]  # drift signals that start a round; "data" drift only warns
 # min_improvement = 0.01          # a challenger must beat the champion by this on the shared holdout
 # window_blocks = 3
 # task_timeout_seconds = 600

@@ -4,7 +4,9 @@ Settings only (stdlib): the config reads them without loading the strategies' nu
 `pipelines.retraining` imports to train.
 
 >>> RetrainSettings().strategies
-('full', 'windowed', 'replay_mix', 'recalibration')
+('full', 'windowed', 'since_change', 'replay_mix', 'recalibration')
+>>> RetrainSettings().trigger
+('performance', 'concept')
 """
 
 from __future__ import annotations
@@ -15,10 +17,16 @@ from typing import Literal, get_args
 
 from pipelines.core.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS, Metric
 
-__all__ = ["DEFAULT_STRATEGIES", "STRATEGY_NAMES", "RetrainSettings"]
+__all__ = ["DEFAULT_STRATEGIES", "DEFAULT_TRIGGER", "STRATEGY_NAMES", "TRIGGER_SIGNALS", "RetrainSettings"]
 
-STRATEGY_NAMES = ("full", "incremental", "windowed", "stacking", "replay_mix", "recalibration", "ipip")
-DEFAULT_STRATEGIES = ("full", "windowed", "replay_mix", "recalibration")
+STRATEGY_NAMES = ("full", "incremental", "windowed", "since_change", "stacking", "replay_mix", "recalibration",
+                  "ipip")
+DEFAULT_STRATEGIES = ("full", "windowed", "since_change", "replay_mix", "recalibration")
+# Which drift signals start a round: "performance" (the champion's metric fell by more than the tolerance),
+# "concept" (the streaming detector on its errors), "data" (the per-feature rule or the multivariate test).
+# The default was chosen by benchmarks/closed_loop.py over every scenario (docs/retraining.md, "Triggers").
+TRIGGER_SIGNALS = ("performance", "concept", "data")
+DEFAULT_TRIGGER = ("performance", "concept")
 
 
 def _is_int(value: object) -> bool:
@@ -34,6 +42,12 @@ class RetrainSettings:
     """The `[retrain]` table: which strategies run, on which data, and what a candidate must do to be promoted."""
 
     strategies: tuple[str, ...] = DEFAULT_STRATEGIES
+    trigger: tuple[str, ...] = DEFAULT_TRIGGER
+    cooldown_blocks: int = 0  # blocks after a round's start during which drift only warns
+    reuse_champions: int = 5  # past champions scored on every round's holdout (0: none)
+    since_change_min_rows: int = 200  # since_change trains on at least this many of the newest rows
+    adapt_growth: float = 2.0  # an "adapt" round starts when the new concept's rows grew by this factor
+    adapt_max_rounds: int = 3  # adapt rounds per change point at most
     window_blocks: int = 3
     replay_fraction: float = 0.3
     row_budget: int | None = 200_000
@@ -68,6 +82,20 @@ class RetrainSettings:
             raise ValueError(
                 f"strategies = {list(self.strategies)} lists a strategy twice; allowed: each once"
             )
+        if isinstance(self.trigger, list):
+            object.__setattr__(self, "trigger", tuple(self.trigger))
+        signals = ", ".join(TRIGGER_SIGNALS)
+        if not isinstance(self.trigger, tuple) or any(t not in TRIGGER_SIGNALS for t in self.trigger):
+            raise ValueError(f"trigger = {self.trigger!r}; allowed: a list of {signals} (empty: drift only warns)")
+        if len(set(self.trigger)) != len(self.trigger):
+            raise ValueError(f"trigger = {list(self.trigger)} lists a signal twice; allowed: each once")
+        for key, low in (("cooldown_blocks", 0), ("reuse_champions", 0), ("since_change_min_rows", 1),
+                         ("adapt_max_rounds", 0)):
+            value = getattr(self, key)
+            if not _is_int(value) or value < low:
+                raise ValueError(f"{key} = {value!r}; allowed: an integer >= {low}")
+        if not _is_number(self.adapt_growth) or self.adapt_growth <= 1.0:
+            raise ValueError(f"adapt_growth = {self.adapt_growth!r}; allowed: a number > 1")
         if not _is_int(self.window_blocks) or self.window_blocks < 1:
             raise ValueError(f"window_blocks = {self.window_blocks!r}; allowed: an integer >= 1")
         if not _is_number(self.replay_fraction) or not 0.0 <= self.replay_fraction < 1.0:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from pipelines.config.pipeline import CircuitBreakerSettings, config_from_dict, diff_configs
+from pipelines.config.pipeline import CircuitBreakerSettings, PipelineConfig, config_from_dict, diff_configs
 from pipelines.config.retrain import RetrainSettings
 from pipelines.core.events import (
     Artifact,
@@ -28,6 +28,7 @@ from pipelines.core.events import (
     CandidateTrained,
     ChallengerEvaluated,
     ChallengerRejected,
+    ChangePoint,
     CircuitClosed,
     CircuitOpened,
     ConfigChanged,
@@ -49,6 +50,7 @@ from pipelines.core.metrics import higher_is_better, primary_metric
 from pipelines.core.promotion import decide_promotion
 from pipelines.core.schema import ColumnSchema
 from pipelines.core.state import PipelineState
+from pipelines.core.triggers import change_point_of, drift_signals, held_back
 from pipelines.drift.results import DriftAssessment
 
 
@@ -128,6 +130,10 @@ class RequestRetrain:
     trigger: str = "drift"
     new_blocks: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
+    change_point: ChangePoint | None = None
+    change_rows: int = 0
+    recent_blocks: tuple[str, ...] = ()
+    reuse: tuple[str, ...] = ()
 
 
 @command
@@ -281,14 +287,33 @@ def decide_drift(state: PipelineState, cmd: RecordDriftCheck) -> tuple[Event, ..
     if cmd.block_id in cmd.reference_blocks or cmd.block_id in state.first_training:
         raise CommandRejected(f"block {cmd.block_id} cannot be checked against a reference that contains it")
     a = cmd.assessment
+    settings = logged_config(state).retrain if state.config else RetrainSettings()
+    signals = drift_signals(a) if a.drifted else ()
+    point = change_point_of(state, cmd.block_id, a, signals, settings) if a.drifted else None
     checked = DriftChecked(
         block_id=cmd.block_id, drifted=a.drifted, reasons=a.reasons, features=a.features,
         multivariate=a.multivariate, concept=a.concept, performance=a.performance,
-        reference_blocks=cmd.reference_blocks, occurred_at=cmd.occurred_at,
+        reference_blocks=cmd.reference_blocks, change_point=point, occurred_at=cmd.occurred_at,
     )
     if not a.drifted:
         return (checked,)
-    return checked, DriftDetected(block_id=cmd.block_id, reasons=a.reasons, occurred_at=cmd.occurred_at)
+    why_not = held_back(state, settings, cmd.block_id, signals, point)
+    return checked, DriftDetected(block_id=cmd.block_id, reasons=a.reasons, signals=signals,
+                                  starts_round=not why_not, held_back=why_not, change_point=point,
+                                  occurred_at=cmd.occurred_at)
+
+
+_CONFIGS: dict[str, PipelineConfig] = {}
+
+
+def logged_config(state: PipelineState) -> PipelineConfig:
+    """The pipeline's config as the log recorded it, parsed once per config hash (decide runs per block)."""
+    key = state.config_sha256 or json.dumps(state.config, sort_keys=True)
+    if key not in _CONFIGS:
+        if len(_CONFIGS) > 64:
+            _CONFIGS.clear()
+        _CONFIGS[key] = config_from_dict(state.config, "<log>")
+    return _CONFIGS[key]
 
 
 def retraining_allowed(state: PipelineState, now: str) -> tuple[bool, bool, str]:
@@ -310,7 +335,8 @@ def decide_retrain(state: PipelineState, cmd: RequestRetrain) -> tuple[Event, ..
         round_id=cmd.round_id, block_id=cmd.block_id, strategies=cmd.strategies,
         training_blocks=cmd.training_blocks, holdout_blocks=cmd.holdout_blocks, holdout=cmd.holdout,
         seed=cmd.seed, trial=trial, trigger=cmd.trigger, new_blocks=cmd.new_blocks, reasons=cmd.reasons,
-        occurred_at=cmd.occurred_at),)
+        change_point=cmd.change_point, change_rows=cmd.change_rows, recent_blocks=cmd.recent_blocks,
+        reuse=cmd.reuse, occurred_at=cmd.occurred_at),)
 
 
 def next_version(state: PipelineState, offset: int) -> str:
@@ -334,14 +360,18 @@ def decide_round_outcome(state: PipelineState, cmd: RecordRoundOutcome) -> tuple
         version = next_version(state, len(candidates))
         candidates[version] = outcome.metrics
         strategies[version] = outcome.strategy
+        reused = outcome.params.get("reused_version") if outcome.strategy == "reuse" else None
+        if outcome.strategy == "reuse" and reused not in round_.reuse:
+            raise CommandRejected(f"round {cmd.round_id} did not plan to reuse {reused!r}; it planned "
+                                  f"{', '.join(round_.reuse) or 'none'}")
         events.append(CandidateTrained(
             round_id=cmd.round_id, model_version=version, strategy=outcome.strategy, artifact=outcome.artifact,
             sha256=outcome.artifact.sha256, training_blocks=outcome.training_blocks, seconds=outcome.seconds,
-            parent_version=state.champion, rows=outcome.rows, seed=outcome.seed, params=outcome.params,
+            parent_version=reused or state.champion, rows=outcome.rows, seed=outcome.seed, params=outcome.params,
             code_version=cmd.code_version, notes=outcome.notes, occurred_at=at))
         events.append(ChallengerEvaluated(round_id=cmd.round_id, model_version=version, metrics=outcome.metrics,
                                           champion_metrics=cmd.champion_metrics, occurred_at=at))
-    config = config_from_dict(state.config, "<log>") if state.config else None
+    config = logged_config(state) if state.config else None
     settings = config.retrain if config else RetrainSettings()
     verdict = decide_promotion(cmd.champion_metrics if state.champion else None, candidates, settings,
                                strategies=strategies)

@@ -123,6 +123,17 @@ class PerformanceMeasured(Event):
 
 
 @frozen
+class ChangePoint:
+    """Where a change most likely began: a row of a block (its position among the block's rows), and the
+    signal that placed it ("concept": the error detector's evidence, split by `drift.concept.change_row`;
+    "performance", "data": the first row of the first block that showed it)."""
+
+    block_id: str
+    row: int
+    signal: str
+
+
+@frozen
 class DriftChecked(Event):
     """A block was compared with the reference; per-feature results ranked by effect, plus global tests."""
 
@@ -134,14 +145,23 @@ class DriftChecked(Event):
     concept: ConceptDrift | None = None
     performance: PerformanceDrift | None = None
     reference_blocks: tuple[str, ...] = ()
+    change_point: ChangePoint | None = None  # where the change this check saw began (None: no change seen)
 
 
 @frozen
 class DriftDetected(Event):
-    """The drift check of a block concluded that it drifted, for the reasons given in words."""
+    """The drift check of a block concluded that it drifted, for the reasons given in words.
+
+    `signals` names what fired ("performance", "concept", "data"); `starts_round` is the `[retrain] trigger`
+    decision, recorded: False means a warning only (a signal not configured to start a round, or within the
+    cooldown), and `held_back` says why in words."""
 
     block_id: str
     reasons: tuple[str, ...]
+    signals: tuple[str, ...] = ()
+    starts_round: bool = True
+    held_back: str = ""
+    change_point: ChangePoint | None = None
 
 
 # --- retraining ----------------------------------------------------------------------------------
@@ -159,9 +179,13 @@ class RetrainRequested(Event):
     holdout: str  # a precise description of the holdout rows
     seed: int
     trial: bool = False  # a half-open circuit's trial round
-    trigger: str = "drift"  # "initial" (first model) | "drift"
+    trigger: str = "drift"  # "initial" (first model) | "drift" | "adapt" (more rows of the new concept arrived)
     new_blocks: tuple[str, ...] = ()  # labelled blocks the champion had not seen (the holdout is cut from them)
     reasons: tuple[str, ...] = ()  # why, in words: the drift that called for it, or the first model's blocks
+    change_point: ChangePoint | None = None  # the change the round adapts to (`since_change` learns after it)
+    change_rows: int = 0  # labelled rows after the change point when the round started (drives "adapt" rounds)
+    recent_blocks: tuple[str, ...] = ()  # labelled blocks since the previous round (`replay_mix`'s new rows)
+    reuse: tuple[str, ...] = ()  # past champions scored on the holdout as `reuse` candidates
 
 
 @frozen

@@ -99,6 +99,27 @@ class RoundRecord:
     candidates: tuple[str, ...] = ()
     failures: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
+    change_block: str | None = None  # the change point the round adapts to (block, row, signal)
+    change_row: int = 0
+    change_signal: str = ""
+    change_rows: int = 0
+    recent_blocks: tuple[str, ...] = ()
+    reuse: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Adaptation:
+    """The latest change point and how far the loop has adapted to it: what "adapt" rounds are planned on
+    (`pipelines.core.rounds`). `block_id` None: no change recorded yet."""
+
+    block_id: str | None = None
+    row: int = 0
+    signal: str = ""
+    seq: int = 0  # the change block's arrival number
+    rounds: int = 0  # rounds started since this change point
+    adapt_rounds: int = 0  # of which "adapt" rounds
+    rows_at_last_round: int = 0  # labelled rows after the change when the newest of those rounds started
+    settled: bool = False  # an adapt round found nothing better: no more adapt rounds for this change
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +174,9 @@ class PipelineState:
     # never drift-checked or scored, since no model exists that was not trained on them
     first_training: tuple[str, ...] = ()
     drift_reasons: tuple[str, ...] = ()  # why the last drift was detected: a drift round records them
+    adaptation: Adaptation = field(default_factory=Adaptation)
+    last_round_seq: int = 0  # arrival number of the block the newest round started after (cooldown)
+    last_round_block: str | None = None
 
     @staticmethod
     def initial() -> PipelineState:
@@ -220,6 +244,7 @@ _block = replacer(BlockRecord)
 _model = replacer(ModelRecord)
 _round = replacer(RoundRecord)
 _circuit = replacer(Circuit)
+_adaptation = replacer(Adaptation)
 _new_block = maker(BlockRecord)
 _new_model = maker(ModelRecord)
 
@@ -273,17 +298,38 @@ def evolve(state: PipelineState, event: Event) -> PipelineState:
                 files = files.set(sha, f"rejected:{state.config_sha256}")
             return _state(state, version=version, last_event_at=at, files=files,
                           counters=_counters(c, rejected_files=c.rejected_files + 1))
-        case DriftDetected(block_id=block_id, reasons=reasons):
+        case DriftDetected(block_id=block_id, reasons=reasons, change_point=point):
+            adaptation = state.adaptation
+            if point is not None and (point.block_id, point.row) != (adaptation.block_id, adaptation.row):
+                changed = state.blocks.get(point.block_id)
+                adaptation = Adaptation(block_id=point.block_id, row=point.row, signal=point.signal,
+                                        seq=changed.seq if changed else 0)
+            if not event.starts_round:  # a warning: recorded and shown, no round
+                return _state(state, version=version, last_event_at=at, last_drift_block=block_id,
+                              adaptation=adaptation, counters=_counters(c, drifts=c.drifts + 1))
             return _state(state, version=version, last_event_at=at, last_drift_block=block_id,
-                          retrain_pending=True, drift_reasons=reasons, counters=_counters(c, drifts=c.drifts + 1))
+                          retrain_pending=True, drift_reasons=reasons, adaptation=adaptation,
+                          counters=_counters(c, drifts=c.drifts + 1))
         case RetrainRequested():
+            point = event.change_point
             round_ = RoundRecord(
                 round_id=event.round_id, block_id=event.block_id, strategies=event.strategies,
                 training_blocks=event.training_blocks, holdout_blocks=event.holdout_blocks,
                 started_at=event.occurred_at, trial=event.trial, seed=event.seed, trigger=event.trigger,
                 new_blocks=event.new_blocks, reasons=event.reasons,
+                change_block=point.block_id if point else None, change_row=point.row if point else 0,
+                change_signal=point.signal if point else "", change_rows=event.change_rows,
+                recent_blocks=event.recent_blocks, reuse=event.reuse,
             )
+            adaptation = state.adaptation
+            if point is not None and (point.block_id, point.row) == (adaptation.block_id, adaptation.row):
+                adaptation = _adaptation(adaptation, rounds=adaptation.rounds + 1,
+                                         adapt_rounds=adaptation.adapt_rounds + (event.trigger == "adapt"),
+                                         rows_at_last_round=event.change_rows)
+            started = state.blocks.get(event.block_id)
             return _state(state, version=version, last_event_at=at, round=round_, retrain_pending=False,
+                          adaptation=adaptation, last_round_block=event.block_id,
+                          last_round_seq=started.seq if started else state.last_round_seq,
                           counters=_counters(c, rounds=c.rounds + 1))
         case CandidateTrained():
             record = _new_model(
@@ -316,8 +362,12 @@ def evolve(state: PipelineState, event: Event) -> PipelineState:
             for v in versions:
                 if v in models:
                     models = models.set(v, _model(models[v], status="rejected"))
+            adaptation = state.adaptation
+            if (state.round is not None and state.round.round_id == round_id and state.round.trigger == "adapt"
+                    and state.round.change_block == adaptation.block_id):
+                adaptation = _adaptation(adaptation, settled=True)  # more rows of this concept did not help
             return _state(
-                state, version=version, last_event_at=at, models=models,
+                state, version=version, last_event_at=at, models=models, adaptation=adaptation,
                 round=None if state.round and state.round.round_id == round_id else state.round,
                 circuit=after_round(state.circuit, succeeded=bool(versions)),
                 counters=_counters(c, challenger_rejections=c.challenger_rejections + 1),

@@ -49,6 +49,8 @@ def update_concept(detector: str, state: str | None, errors: Sequence[float], *,
     >>> later = update_concept("ddm", first.state, [0, 1] * 100)  # 50% errors in the next block
     >>> (first.drift, first.rows_seen, later.drift, later.drift_rows, later.rows_seen)
     (False, 400, True, (81,), 118)
+    >>> later.change_rows  # 50% errors from the block's first row: the change began before it
+    (0,)
     """
     if detector not in DETECTORS:
         allowed = ", ".join(DETECTORS)
@@ -75,9 +77,47 @@ def update_concept(detector: str, state: str | None, errors: Sequence[float], *,
         elif getattr(det, "warning", False):
             warning = True
     meta = {"rows_total": meta["rows_total"] + len(positions), "detections": meta["detections"] + len(drift_rows)}
+    starts = [0, *(r + 1 for r in drift_rows)][:len(drift_rows)]  # each detection: the rows since the one before
+    change_rows = tuple(start + change_row(values[start:end + 1])
+                        for start, end in zip(starts, drift_rows, strict=True))
     return ConceptDrift(detector=detector, drift=bool(drift_rows), warning=warning and not drift_rows,
                         rows_seen=int(det.num_instances), state=encode_state(detector, det, meta),
-                        drift_rows=tuple(drift_rows), block_rows=len(values))
+                        drift_rows=tuple(drift_rows), block_rows=len(values), change_rows=change_rows)
+
+
+CHANGE_MIN_Z = 3.0  # a split inside the rows must stand out this many standard errors, else the change came earlier
+
+
+def change_row(errors: Sequence[float] | np.ndarray) -> int:
+    """Where, among these rows (a detector's evidence, oldest first), the error level most likely changed.
+
+    Why: a streaming detector fires some rows *after* a change (ADWIN needs evidence; its window after a
+    detection is not the change either), and a retraining round wants the rows of the new concept only. The
+    estimate is the classic CUSUM split: the row t that maximises |mean(after t) - mean(before t)| x
+    sqrt(t (n - t) / n). It is kept only when that difference stands out (z >= `CHANGE_MIN_Z` standard errors
+    of the rows' own spread); otherwise every row already shows the new level, the change began before them,
+    and the answer is 0.
+
+    >>> rng = np.random.default_rng(0)
+    >>> change_row(np.r_[rng.random(500) < 0.1, rng.random(300) < 0.4].astype(float))
+    500
+    >>> change_row((rng.random(300) < 0.4).astype(float))
+    0
+    """
+    e = np.asarray(errors, dtype=float)
+    n = len(e)
+    if n < 4:
+        return 0
+    sd = float(e.std())
+    if sd == 0.0:
+        return 0
+    total = np.cumsum(e)
+    t = np.arange(1, n)
+    before = total[:-1] / t
+    after = (total[-1] - total[:-1]) / (n - t)
+    stat = np.abs(after - before) * np.sqrt(t * (n - t) / n) / sd
+    best = int(np.argmax(stat))
+    return best + 1 if stat[best] >= CHANGE_MIN_Z and after[best] > before[best] else 0
 
 
 def performance_drift(metric: str, at_promotion: float, observed: float, tolerance: float,

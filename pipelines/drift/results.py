@@ -49,7 +49,9 @@ class ConceptDrift:
     """A streaming detector's verdict after one block; `state` is its JSON text for the next block.
 
     `rows_seen` counts rows since the detector last started (fresh or after a detection);
-    `drift_rows` are the block's row positions where it signalled drift.
+    `drift_rows` are the block's row positions where it signalled drift; `change_rows` the row where each of
+    those changes most likely began (`pipelines.drift.concept.change_row`), so a retraining round can learn
+    from the rows after it only.
     """
 
     detector: str
@@ -59,6 +61,7 @@ class ConceptDrift:
     state: str
     drift_rows: tuple[int, ...] = ()
     block_rows: int = 0
+    change_rows: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -113,11 +113,19 @@ def event_line(event: Event) -> str:  # noqa: C901 - one branch per event type
             detail = f" (largest effect: {top.name} {number(top.effect)})" if top and top.effect is not None else ""
             return f"{event.block_id} checked: no drift{detail}"
         case DriftDetected():
-            return f"drift detected on {event.block_id}: {_more(event.reasons)}"
+            signals = f" ({', '.join(event.signals)})" if event.signals else ""
+            warning = f"; warning only: {event.held_back}" if not event.starts_round else ""
+            return f"drift detected on {event.block_id}{signals}: {_more(event.reasons)}{warning}"
         case RetrainRequested():
             trial = ", trial round" if event.trial else ""
+            change = f"; adapting to {change_text(event.change_point)}" if event.change_point else ""
+            reuse = f"; reusing {', '.join(event.reuse)}" if event.reuse else ""
             return (f"round {event.round_id} started after {event.block_id} ({event.trigger}{trial}): "
-                    f"{', '.join(event.strategies)} on {len(event.training_blocks)} block(s); {event.holdout}")
+                    f"{', '.join(event.strategies)} on {len(event.training_blocks)} block(s); {event.holdout}"
+                    f"{change}{reuse}")
+        case CandidateTrained() if event.strategy == "reuse":
+            return (f"candidate {event.model_version} reuses past champion {event.parent_version} in round "
+                    f"{event.round_id} (no training)")
         case CandidateTrained():
             parent = f"parent {event.parent_version}" if event.parent_version else "no parent"
             return (f"candidate {event.model_version} trained by {event.strategy} in round {event.round_id} "
@@ -173,6 +181,11 @@ def retrained_line(event: ModelRetrained) -> str:
 # --- a block's story -----------------------------------------------------------------------------
 
 
+def change_text(point: Any) -> str:
+    """A change point in words: "the change at b7 row 120 (concept)"."""
+    return f"the change at {point.block_id} row {point.row} ({point.signal})"
+
+
 def _feature(f: Any) -> dict[str, Any]:
     return dataclasses.asdict(f)
 
@@ -185,13 +198,17 @@ def _round_story(events: Sequence[Event], start: int) -> dict[str, Any]:
         "round_id": req.round_id, "trigger": req.trigger, "trial": req.trial, "block_id": req.block_id,
         "strategies": list(req.strategies), "training_blocks": list(req.training_blocks),
         "holdout": req.holdout, "seed": req.seed, "candidates": [], "failures": [], "outcome": None,
+        "change_point": dataclasses.asdict(req.change_point) if req.change_point else None,
+        "reuse": list(req.reuse),
     }
     candidates: dict[str, dict[str, Any]] = {}
     for event in events[start + 1:]:
         match event:
             case CandidateTrained(round_id=req.round_id):
                 candidates[event.model_version] = {"version": event.model_version, "strategy": event.strategy,
-                                                   "metrics": None, "champion_metrics": None}
+                                                   "metrics": None, "champion_metrics": None,
+                                                   "reused": event.parent_version if event.strategy == "reuse"
+                                                   else None}
                 story["candidates"].append(candidates[event.model_version])
             case ChallengerEvaluated(round_id=req.round_id) if event.model_version in candidates:
                 candidates[event.model_version]["metrics"] = event.metrics
@@ -251,8 +268,14 @@ def explain_block(events: Sequence[Event], block_id: str, top: int = 5) -> dict[
                     "multivariate": _feature(event.multivariate) if event.multivariate else None,
                     "concept": _concept(event.concept) if event.concept else None,
                     "performance": _feature(event.performance) if event.performance else None,
+                    "change_point": _feature(event.change_point) if event.change_point else None,
+                    "signals": [], "starts_round": None, "held_back": "",
                 }
                 drift_at, state_after_drift = i, state
+            case DriftDetected(block_id=bid) if bid == block_id and story["drift"] is not None:
+                story["drift"].update(signals=list(event.signals), starts_round=event.starts_round,
+                                      held_back=event.held_back)
+                state_after_drift = state
             case RetrainRequested() if story["round"] is None and (
                     event.block_id == block_id or (drift_at is not None and story["drift"]["drifted"])):
                 story["round"] = _round_story(events, i)
@@ -292,6 +315,9 @@ def _decision(story: dict[str, Any], state_after_drift: PipelineState | None) ->
         return "not checked for drift"
     if not drift["drifted"]:
         return "no drift: nothing to do"
+    if drift.get("starts_round") is False:
+        where = f"; round {round_['round_id']} started after {round_['block_id']}" if round_ else ""
+        return f"drift recorded as a warning, no round: {drift['held_back']}{where}"
     if round_ is None:
         why = _why_no_round(state_after_drift) if state_after_drift is not None else "unknown"
         return f"drift detected; no round has started since ({why})"
@@ -332,8 +358,13 @@ def block_lines(story: dict[str, Any]) -> list[str]:
                          f" -> {'DRIFT' if mv['drifted'] else 'ok'}")
         concept = drift["concept"]
         if concept is not None:
+            began = concept.get("change_rows") or []
             lines.append(f"  concept ({concept['detector']}): {'DRIFT' if concept['drift'] else 'ok'}"
-                         + (f" at rows {', '.join(map(str, concept['drift_rows']))}" if concept['drift_rows'] else ""))
+                         + (f" at rows {', '.join(map(str, concept['drift_rows']))}" if concept['drift_rows'] else "")
+                         + (f"; the change began near row {', '.join(map(str, began))}" if began else ""))
+        point = drift.get("change_point")
+        if point is not None:
+            lines.append(f"  change point: {point['block_id']} row {point['row']} ({point['signal']})")
     lines.append(f"  decision: {story['decision']}")
     round_ = story["round"]
     if round_ is not None:
@@ -344,9 +375,13 @@ def block_lines(story: dict[str, Any]) -> list[str]:
 def _round_lines(round_: dict[str, Any]) -> list[str]:
     lines = [f"  round {round_['round_id']} ({round_['trigger']}{', trial' if round_['trial'] else ''}): "
              f"{', '.join(round_['strategies'])}; holdout {round_['holdout']}"]
+    point = round_.get("change_point")
+    if point:
+        lines.append(f"    adapting to the change at {point['block_id']} row {point['row']} ({point['signal']})")
     for c in round_["candidates"]:
         versus = (f" vs champion {headline(c['champion_metrics'], 1)}" if c["champion_metrics"] else "")
-        lines.append(f"    candidate {c['version']} ({c['strategy']}): {headline(c['metrics'], 1)}{versus}")
+        label = f"reuse of {c['reused']}" if c.get("reused") else c["strategy"]
+        lines.append(f"    candidate {c['version']} ({label}): {headline(c['metrics'], 1)}{versus}")
     for f in round_["failures"]:
         lines.append(f"    {f['strategy']} {'skipped' if f['skipped'] else 'failed'}: {f['error']}")
     outcome = round_["outcome"]

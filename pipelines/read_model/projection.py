@@ -108,7 +108,8 @@ TABLES: dict[str, Table] = {
         {"pipeline": T, "block_id": T, "seq": N, "file": T, "sha256": T, "rows": N, "labelled": N,
          "arrived_at": T, "position": N, "champion": T, "drifted": N, "features_drifted": N,
          "top_feature": T, "top_effect": R, "multivariate_drifted": N, "concept_drift": N,
-         "performance_drifted": N, "reasons": T},
+         "performance_drifted": N, "reasons": T, "drift_warning": N, "signals": T, "held_back": T,
+         "change_point": T},
         ("pipeline", "block_id"), (("pipeline", "seq"),)),
     "drift_features": Table(
         {"pipeline": T, "block_id": T, "feature": T, "seq": N, "rank": N, "kind": T, "test": T,
@@ -132,7 +133,8 @@ TABLES: dict[str, Table] = {
         {"pipeline": T, "round_id": T, "number": N, "block_id": T, "block_seq": N, "trigger": T,
          "trial": N, "strategies": T, "training_blocks": T, "n_training_blocks": N, "holdout_blocks": T,
          "holdout": T, "seed": N, "started_at": T, "ended_at": T, "outcome": T, "promoted_version": T,
-         "reason": T, "candidates": T, "failures": T, "position": N, "reasons": T, "seconds": R},
+         "reason": T, "candidates": T, "failures": T, "position": N, "reasons": T, "seconds": R,
+         "change_point": T, "reuse": T},
         ("pipeline", "round_id"), (("pipeline", "number"),)),
     "rejected_files": Table(
         {"pipeline": T, "position": N, "file": T, "sha256": T, "reason_code": T, "message": T,
@@ -272,6 +274,7 @@ class _Step:
                 self.drift_checked(event)
             case DriftDetected():
                 p["drifts"] += 1
+                self.drift_detected(event)
             case RetrainRequested():
                 p["rounds"] += 1
                 p["current_round"] = event.round_id
@@ -285,7 +288,8 @@ class _Step:
                     "holdout_blocks": _json(event.holdout_blocks), "holdout": event.holdout,
                     "seed": event.seed, "started_at": at, "outcome": "running", "candidates": "[]",
                     "failures": "[]", "position": self.position, "reasons": _json(event.reasons),
-                    "seconds": None})
+                    "seconds": None, "reuse": _json(event.reuse),
+                    "change_point": change_words(event.change_point) if event.change_point else None})
             case CandidateTrained():
                 self.candidate(event)
             case ChallengerEvaluated(model_version=version):
@@ -389,6 +393,20 @@ class _Step:
                         higher_is_better=int(d.higher_is_better), drifted=int(d.drifted))
             self.put("performance", perf)
 
+    def drift_detected(self, event: DriftDetected) -> None:
+        """A drifted block: the signals, whether it started a round (a warning when not), and the change point
+        on the block where the change began (an earlier block when the change goes on)."""
+        block = self.row("blocks", event.block_id)
+        if block is not None:
+            block.update(drift_warning=int(not event.starts_round), signals=_json(event.signals),
+                         held_back=event.held_back or None)
+            self.put("blocks", block)
+        point = event.change_point
+        changed = self.row("blocks", point.block_id) if point is not None else None
+        if changed is not None:
+            changed["change_point"] = change_words(point)
+            self.put("blocks", changed)
+
     def candidate(self, event: CandidateTrained) -> None:
         self.p["candidates"] += 1
         self.put("models", {
@@ -466,11 +484,14 @@ def summarize(event: Event, metric: str = "accuracy") -> str:  # noqa: C901 - on
         case DriftChecked():
             return f"block {event.block_id} checked: {drift_signals(event)}"
         case DriftDetected(reasons=reasons):
-            return f"drift in {event.block_id}: {reasons[0] if reasons else 'no reason recorded'}" + (
-                f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else "")
+            return (f"drift {'in' if event.starts_round else 'warning (no round) in'} {event.block_id}: "
+                    f"{reasons[0] if reasons else 'no reason recorded'}"
+                    + (f" (+{len(reasons) - 1} more)" if len(reasons) > 1 else ""))
         case RetrainRequested():
             return (f"round {event.round_id} started ({event.trigger}{', trial' if event.trial else ''}): "
                     f"{len(event.strategies)} strategies on {len(event.training_blocks)} blocks")
+        case CandidateTrained() if event.strategy == "reuse":
+            return f"candidate {event.model_version} reuses past champion {event.parent_version} in round {event.round_id}"
         case CandidateTrained():
             parent = f", parent {event.parent_version}" if event.parent_version else ""
             return f"candidate {event.model_version} trained ({event.strategy}{parent}) in round {event.round_id}"
@@ -494,6 +515,11 @@ def summarize(event: Event, metric: str = "accuracy") -> str:  # noqa: C901 - on
             return f"rolled back {event.from_version} -> {event.to_version}: {event.reason}"
         case _:
             return type(event).__name__
+
+
+def change_words(point: Any) -> str:
+    """A change point as the read tables show it: "b7 row 120 (concept)"."""
+    return f"{point.block_id} row {point.row} ({point.signal})"
 
 
 def drift_signals(event: DriftChecked) -> str:

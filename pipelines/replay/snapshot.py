@@ -48,6 +48,7 @@ from pipelines.core.events import Artifact
 from pipelines.core.record_copies import dicts_of, maker, slot_setters
 from pipelines.core.schema import ColumnSchema
 from pipelines.core.state import (
+    Adaptation,
     BlockRecord,
     Circuit,
     Counters,
@@ -63,7 +64,8 @@ __all__ = ["SCHEMA", "from_dict", "to_dict"]
 LAYOUT = 3
 PACK_FROM = 64  # shorter columns stay plain JSON lists
 
-_RECORDS = (PipelineState, BlockRecord, ModelRecord, RoundRecord, Circuit, Counters, Artifact, ColumnSchema)
+_RECORDS = (PipelineState, BlockRecord, ModelRecord, RoundRecord, Circuit, Counters, Artifact, ColumnSchema,
+            Adaptation)
 _ARTIFACT_FIELDS = tuple(f.name for f in dataclasses.fields(Artifact))
 
 
@@ -138,6 +140,9 @@ def to_dict(state: PipelineState) -> dict[str, Any]:
         "counters": dataclasses.asdict(state.counters),
         "first_training": list(state.first_training),
         "drift_reasons": list(state.drift_reasons),
+        "adaptation": dataclasses.asdict(state.adaptation),
+        "last_round_seq": state.last_round_seq,
+        "last_round_block": state.last_round_block,
     }
 
 
@@ -274,6 +279,9 @@ def from_dict(data: dict[str, Any]) -> PipelineState:
         counters=Counters(**data["counters"]),
         first_training=tuple(data["first_training"]),
         drift_reasons=tuple(data["drift_reasons"]),
+        adaptation=Adaptation(**data["adaptation"]),
+        last_round_seq=data["last_round_seq"],
+        last_round_block=data["last_round_block"],
     )
 
 

@@ -137,13 +137,16 @@ def split_holdout(
     *,
     holdout_fraction: float,
     holdout_blocks: int | None = None,
+    change_point: tuple[str, int] | None = None,
 ) -> tuple[list[tuple[str, pd.DataFrame]], pd.DataFrame, HoldoutDescription]:
     """Split (block_id, frame) pairs, oldest first, into training blocks and the most recent labelled rows.
 
     Rule (documented in docs/retraining.md): with `holdout_blocks = k` the newest k blocks are held out
     whole; otherwise the last `ceil(holdout_fraction * n)` rows of the new blocks are, where n is the number of
-    rows in the new blocks, taken in arrival order (a block's frame order, blocks oldest first). New blocks
-    must be the newest blocks. Blocks left with no rows are dropped from the training side.
+    rows in the new blocks, taken in arrival order (a block's frame order, blocks oldest first). When a
+    `change_point` (block id, row) falls in the new blocks, n counts only the rows from it on: the holdout
+    then judges candidates on the new concept alone, and is a fraction of its rows. New blocks must be the
+    newest blocks. Blocks left with no rows are dropped from the training side.
 
     >>> a = pd.DataFrame({"x": range(10)}); b = pd.DataFrame({"x": range(10, 15)})
     >>> train, hold, desc = split_holdout([("a", a), ("b", b)], ["b"], holdout_fraction=0.5)
@@ -163,6 +166,7 @@ def split_holdout(
         raise ValueError(f"new blocks {new} must be the newest blocks; allowed: a suffix of {ids}")
 
     spans: list[HoldoutSpan] = []
+    rule_note = ""
     if holdout_blocks is not None:
         if not 1 <= holdout_blocks < len(blocks):
             raise ValueError(
@@ -177,6 +181,13 @@ def split_holdout(
             raise ValueError(f"holdout_fraction = {holdout_fraction}; allowed: 0 < holdout_fraction < 1")
         new_pairs = [(bid, frame) for bid, frame in blocks if bid in new]
         n_new = sum(len(f) for _, f in new_pairs)
+        if change_point is not None and change_point[0] in new:
+            at = [bid for bid, _ in new_pairs].index(change_point[0])
+            after = new_pairs[at:]
+            n_after = sum(len(f) for _, f in after) - min(max(change_point[1], 0), len(after[0][1]))
+            if n_after > 0:
+                n_new = n_after
+                rule_note = f" from the change at {change_point[0]} row {change_point[1]}"
         remaining = math.ceil(holdout_fraction * n_new)
         for bid, frame in reversed(new_pairs):
             if remaining <= 0:
@@ -185,7 +196,7 @@ def split_holdout(
             if take:
                 spans.insert(0, HoldoutSpan(block_id=bid, start=len(frame) - take, stop=len(frame)))
             remaining -= take
-        rule = f"last {holdout_fraction:.0%} of rows of new blocks"
+        rule = f"last {holdout_fraction:.0%} of rows of new blocks{rule_note}"
 
     cut = {s.block_id: s.start for s in spans}
     train = []

@@ -29,7 +29,12 @@ class LabelledBlock:
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class TrainingMaterial:
-    """Everything a strategy may train on: labelled blocks (oldest first, holdout already removed)."""
+    """Everything a strategy may train on: labelled blocks (oldest first, holdout already removed).
+
+    `change_point` (block id, row among the block's labelled rows) is where the newest recorded change began
+    (`since_change` learns from the rows after it); `recent_block_ids` are the blocks since the previous round
+    (`replay_mix`'s new rows).
+    """
 
     blocks: tuple[LabelledBlock, ...]
     new_block_ids: tuple[str, ...]
@@ -37,6 +42,8 @@ class TrainingMaterial:
     categorical: tuple[str, ...]
     target: str
     task: Task
+    change_point: tuple[str, int] | None = None
+    recent_block_ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.task not in ("classification", "regression"):

@@ -16,7 +16,7 @@ from typing import Any
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 __all__ = ["ModelSpec", "ModelSpecError", "build_estimator", "make_model", "final_estimator", "seeded"]
 
@@ -115,7 +115,9 @@ def _accepted_params(cls: type) -> set[str] | None:
 def make_model(spec: ModelSpec, features: tuple[str, ...], categorical: tuple[str, ...]) -> Pipeline:
     """A fresh, unfitted Pipeline: preprocessing shared by all strategies, then the configured estimator.
 
-    Numeric features: median imputation (an all-missing column becomes 0, so the width never changes).
+    Numeric features: median imputation (an all-missing column becomes 0, so the width never changes), then
+    standard scaling (linear models and gradient solvers need comparable scales: unscaled, a salary column
+    kept LogisticRegression from converging on Agrawal streams; trees are unaffected by it).
     Categorical features: missing values become their own category, then one-hot with unknown categories
     ignored, so a category first seen after training does not break prediction.
 
@@ -131,7 +133,8 @@ def make_model(spec: ModelSpec, features: tuple[str, ...], categorical: tuple[st
     numeric = [f for f in features if f not in categorical]
     transformers = []
     if numeric:
-        transformers.append(("num", SimpleImputer(strategy="median", keep_empty_features=True), numeric))
+        transformers.append(("num", Pipeline([("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                                               ("scale", StandardScaler())]), numeric))
     if categorical:
         transformers.append(
             (

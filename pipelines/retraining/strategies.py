@@ -56,6 +56,8 @@ def build_round(
     categorical: Sequence[str],
     target: str,
     task: Task,
+    change_point: tuple[str, int] | None = None,
+    recent_block_ids: Sequence[str] = (),
 ) -> tuple[TrainingMaterial, pd.DataFrame, HoldoutDescription]:
     """Hold out the most recent labelled rows and return the material strategies may see, the holdout, the rule.
 
@@ -71,6 +73,7 @@ def build_round(
         new_block_ids,
         holdout_fraction=settings.holdout_fraction,
         holdout_blocks=settings.holdout_blocks,
+        change_point=change_point,
     )
     kept_ids = {bid for bid, _ in train}
     material = TrainingMaterial(
@@ -80,6 +83,8 @@ def build_round(
         categorical=tuple(categorical),
         target=target,
         task=task,
+        change_point=change_point,
+        recent_block_ids=tuple(b for b in recent_block_ids if b in kept_ids),
     )
     return material, holdout, description
 
@@ -178,6 +183,38 @@ def windowed(
 
 
 @_timed
+def since_change(
+    material: TrainingMaterial, spec: ModelSpec, settings: RetrainSettings, seed: int, champion: Any = None
+) -> TrainedCandidate:
+    """A fresh model on the labelled rows after the recorded change point (the holdout already removed), at
+    least the newest `since_change_min_rows` rows (fewer rows after the change: the newest rows before it fill
+    in). Why: after a real concept switch, history teaches the old concept; the rows since the change are the
+    only ones that teach the new one, and a round at the switch has few of them."""
+    if material.change_point is None:
+        raise StrategySkipped("no change point recorded yet (no drift has started a round)")
+    block_id, row = material.change_point
+    ids = [b.block_id for b in material.blocks]
+    after: list[LabelledBlock] = []
+    if block_id in ids:
+        at = ids.index(block_id)
+        first = material.blocks[at]
+        after = [LabelledBlock(first.block_id, first.frame.iloc[max(row, 0):]), *material.blocks[at + 1:]]
+    # else the change block's rows all went to the holdout: no training row is after the change
+    after = [b for b in after if len(b.frame)]
+    n_after = rows_of(after)
+    used = newest_rows(material.blocks, max(settings.since_change_min_rows, n_after))
+    if settings.row_budget is not None:
+        used = newest_rows(used, settings.row_budget)
+    model = _fresh_fit(material, spec, used, seed)
+    filled = max(0, rows_of(used) - n_after)
+    notes = (f"{n_after} rows after {block_id} row {row}" +
+             (f"; {filled} older rows fill in to since_change_min_rows" if filled else ""))
+    return trained_on(used, model=model, strategy="since_change", seed=seed,
+                      params={"change_block": block_id, "change_row": int(row), "rows_after_change": n_after,
+                              "min_rows": settings.since_change_min_rows}, notes=notes)
+
+
+@_timed
 def incremental(
     material: TrainingMaterial, spec: ModelSpec, settings: RetrainSettings, seed: int, champion: Any = None
 ) -> TrainedCandidate:
@@ -266,9 +303,11 @@ def unstacked(champion: Any) -> Any:
 def replay_mix(
     material: TrainingMaterial, spec: ModelSpec, settings: RetrainSettings, seed: int, champion: Any = None
 ) -> TrainedCandidate:
-    """A fresh model on the new blocks plus a seeded sample of older rows making up `replay_fraction` of the mix."""
-    new = [b for b in material.blocks if b.block_id in material.new_block_ids]
-    older = [b for b in material.blocks if b.block_id not in material.new_block_ids]
+    """A fresh model on the blocks since the previous round plus a seeded sample of older rows making up
+    `replay_fraction` of the mix (before any round: the blocks the champion did not learn from)."""
+    recent = material.recent_block_ids or material.new_block_ids
+    new = [b for b in material.blocks if b.block_id in recent]
+    older = [b for b in material.blocks if b.block_id not in recent]
     n_new, n_older = rows_of(new), rows_of(older)
     if not n_new:
         raise StrategySkipped("no new training rows left after the holdout")
@@ -336,6 +375,7 @@ STRATEGIES: Mapping[str, Strategy] = {
     "full": full,
     "incremental": incremental,
     "windowed": windowed,
+    "since_change": since_change,
     "stacking": stacking,
     "replay_mix": replay_mix,
     "recalibration": recalibration,
@@ -382,6 +422,7 @@ def launch_order(
     cost = {
         "full": min(total, budget),
         "windowed": min(window, budget),
+        "since_change": min(window, budget),
         "replay_mix": min(new / (1.0 - settings.replay_fraction), total, budget),
         "stacking": 5 * min(window, budget) + min(total - window, budget),
         "incremental": 0.2 * min(new, budget),

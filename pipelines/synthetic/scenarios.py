@@ -158,11 +158,17 @@ def drift_schedule(
     switch: str,
     drift_width: int | None = None,
     recur_after: int | None = None,
+    alternate: bool = False,
 ) -> tuple[float, ...]:
     """Per block, the share of rows under the new concept (and the strength of the shifts), 0..1.
 
+    `alternate` (recurring only): the concepts keep taking turns every `recur_after` blocks (A-B-A-B...)
+    instead of the old concept returning once for good, so a stream can test a concept seen twice.
+
     >>> drift_schedule([100] * 5, drift_at=3, switch="recurring", recur_after=1)
     (0.0, 0.0, 1.0, 0.0, 0.0)
+    >>> drift_schedule([100] * 7, drift_at=2, switch="recurring", recur_after=2, alternate=True)
+    (0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0)
     """
     start = sum(block_rows[: drift_at - 1])
     shares = []
@@ -173,6 +179,8 @@ def drift_schedule(
         elif switch == "gradual":
             local = np.arange(offset - start + 1, offset - start + rows + 1, dtype=float)
             share = float(_sigmoid_share(local, drift_width).mean()) if rows else 0.0
+        elif switch == "recurring" and alternate:
+            share = 1.0 if (index - drift_at) // recur_after % 2 == 0 else 0.0
         elif switch == "recurring":
             share = 1.0 if index < drift_at + recur_after else 0.0
         else:
@@ -187,15 +195,23 @@ def _take(iterator: Iterator, n: int) -> list:
 
 
 def _concept_rows(
-    spec: _Spec, seeds: Sequence[int], total: int, start: int, end: int, switch: str, width: int | None
+    spec: _Spec, seeds: Sequence[int], total: int, start: int, end: int, switch: str, width: int | None,
+    alternate: bool = False,
 ) -> list:
-    """The (x, y) pairs of the whole stream: concept A, then B from row `start` (until `end` if recurring)."""
+    """The (x, y) pairs of the whole stream: concept A, then B from row `start` (until `end` if recurring;
+    alternating, each concept's stream resumes where it left off, every `end - start` rows)."""
     before = iter(spec.make_before(seeds[0]))
     if switch == "none":
         return _take(before, total)
     head = _take(before, start)
     if switch == "abrupt":
         return head + _take(iter(spec.make_after(seeds[1])), total - start)
+    if switch == "recurring" and alternate:
+        streams = (iter(spec.make_after(seeds[1])), before)
+        period = max(1, end - start)
+        for turn, at in enumerate(range(start, total, period)):
+            head += _take(streams[turn % 2], min(period, total - at))
+        return head
     if switch == "recurring":
         middle = _take(iter(spec.make_after(seeds[1])), end - start)
         return head + middle + _take(before, total - end)
@@ -371,18 +387,24 @@ def generate_scenario(
     shifts: Iterable[Shift | str] = (),
     labels_until: int | None = None,
     recur_after: int | None = None,
+    alternate: bool = False,
 ) -> Scenario:
     """Generate `blocks` blocks of `rows` rows from River scenario `name` with a known drift from `drift_at`.
 
     `switch` (default: the scenario's own, `gradual` for hyperplane, else `abrupt`) says how the labelling
     function changes: `abrupt` at the first row of block `drift_at`; `gradual` along ConceptDriftStream's
     sigmoid over about `drift_width` rows (default two blocks); `recurring` for `recur_after` blocks, then
-    the old concept returns; `none` keeps the concept. `shifts` follow the same schedule. Blocks after
-    `labels_until` carry no target column.
+    the old concept returns (with `alternate`, the two keep taking turns every `recur_after` blocks: A-B-A-B);
+    `none` keeps the concept. `shifts` follow the same schedule. Blocks after `labels_until` carry no target
+    column.
 
     >>> s = generate_scenario("sea", blocks=4, rows=50, seed=1, shifts=["mean:feat_3:1"])
     >>> [(b["block_id"], b["kinds"]) for b in s.manifest["blocks"]]
     [('block_0001', []), ('block_0002', []), ('block_0003', ['concept', 'covariate']), ('block_0004', ['concept', 'covariate'])]
+    >>> abab = generate_scenario("sea", blocks=8, rows=20, seed=1, drift_at=3, switch="recurring", recur_after=2,
+    ...                          alternate=True)
+    >>> [b["concept"] for b in abab.manifest["blocks"]], abab.manifest["parameters"]["alternate"]
+    (['before', 'before', 'after', 'after', 'before', 'before', 'after', 'after'], True)
     """
     if name not in SCENARIOS:
         raise ScenarioError(f"unknown scenario {name!r}; choose one of {', '.join(SCENARIOS)}")
@@ -390,6 +412,8 @@ def generate_scenario(
     _check_int("the number of blocks (--blocks)", blocks, 1)
     _check_int("the rows per block (--rows)", rows, 1)
     switch = spec.default_switch if switch is None else switch
+    if alternate and switch != "recurring":
+        raise ScenarioError(f"alternate concepts need switch='recurring', not {switch!r}")
     block_rows = [rows] * blocks
     drift_at, drift_width, recur_after = _resolve_timing(
         block_rows, drift_at, switch, drift_width, recur_after, labels_until
@@ -399,11 +423,11 @@ def generate_scenario(
     total = rows * blocks
     start = rows * (drift_at - 1)
     end = min(total, start + rows * (recur_after or 0))
-    pairs = _concept_rows(spec, seeds, total, start, end, switch, drift_width)
+    pairs = _concept_rows(spec, seeds, total, start, end, switch, drift_width, alternate)
     data = _to_frame(spec, pairs)
     clean = [data.iloc[i * rows : (i + 1) * rows].reset_index(drop=True) for i in range(blocks)]
     ids = [block_name(i) for i in range(1, blocks + 1)]
-    shares = drift_schedule(block_rows, drift_at, switch, drift_width, recur_after)
+    shares = drift_schedule(block_rows, drift_at, switch, drift_width, recur_after, alternate)
     concept = None
     if switch != "none":
         concept = {"before": spec.before, "after": spec.after, "features": list(spec.concept_features)}
@@ -433,6 +457,8 @@ def generate_scenario(
             "recur_after": recur_after,
             "shifts": [s.spec for s in parsed],
             "labels_until": labels_until,
+            # only when set, so every manifest written before `alternate` existed reads the same
+            **({"alternate": True} if alternate else {}),
         },
         "concepts": concept,
         "columns": {

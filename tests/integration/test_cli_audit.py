@@ -297,8 +297,11 @@ def test_audit_reproduces_every_recorded_decision(calmops, scenario_home: Path) 
 
 
 def test_audit_names_a_decision_that_does_not_reproduce(calmops, home_copy: Path) -> None:
-    (position,) = query(home_copy, "SELECT position FROM events WHERE type = 'ChallengerEvaluated' "
-                                   "ORDER BY position LIMIT 1 OFFSET 2")[0]
+    pruned = {v for (p,) in query(home_copy, "SELECT position FROM events WHERE type = 'ArtifactsPruned'")
+              for v in payload_of(home_copy, p)["model_versions"]}  # a pruned candidate is not re-scored
+    position = [p for (p,) in query(home_copy, "SELECT position FROM events WHERE type = 'ChallengerEvaluated' "
+                                               "ORDER BY position")
+                if payload_of(home_copy, p)["model_version"] not in pruned][2]
     data = payload_of(home_copy, position)
     data["metrics"]["accuracy"] = round(data["metrics"]["accuracy"] - 0.05, 6)
     with sqlite3.connect(home_copy / "log.sqlite") as conn:
@@ -327,13 +330,13 @@ def test_status_lists_every_pipeline(calmops, scenario_home: Path) -> None:
 
 
 def test_events_filters_by_type_time_pipeline_and_limit(calmops, scenario_home: Path) -> None:
-    drifts = query(scenario_home, "SELECT position FROM events WHERE type = 'DriftDetected' ORDER BY position")
-    code, out, _ = calmops("events", "--home", scenario_home, "--type", "DriftDetected", "--json")
+    drifts = query(scenario_home, "SELECT position FROM events WHERE type = 'DriftChecked' ORDER BY position")
+    code, out, _ = calmops("events", "--home", scenario_home, "--type", "DriftChecked", "--json")
     assert code == 0 and [json.loads(line)["position"] for line in out.splitlines()] == [p for (p,) in drifts]
-    code, out, _ = calmops("events", "--home", scenario_home, "--type", "DriftDetected", "--limit", "2")
+    code, out, _ = calmops("events", "--home", scenario_home, "--type", "DriftChecked", "--limit", "2")
     first = payload_of(scenario_home, drifts[0][0])["block_id"]
     assert out.splitlines()[-1] == "2 event(s)" and len(out.splitlines()) == 3
-    assert f"DriftDetected        drift detected on {first}: " in out.splitlines()[0]
+    assert f"DriftChecked         {first} checked: " in out.splitlines()[0]
     (since,) = query(scenario_home, "SELECT recorded_at FROM events WHERE position = ?", (drifts[-1][0],))[0]
     code, out, _ = calmops("events", "--home", scenario_home, "--since", since, "--pipeline", "sea", "--json")
     assert json.loads(out.splitlines()[0])["position"] <= drifts[-1][0]

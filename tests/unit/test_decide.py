@@ -36,7 +36,7 @@ from pipelines.core.events import (
     RetrainRequested,
     SchemaFixed,
 )
-from pipelines.drift.results import DriftAssessment
+from pipelines.drift.results import DriftAssessment, PerformanceDrift
 
 
 def kinds(events) -> list[str]:
@@ -100,9 +100,13 @@ def test_a_rejection_is_recorded_once_per_config(run: Driver) -> None:
     assert kinds(run(cmd)) == ["BlockRejected"]
 
 
-def drift_check(block_id: str, drifted: bool) -> RecordDriftCheck:
+DROP = PerformanceDrift(metric="accuracy", at_promotion=0.9, observed=0.7, tolerance=0.05, drifted=True)
+
+
+def drift_check(block_id: str, drifted: bool, performance: PerformanceDrift | None = DROP) -> RecordDriftCheck:
     assessment = DriftAssessment(drifted=drifted, reasons=("x1: mean moved by 0.8 sd",) if drifted else (),
-                                 features=(), multivariate=None, concept=None, performance=None)
+                                 features=(), multivariate=None, concept=None,
+                                 performance=performance if drifted else None)
     return RecordDriftCheck(block_id=block_id, assessment=assessment, reference_blocks=("b0",), occurred_at=at())
 
 
@@ -112,7 +116,7 @@ def test_a_drifted_check_is_followed_by_drift_detected(run: Driver) -> None:
     assert kinds(events) == ["DriftChecked", "DriftDetected"]
     assert isinstance(events[1], DriftDetected) and events[1].reasons == ("x1: mean moved by 0.8 sd",)
     assert run(drift_check("b1", drifted=True)) == ()  # checked once
-    assert run.state.retrain_pending
+    assert run.state.retrain_pending and events[1].starts_round and events[1].signals == ("performance",)
 
 
 def test_a_quiet_check_is_only_checked(run: Driver) -> None:

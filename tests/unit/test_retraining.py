@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.linear_model import SGDClassifier, SGDRegressor
+from sklearn.preprocessing import FunctionTransformer
 
+import pipelines.retraining.models as models_module
 from pipelines.config.retrain import STRATEGY_NAMES, RetrainSettings
 from pipelines.core.metrics import primary_metric
 from pipelines.retraining.evaluation import evaluate
@@ -53,10 +55,11 @@ def sgd_spec(kind: str) -> ModelSpec:
     return ModelSpec("sklearn.linear_model.SGDClassifier", {"loss": "log_loss", "max_iter": 200, "tol": None})
 
 
-def round_for(kind: str, settings: RetrainSettings, blocks=None, new=("b3", "b4")):
+def round_for(kind: str, settings: RetrainSettings, blocks=None, new=("b3", "b4"), change_point=("b2", 30)):
     blocks = blocks or make_blocks(kind)
     return build_round(
-        blocks, list(new), settings, features=FEATURES, categorical=("c",), target="y", task=task_of(kind)
+        blocks, list(new), settings, features=FEATURES, categorical=("c",), target="y", task=task_of(kind),
+        change_point=change_point,
     )
 
 
@@ -79,6 +82,7 @@ EXPECTED = {
     "full": (("b0", "b1", "b2", "b3", "b4"), 540),
     "incremental": (("b3", "b4"), 180),
     "windowed": (("b3", "b4"), 180),
+    "since_change": (("b2", "b3", "b4"), 270),  # b2[30:] + b3 + b4[0:60]: the rows after the change at b2 row 30
     "stacking": (("b0", "b1", "b2", "b3", "b4"), 540),
     "replay_mix": (("b0", "b1", "b2", "b3", "b4"), 240),  # 180 new + 60 replayed = 25% of the mix
     "recalibration": (("b3", "b4"), 180),
@@ -270,7 +274,9 @@ class SpySGDRegressor(SGDRegressor):
 
 @pytest.mark.parametrize("holdout", [{"holdout_fraction": 0.3}, {"holdout_blocks": 1}])
 @pytest.mark.parametrize("kind", KINDS)
-def test_no_strategy_ever_touches_a_holdout_row(kind: str, holdout: dict) -> None:
+def test_no_strategy_ever_touches_a_holdout_row(kind: str, holdout: dict, monkeypatch) -> None:
+    # the spy compares raw x1 values: keep the scaler out of the way (it only rescales what a strategy chose)
+    monkeypatch.setattr(models_module, "StandardScaler", FunctionTransformer)
     spy = SpySGDRegressor if kind == "regression" else SpySGDClassifier
     params = {"max_iter": 50, "tol": None} | ({} if kind == "regression" else {"loss": "log_loss"})
     spec = ModelSpec(f"{spy.__module__}.{spy.__qualname__}", params)
@@ -307,7 +313,8 @@ def test_no_strategy_ever_touches_a_holdout_row(kind: str, holdout: dict) -> Non
 
 def test_defaults_are_valid_and_documented_values() -> None:
     s = RetrainSettings()
-    assert s.strategies == ("full", "windowed", "replay_mix", "recalibration")
+    assert s.strategies == ("full", "windowed", "since_change", "replay_mix", "recalibration")
+    assert (s.trigger, s.reuse_champions, s.adapt_growth, s.adapt_max_rounds) == (("performance", "concept"), 5, 2.0, 3)
     assert (s.window_blocks, s.replay_fraction, s.min_improvement, s.holdout_fraction) == (3, 0.3, 0.01, 0.2)
     assert (primary_metric(s, "classification"), primary_metric(s, "regression")) == ("accuracy", "r2")
 
@@ -384,6 +391,7 @@ def test_launch_order_puts_the_costliest_strategies_first() -> None:
         "full",
         "replay_mix",
         "windowed",
+        "since_change",
         "ipip",
         "incremental",
         "recalibration",

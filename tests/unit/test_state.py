@@ -20,6 +20,7 @@ from pipelines.core.events import (
     CandidateTrained,
     ChallengerEvaluated,
     ChallengerRejected,
+    ChangePoint,
     CircuitClosed,
     CircuitOpened,
     ConfigChanged,
@@ -37,6 +38,7 @@ from pipelines.core.events import (
 from pipelines.core.record_copies import maker, replacer, slot_setters
 from pipelines.core.schema import ColumnSchema
 from pipelines.core.state import (
+    Adaptation,
     BlockRecord,
     Circuit,
     Counters,
@@ -185,17 +187,35 @@ def reference_evolve(state: PipelineState, event: Event) -> PipelineState:
                 concept_state=concept.state if concept is not None else state.concept_state,
                 counters=replace(c, drift_checks=c.drift_checks + 1),
             )
-        case DriftDetected(block_id=block_id, reasons=reasons):
-            return replace(state, last_drift_block=block_id, retrain_pending=True, drift_reasons=reasons,
-                           counters=replace(c, drifts=c.drifts + 1))
+        case DriftDetected(block_id=block_id, reasons=reasons, change_point=point):
+            adaptation = state.adaptation
+            if point is not None and (point.block_id, point.row) != (adaptation.block_id, adaptation.row):
+                changed = state.blocks.get(point.block_id)
+                adaptation = Adaptation(block_id=point.block_id, row=point.row, signal=point.signal,
+                                        seq=changed.seq if changed else 0)
+            state = replace(state, last_drift_block=block_id, adaptation=adaptation,
+                            counters=replace(c, drifts=c.drifts + 1))
+            return replace(state, retrain_pending=True, drift_reasons=reasons) if event.starts_round else state
         case RetrainRequested():
+            point = event.change_point
             round_ = RoundRecord(
                 round_id=event.round_id, block_id=event.block_id, strategies=event.strategies,
                 training_blocks=event.training_blocks, holdout_blocks=event.holdout_blocks,
                 started_at=event.occurred_at, trial=event.trial, seed=event.seed, trigger=event.trigger,
                 new_blocks=event.new_blocks, reasons=event.reasons,
+                change_block=point.block_id if point else None, change_row=point.row if point else 0,
+                change_signal=point.signal if point else "", change_rows=event.change_rows,
+                recent_blocks=event.recent_blocks, reuse=event.reuse,
             )
-            return replace(state, round=round_, retrain_pending=False, counters=replace(c, rounds=c.rounds + 1))
+            a = state.adaptation
+            if point is not None and (point.block_id, point.row) == (a.block_id, a.row):
+                a = replace(a, rounds=a.rounds + 1, adapt_rounds=a.adapt_rounds + (event.trigger == "adapt"),
+                            rows_at_last_round=event.change_rows)
+            started = state.blocks.get(event.block_id)
+            return replace(state, round=round_, retrain_pending=False, adaptation=a,
+                           last_round_block=event.block_id,
+                           last_round_seq=started.seq if started else state.last_round_seq,
+                           counters=replace(c, rounds=c.rounds + 1))
         case CandidateTrained():
             record = ModelRecord(
                 version=event.model_version, strategy=event.strategy, artifact=event.artifact,
@@ -224,6 +244,10 @@ def reference_evolve(state: PipelineState, event: Event) -> PipelineState:
             for v in versions:
                 if v in models:
                     models = models.set(v, replace(models[v], status="rejected"))
+            r = state.round
+            if r is not None and r.round_id == round_id and r.trigger == "adapt" \
+                    and r.change_block == state.adaptation.block_id:
+                state = replace(state, adaptation=replace(state.adaptation, settled=True))
             return replace(
                 state, models=models, round=None if state.round and state.round.round_id == round_id
                 else state.round,
@@ -301,6 +325,9 @@ concept = st.one_of(st.none(), st.builds(ConceptDrift, detector=st.just("ddm"), 
                                          warning=st.booleans(), rows_seen=st.integers(0, 9),
                                          state=st.sampled_from(["{}", '{"n": 1}'])))
 
+change_points = st.one_of(st.none(), st.builds(ChangePoint, block_id=blocks, row=st.integers(0, 3),
+                                               signal=st.sampled_from(["concept", "performance"])))
+
 events = st.one_of(
     st.builds(PipelineRegistered, name=st.just("p"), config_sha256=shas, config=st.just({"name": "p"}),
               occurred_at=times),
@@ -314,10 +341,12 @@ events = st.one_of(
     st.builds(PerformanceMeasured, block_id=blocks, model_version=versions, metrics=metrics, occurred_at=times),
     st.builds(DriftChecked, block_id=blocks, drifted=st.booleans(), reasons=st.just(()), features=st.just(()),
               concept=concept, occurred_at=times),
-    st.builds(DriftDetected, block_id=blocks, reasons=st.just(("x",)), occurred_at=times),
+    st.builds(DriftDetected, block_id=blocks, reasons=st.just(("x",)), starts_round=st.booleans(),
+              change_point=change_points, occurred_at=times),
     st.builds(RetrainRequested, round_id=rounds, block_id=blocks, strategies=st.just(("full", "windowed")),
               training_blocks=st.just(("b1",)), holdout_blocks=st.just(("b1",)), holdout=st.just("h"),
-              seed=st.integers(0, 3), trial=st.booleans(), occurred_at=times),
+              seed=st.integers(0, 3), trial=st.booleans(), trigger=st.sampled_from(["drift", "adapt"]),
+              change_point=change_points, change_rows=st.integers(0, 9), occurred_at=times),
     st.builds(CandidateTrained, round_id=rounds, model_version=versions, strategy=st.just("full"),
               artifact=st.just(ART), sha256=shas, training_blocks=st.just(("b1",)), seconds=st.just(1.0),
               parent_version=st.one_of(st.none(), versions), occurred_at=times),

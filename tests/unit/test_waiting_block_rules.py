@@ -15,7 +15,7 @@ from pipelines.core.decide import (
     StrategyOutcome,
 )
 from pipelines.core.rounds import plan_round
-from pipelines.drift.results import DriftAssessment
+from pipelines.drift.results import DriftAssessment, PerformanceDrift
 
 
 def quiet(block_id: str, reference: tuple[str, ...]) -> RecordDriftCheck:
@@ -73,8 +73,9 @@ def test_after_the_first_model_the_other_blocks_wait_for_their_check_in_arrival_
 def test_a_drift_round_learns_only_from_blocks_up_to_the_one_that_triggered_it(backlog) -> None:
     run, cfg = backlog
     first_model(run, cfg, "b5")
-    assessment = DriftAssessment(drifted=True, reasons=("x1 moved",), features=(), multivariate=None,
-                                 concept=None, performance=None)
+    drop = PerformanceDrift(metric="accuracy", at_promotion=0.9, observed=0.7, tolerance=0.05, drifted=True)
+    assessment = DriftAssessment(drifted=True, reasons=("accuracy fell",), features=(), multivariate=None,
+                                 concept=None, performance=drop)
     run(RecordDriftCheck(block_id="b3", assessment=assessment, reference_blocks=("b1", "b2"),
                          occurred_at="2026-01-01T00:00:03+00:00"))
     plan = plan_round(run.state, cfg, "b3")
