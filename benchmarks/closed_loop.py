@@ -629,9 +629,10 @@ def run_baselines(frames: Sequence[tuple[str, pd.DataFrame]], scored: set[str], 
 # --- ours: the real pipeline ------------------------------------------------------------------------------
 
 
-def pipeline_config(seed: int, model: str = "lr", trigger: Sequence[str] | None = None) -> dict[str, Any]:
+def pipeline_config(seed: int, model: str = "lr", trigger: Sequence[str] | None = None,
+                    retrain: dict[str, Any] | None = None) -> dict[str, Any]:
     """The config the pipeline runs with: every default, the run's seed, the model, and `[retrain] trigger`
-    when one is given (None: the pipeline's default).
+    when one is given (None: the pipeline's default), plus any other `[retrain]` keys from `--set`.
 
     >>> pipeline_config(3, "hgb", ["concept"])["model"]["class"], pipeline_config(3)["training"]
     ('sklearn.ensemble.HistGradientBoostingClassifier', {'seed': 3})
@@ -642,6 +643,8 @@ def pipeline_config(seed: int, model: str = "lr", trigger: Sequence[str] | None 
                            "model": {"class": MODELS[model]["class"], "params": dict(MODELS[model]["params"])}}
     if trigger is not None:
         raw["retrain"] = {"trigger": list(trigger)}
+    if retrain:
+        raw["retrain"] = {**raw.get("retrain", {}), **retrain}
     return raw
 
 
@@ -796,6 +799,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"[retrain] trigger, comma-separated: {', '.join(TRIGGER_SIGNALS)} (an empty "
                              "string: drift only warns; default: the pipeline's own)")
     parser.add_argument("--label", default=None, help="a name for this run, kept in the JSON's meta")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a [retrain] key for the pipeline, TOML value (e.g. adapt_growth=4); repeatable")
     parser.add_argument("--blocks", type=int, default=None, help="blocks per scenario, overriding each one's own")
     parser.add_argument("--rows", type=int, default=None, help="rows per block, overriding each scenario's own")
     parser.add_argument("--stream", type=Path, default=None, help="CSV of a real stream with a `target` column")
@@ -811,6 +816,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.models = preset["models"] if args.models is None else _listed(parser, "--models", args.models, tuple(MODELS))
     if args.trigger is not None:
         args.trigger = _listed(parser, "--trigger", args.trigger, TRIGGER_SIGNALS)
+    import tomllib
+
+    settings: dict[str, Any] = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        try:
+            settings.update(tomllib.loads(f"{key.strip()} = {value.strip()}") if sep else {})
+        except tomllib.TOMLDecodeError as err:
+            parser.error(f"--set {item!r}: {err}; allowed: KEY=VALUE with a TOML value")
+        if not sep:
+            parser.error(f"--set {item!r}: allowed: KEY=VALUE")
+    args.set = settings
     if args.no_scenarios:
         args.scenarios = ()
     for name in args.scenarios:
@@ -828,13 +845,13 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.config.pipeline import config_from_dict
 
     started = time.perf_counter()
-    trigger = list(config_from_dict(pipeline_config(0, trigger=args.trigger), "<closed_loop>").retrain.trigger)
+    trigger = list(config_from_dict(pipeline_config(0, trigger=args.trigger, retrain=args.set), "<closed_loop>").retrain.trigger)
     results: dict[str, Any] = {
         "meta": {"label": args.label, "seeds": args.seeds, "scenarios": list(args.scenarios),
                  "models": list(args.models), "trigger": trigger, "trigger_option": args.trigger,
                  "blocks": args.blocks, "rows": args.rows, "quick": args.quick,
                  "load_before": os.getloadavg()[0], "cpus": os.cpu_count(),
-                 "config": {m: pipeline_config(0, m, args.trigger) for m in args.models},
+                 "config": {m: pipeline_config(0, m, args.trigger, args.set) for m in args.models},
                  "adwin_delta": ADWIN_DELTA},
         "scenarios": {},
     }
@@ -849,7 +866,7 @@ def main(argv: list[str] | None = None) -> int:
             for model in args.models:
                 runs = []
                 for seed in scenario_seeds(name, args.seeds):
-                    run = run_scenario(work, spec, seed, pipeline_config(seed, model, args.trigger))
+                    run = run_scenario(work, spec, seed, pipeline_config(seed, model, args.trigger, args.set))
                     runs.append(run)
                     promoted = [f"{r['block'][-2:]}:{r['promoted']}" for r in run["rounds"]
                                 if r["trigger"] != "initial" and r["promoted"]]
@@ -861,7 +878,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.stream is not None:
             stream = results["stream"] = {"name": args.stream.name, "rows": args.stream_rows, "models": {}}
             for model in args.models:
-                out = run_stream(work, args.stream, args.stream_rows, pipeline_config(0, model, args.trigger))
+                out = run_stream(work, args.stream, args.stream_rows, pipeline_config(0, model, args.trigger, args.set))
                 stream["blocks"] = out.pop("blocks")
                 stream["models"][model] = out
                 print(f"stream {args.stream.name} {model}: {out['flagged']}/{out['checked']} blocks flagged, "

@@ -8,7 +8,11 @@ time, and the verdict is re-assessed; statistics must agree within `--tolerance`
 `PerformanceMeasured`: the champion is scored on the block again. For every candidate: its model is loaded
 (hash-verified) and scored on the holdout rows its round's `RetrainRequested` describes, and so is the
 champion it was compared with; then the promotion rule is applied to the new numbers and must pick the same
-version. Exit 0 when everything reproduces, 1 when anything does not (each mismatch is named).
+version. Two pure checks need no artifact and always run: every `DriftDetected` is decided again from the
+recorded check (its signals, change point and whether it started a round: `[retrain] trigger`), and every
+`RetrainRequested` is planned again (`plan_round`: trigger, blocks, change point, rows after it, the blocks
+since the last round, and the past champions it reused). Exit 0 when everything reproduces, 1 when anything
+does not (each mismatch is named).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from pipelines.core.events import (
     ChallengerEvaluated,
     ChallengerRejected,
     DriftChecked,
+    DriftDetected,
     Event,
     ModelPromoted,
     PerformanceMeasured,
@@ -191,7 +196,8 @@ class Auditor:
         self.compare_optional(cmp, "multivariate", event.multivariate, now.multivariate, ("statistic", "p_value"),
                               ("drifted", "columns", "subsample", "permutations"))
         self.compare_optional(cmp, "concept", event.concept, now.concept, (),
-                              ("detector", "drift", "warning", "rows_seen", "drift_rows", "block_rows"))
+                              ("detector", "drift", "warning", "rows_seen", "drift_rows", "block_rows",
+                               "change_rows"))
         if event.concept is not None and now.concept is not None:
             cmp.json_like("concept state", json.loads(event.concept.state), json.loads(now.concept.state))
         self.compare_optional(cmp, "performance", event.performance, now.performance, ("at_promotion", "observed"),
@@ -332,9 +338,23 @@ def audit(home: Home, events: list[tuple[Any, Event]], tolerance: float, *, drif
     rounds: dict[str, RoundAudit] = {}
     # candidates whose files retention deleted: their recorded scores stand in for a re-score
     pruned = {v for _, e in events if type(e).__name__ == "ArtifactsPruned" for v in e.model_versions}
+    before_check: tuple[PipelineState, DriftChecked] | None = None
     for i, (record, event) in enumerate(events, 1):
         progress(i, len(events))
         check = None
+        match event:
+            case DriftDetected() if (before_check is not None and before_check[1].block_id == event.block_id
+                                     and recorded_with(record, "signals")):
+                check = Check("trigger", f"drift on {event.block_id}", record.position)
+                guarded(check, partial(trigger_check, *before_check, event, check))
+            case RetrainRequested() if recorded_with(record, "recent_blocks"):
+                check = Check("round", f"round {event.round_id} ({event.trigger})", record.position)
+                guarded(check, partial(round_check, state, event, check))
+        if check is not None:
+            checks.append(check)
+            check = None
+        if isinstance(event, DriftChecked):
+            before_check = (state, event)
         match event:
             case PerformanceMeasured() if drift:
                 check = Check("performance", f"champion {event.model_version} on {event.block_id}", record.position)
@@ -366,6 +386,57 @@ def audit(home: Home, events: list[tuple[Any, Event]], tolerance: float, *, drif
             checks.append(check)
         state = evolve(state, event)
     return checks
+
+
+def recorded_with(record: Any, key: str) -> bool:
+    """Whether the stored event has field `key`: events recorded by older code lack the fields a newer rule
+    decides, so that rule is not re-checked on them (it did not exist when they were decided)."""
+    payload = getattr(record, "payload", None)
+    if isinstance(payload, dict):
+        return key in payload
+    return f'"{key}"' in getattr(record, "payload_json", "")
+
+
+def trigger_check(state: PipelineState, checked: DriftChecked, detected: DriftDetected, check: Check) -> None:
+    """`decide` on the recorded check, in the state before it, must give the recorded drift decision."""
+    from pipelines.core.decide import RecordDriftCheck, decide
+    from pipelines.drift.results import DriftAssessment
+
+    assessment = DriftAssessment(drifted=checked.drifted, reasons=checked.reasons, features=checked.features,
+                                 multivariate=checked.multivariate, concept=checked.concept,
+                                 performance=checked.performance)
+    now = decide(state, RecordDriftCheck(block_id=checked.block_id, assessment=assessment,
+                                         reference_blocks=checked.reference_blocks, occurred_at=checked.occurred_at))
+    again = next((e for e in now if isinstance(e, DriftDetected)), None)
+    cmp = Compare(0.0, check.differences)
+    if again is None:
+        check.differences.append("the recorded check no longer concludes drift")
+        return
+    for attr in ("signals", "starts_round", "held_back", "change_point"):
+        cmp.same(attr, getattr(detected, attr), getattr(again, attr))
+
+
+def round_check(state: PipelineState, request: RetrainRequested, check: Check) -> None:
+    """`plan_round` in the state before the round must plan what was recorded; the past champions it reused
+    must be the ones `reusable` picks for its holdout."""
+    from pipelines.config.pipeline import config_from_dict
+    from pipelines.core.rounds import plan_round, reusable
+
+    config = config_from_dict(state.config, "<log>")
+    plan = plan_round(state, config, request.block_id)
+    cmp = Compare(0.0, check.differences)
+    if plan is None:
+        check.differences.append(f"no round is due after {request.block_id} in the state before it")
+        return
+    cmp.same("trigger", request.trigger, plan.trigger)
+    cmp.same("training blocks", request.training_blocks, plan.labelled_blocks)
+    cmp.same("new blocks", request.new_blocks, plan.new_blocks)
+    cmp.same("change point", request.change_point, plan.change_point)
+    cmp.same("rows after the change", request.change_rows, plan.change_rows)
+    cmp.same("blocks since the last round", request.recent_blocks, plan.recent_blocks)
+    if request.trigger != "initial":
+        cmp.same("reused past champions", request.reuse,
+                 reusable(state, config.retrain.reuse_champions, request.holdout_blocks))
 
 
 def rescore(auditor: Auditor, state: PipelineState, request: RetrainRequested, evaluated: ChallengerEvaluated,

@@ -282,7 +282,11 @@ def test_audit_reproduces_every_recorded_decision(calmops, scenario_home: Path) 
     evaluations = sum(payload_of(scenario_home, p)["model_version"] not in pruned for (p,) in query(
         scenario_home, "SELECT position FROM events WHERE type = 'ChallengerEvaluated'"))
     assert [c for c in checks if not c["ok"]] == []
-    assert code == 0 and report["ok"] and kinds == {"drift", "performance", "candidate", "promotion"}
+    assert code == 0 and report["ok"] and kinds == {"drift", "performance", "candidate", "promotion", "trigger",
+                                                    "round"}
+    rounds = query(scenario_home, "SELECT COUNT(*) FROM events WHERE type = 'RetrainRequested'")[0][0]
+    detected = query(scenario_home, "SELECT COUNT(*) FROM events WHERE type = 'DriftDetected'")[0][0]
+    assert sum(c["kind"] == "round" for c in checks) == rounds and sum(c["kind"] == "trigger" for c in checks) == detected
     assert sum(c["kind"] == "drift" for c in checks) == drift_checks
     assert sum(c["kind"] == "candidate" for c in checks) == evaluations
     # what could not be re-checked is said, not hidden; --strict makes it a failure
@@ -428,3 +432,24 @@ def test_a_damaged_log_is_a_user_error_and_verify_names_it(calmops, home_copy: P
     assert "Traceback" not in err
     code, out, _ = calmops("verify", "--home", home_copy)
     assert code == 1 and "log: BROKEN at position 5" in out
+
+
+def test_audit_names_a_round_or_a_drift_decision_the_rules_would_not_take(calmops, home_copy: Path) -> None:
+    (detected,) = query(home_copy, "SELECT position FROM events WHERE type = 'DriftDetected' LIMIT 1")[0]
+    data = payload_of(home_copy, detected)
+    data["starts_round"] = not data["starts_round"]
+    (request,) = query(home_copy, "SELECT position FROM events WHERE type = 'RetrainRequested' "
+                                  "AND json_extract(payload, '$.trigger') = 'adapt' LIMIT 1")[0]
+    planned = payload_of(home_copy, request)
+    planned["change_rows"] += 1
+    with sqlite3.connect(home_copy / "log.sqlite") as conn:
+        for position, payload in ((detected, data), (request, planned)):
+            conn.execute("UPDATE events SET payload = ? WHERE position = ?",
+                         (json.dumps(payload, sort_keys=True, separators=(",", ":")), position))
+    rehash(home_copy / "log.sqlite", forget_head=True)
+    code, out, _ = calmops("audit", "sea", "--home", home_copy, "--skip-candidates")
+    assert code == 1
+    assert f"MISMATCH trigger     drift on {data['block_id']} (position {detected})" in out
+    assert f"starts_round: recorded {data['starts_round']}, now {not data['starts_round']}" in out
+    assert "no round is due after" in out  # the drift round that the flipped decision would not have started
+    assert f"rows after the change: recorded {planned['change_rows']}, now {planned['change_rows'] - 1}" in out
