@@ -48,6 +48,7 @@ class RetrainSettings:
     since_change_min_rows: int = 200  # since_change trains on at least this many of the newest rows
     adapt_growth: float = 2.0  # an "adapt" round starts when the new concept's rows grew by this factor
     adapt_max_rounds: int = 3  # adapt rounds per change point at most
+    adapt_from_start: bool = False  # the pipeline's start counts as a change point: rounds as history grows
     window_blocks: int = 3
     replay_fraction: float = 0.3
     row_budget: int | None = 200_000
@@ -94,6 +95,8 @@ class RetrainSettings:
             value = getattr(self, key)
             if not _is_int(value) or value < low:
                 raise ValueError(f"{key} = {value!r}; allowed: an integer >= {low}")
+        if not isinstance(self.adapt_from_start, bool):
+            raise ValueError(f"adapt_from_start = {self.adapt_from_start!r}; allowed: true or false")
         if not _is_number(self.adapt_growth) or self.adapt_growth <= 1.0:
             raise ValueError(f"adapt_growth = {self.adapt_growth!r}; allowed: a number > 1")
         if not _is_int(self.window_blocks) or self.window_blocks < 1:

@@ -54,8 +54,13 @@ def plan_round(state: PipelineState, config: PipelineConfig, block_id: str) -> R
         first = first_labelled(state, config.training.initial_blocks)
         if len(first) < config.training.initial_blocks:
             return None
+        start = None
+        if config.retrain.adapt_from_start:  # history growing on a stable stream earns adapt rounds too
+            start = ChangePoint(block_id=first[0], row=0, signal="start")
         return RoundPlan(round_id=round_id, block_id=first[-1], trigger="initial", strategies=("full",),
-                         labelled_blocks=first, new_blocks=first, seed=seed,
+                         labelled_blocks=first, new_blocks=first, seed=seed, change_point=start,
+                         change_rows=sum(state.blocks[b].rows for b in first) if start else 0,
+                         recent_blocks=first,
                          reasons=(f"first model: {len(first)} labelled block(s) arrived ([training] "
                                   f"initial_blocks = {config.training.initial_blocks})",))
     upto = state.blocks[block_id].seq

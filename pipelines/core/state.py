@@ -326,6 +326,11 @@ def evolve(state: PipelineState, event: Event) -> PipelineState:
                 adaptation = _adaptation(adaptation, rounds=adaptation.rounds + 1,
                                          adapt_rounds=adaptation.adapt_rounds + (event.trigger == "adapt"),
                                          rows_at_last_round=event.change_rows)
+            elif point is not None:  # a round that brings its own change point: the pipeline's start
+                changed = state.blocks.get(point.block_id)
+                adaptation = Adaptation(block_id=point.block_id, row=point.row, signal=point.signal,
+                                        seq=changed.seq if changed else 0, rounds=1,
+                                        rows_at_last_round=event.change_rows)
             started = state.blocks.get(event.block_id)
             return _state(state, version=version, last_event_at=at, round=round_, retrain_pending=False,
                           adaptation=adaptation, last_round_block=event.block_id,
@@ -398,6 +403,10 @@ def evolve(state: PipelineState, event: Event) -> PipelineState:
 
 def promote(state: PipelineState, event: ModelPromoted) -> PipelineState:
     models = state.models
+    adaptation = state.adaptation
+    if (event.strategy == "reuse" and state.round is not None and state.round.round_id == event.round_id
+            and state.round.change_block == adaptation.block_id):
+        adaptation = _adaptation(adaptation, settled=True)  # a model of this concept came back: adapted
     if state.champion and state.champion in models:
         models = models.set(state.champion, _model(models[state.champion], status="retired"))
     record = models.get(event.model_version)
@@ -415,7 +424,7 @@ def promote(state: PipelineState, event: ModelPromoted) -> PipelineState:
             (state.round.training_blocks if closing else ()) + (record.training_blocks if record else ())))
     c = state.counters
     return _state(
-        state, models=models, champion=event.model_version, first_training=first_training,
+        state, models=models, champion=event.model_version, first_training=first_training, adaptation=adaptation,
         round=None if closing else state.round,
         circuit=after_round(state.circuit, succeeded=True) if closing else state.circuit,
         last_check_drifted=None, concept_state=None,  # a new champion starts a fresh error stream

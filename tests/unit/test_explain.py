@@ -49,7 +49,8 @@ def start(round_id: str, block_id: str, t: float, trigger: str = "drift",
 
 def scenario() -> Driver:
     d = Driver()
-    d(register(config(circuit_breaker={"max_consecutive_failures": 1}), t=0))
+    d(register(config(circuit_breaker={"max_consecutive_failures": 1},
+                      retrain={"trigger": ["performance", "concept", "data"]}), t=0))  # data drift starts rounds
     d(accept("b1", t=1))
     d(start("r1", "b1", t=2, trigger="initial", strategies=("full",)))           # initial round -> v1
     d(outcome("r1", success("full", 0.9), t=3))

@@ -211,6 +211,10 @@ def reference_evolve(state: PipelineState, event: Event) -> PipelineState:
             if point is not None and (point.block_id, point.row) == (a.block_id, a.row):
                 a = replace(a, rounds=a.rounds + 1, adapt_rounds=a.adapt_rounds + (event.trigger == "adapt"),
                             rows_at_last_round=event.change_rows)
+            elif point is not None:
+                changed = state.blocks.get(point.block_id)
+                a = Adaptation(block_id=point.block_id, row=point.row, signal=point.signal,
+                               seq=changed.seq if changed else 0, rounds=1, rows_at_last_round=event.change_rows)
             started = state.blocks.get(event.block_id)
             return replace(state, round=round_, retrain_pending=False, adaptation=a,
                            last_round_block=event.block_id,
@@ -280,6 +284,9 @@ def reference_evolve(state: PipelineState, event: Event) -> PipelineState:
 
 def reference_promote(state: PipelineState, event: ModelPromoted) -> PipelineState:
     models = state.models
+    if (event.strategy == "reuse" and state.round is not None and state.round.round_id == event.round_id
+            and state.round.change_block == state.adaptation.block_id):
+        state = replace(state, adaptation=replace(state.adaptation, settled=True))
     if state.champion and state.champion in models:
         models = models.set(state.champion, replace(models[state.champion], status="retired"))
     record = models.get(event.model_version)
@@ -352,7 +359,8 @@ events = st.one_of(
               parent_version=st.one_of(st.none(), versions), occurred_at=times),
     st.builds(ChallengerEvaluated, round_id=rounds, model_version=versions, metrics=metrics,
               champion_metrics=metrics, occurred_at=times),
-    st.builds(ModelPromoted, model_version=versions, previous_version=st.none(), strategy=st.just("full"),
+    st.builds(ModelPromoted, model_version=versions, previous_version=st.none(),
+              strategy=st.sampled_from(["full", "reuse"]),
               reason=st.just("r"), metrics=metrics, round_id=st.one_of(st.none(), rounds), occurred_at=times),
     st.builds(ChallengerRejected, round_id=rounds, model_versions=st.lists(versions, max_size=2).map(tuple),
               reason=st.just("r"), occurred_at=times),
