@@ -444,7 +444,9 @@ class PipelineActor:
                                  artifact_root=root, strategies=[fallback])
             results += await_round(extra, [fallback], settings.task_timeout_seconds, seed=flight.seed,
                                    artifact_root=root)
-        outcomes = [outcome_of(r) for r in results] + self.reuse_outcomes(flight, remaining)
+        # past champions first: on a tie with a fresh candidate the proven model wins (ranking ties go to the
+        # earlier version), and it costs no training
+        outcomes = self.reuse_outcomes(flight, remaining) + [outcome_of(r) for r in results]
         champion_metrics: dict[str, float] = {}
         if flight.champion_ref is not None:
             try:

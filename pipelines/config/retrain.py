@@ -46,8 +46,8 @@ class RetrainSettings:
     cooldown_blocks: int = 0  # blocks after a round's start during which drift only warns
     reuse_champions: int = 5  # past champions scored on every round's holdout (0: none)
     since_change_min_rows: int = 200  # since_change trains on at least this many of the newest rows
-    adapt_growth: float = 2.0  # an "adapt" round starts when the new concept's rows grew by this factor
-    adapt_max_rounds: int = 3  # adapt rounds per change point at most
+    adapt_growth: float = 3.0  # an "adapt" round starts when the new concept's rows grew by this factor
+    adapt_max_rounds: int = 2  # adapt rounds per change point at most
     adapt_from_start: bool = False  # the pipeline's start counts as a change point: rounds as history grows
     window_blocks: int = 3
     replay_fraction: float = 0.3

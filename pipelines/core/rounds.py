@@ -89,7 +89,7 @@ def adapt_due(state: PipelineState, config: PipelineConfig, upto_seq: int) -> st
 
     Rule: after a change point, the first round learns from the few new-concept rows there are; the model it
     promotes (or the champion it kept) is half adapted. Another round starts once the labelled rows after the
-    change point have grown by `[retrain] adapt_growth` (x2: 1 block of rows, then 2, 4, 8) since the last
+    change point have grown by `[retrain] adapt_growth` (x3: 1 block of rows, then 3, 9) since the last
     round for this change, for at most `adapt_max_rounds` rounds, and never again for this change once an
     adapt round promoted nothing (`Adaptation.settled`: more rows did not help). So a change costs at most
     1 + `adapt_max_rounds` rounds, spaced ever wider: no round storm.

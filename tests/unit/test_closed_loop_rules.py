@@ -63,7 +63,7 @@ def test_the_concept_detector_places_the_change_at_its_row_and_a_performance_dro
 
 
 def test_a_drop_that_goes_on_keeps_its_change_point_and_starts_no_second_drift_round() -> None:
-    run, cfg = pipeline()
+    run, cfg = pipeline(adapt_growth=2.0)
     plan = arrive(run, cfg, "b2", performance=DROP)
     start(run, plan)
     finish(run, plan.round_id, model("v2", 0.88, ("b1",)))  # ties the champion: rejected
@@ -79,7 +79,7 @@ def test_a_drop_that_goes_on_keeps_its_change_point_and_starts_no_second_drift_r
 
 
 def test_adapt_rounds_follow_doubling_rows_and_stop_at_the_limit() -> None:
-    run, cfg = pipeline()
+    run, cfg = pipeline(adapt_growth=2.0, adapt_max_rounds=3)
     plan = arrive(run, cfg, "b2", performance=DROP)
     start(run, plan)
     finish(run, plan.round_id, model("v2", 0.95, ("b1", "b2")))
@@ -94,7 +94,7 @@ def test_adapt_rounds_follow_doubling_rows_and_stop_at_the_limit() -> None:
 
 
 def test_an_adapt_round_that_promotes_nothing_settles_the_change() -> None:
-    run, cfg = pipeline()
+    run, cfg = pipeline(adapt_growth=2.0)
     plan = arrive(run, cfg, "b2", performance=DROP)
     start(run, plan)
     finish(run, plan.round_id, model("v2", 0.95, ("b1", "b2")))

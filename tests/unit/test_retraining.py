@@ -314,7 +314,7 @@ def test_no_strategy_ever_touches_a_holdout_row(kind: str, holdout: dict, monkey
 def test_defaults_are_valid_and_documented_values() -> None:
     s = RetrainSettings()
     assert s.strategies == ("full", "windowed", "since_change", "replay_mix", "recalibration")
-    assert (s.trigger, s.reuse_champions, s.adapt_growth, s.adapt_max_rounds) == (("performance", "concept"), 5, 2.0, 3)
+    assert (s.trigger, s.reuse_champions, s.adapt_growth, s.adapt_max_rounds) == (("performance", "concept"), 5, 3.0, 2)
     assert (s.window_blocks, s.replay_fraction, s.min_improvement, s.holdout_fraction) == (3, 0.3, 0.01, 0.2)
     assert (primary_metric(s, "classification"), primary_metric(s, "regression")) == ("accuracy", "r2")
 
