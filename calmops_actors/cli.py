@@ -33,6 +33,7 @@ COMMANDS: tuple[str, ...] = (
     "resume",
     "generate",
     "inject",
+    "alerts",
 )
 
 

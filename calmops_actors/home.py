@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eventstore import Codec, SQLiteEventStore
-from pipelines.core.events import ALL_EVENTS
+from pipelines.core.events import ALERT_OUTCOMES, ALL_EVENTS
 
 STREAM_PREFIX = "pipeline-"
 
@@ -57,7 +57,7 @@ class Home:
 
 
 def make_codec() -> Codec:
-    return Codec(ALL_EVENTS)
+    return Codec(ALL_EVENTS + ALERT_OUTCOMES)
 
 
 def stream_id(name: str) -> str:

@@ -1,6 +1,6 @@
 """The supervisor: one actor per valid config in a folder, started, reconfigured and stopped as files change.
 
-Every `*.toml` in the config folder declares one pipeline. A valid config spawns (or finds) the pipeline's
+Every `*.toml` in the config folder declares one pipeline (but `alerts.toml`, the folder's default alert sinks). A valid config spawns (or finds) the pipeline's
 named actor and registers it (`PipelineRegistered`, or `ConfigChanged` with a diff when the file changed). An
 invalid config is reported with its message, its pipeline keeps its last good config, and the others run
 on. A removed config stops watching that pipeline's folder (its log stays).
@@ -16,6 +16,7 @@ from typing import Any
 
 import ray
 
+from calmops_actors.alerts.folder import FOLDER_FILE, check_sinks
 from calmops_actors.runtime import spawn_actor
 from calmops_actors.watcher import Watcher
 from pipelines.config.pipeline import (
@@ -65,6 +66,8 @@ class Supervisor:
         seen: set[str] = set()
         pending = []
         for path in sorted(self.config_dir.glob("*.toml")):
+            if path.name == FOLDER_FILE:
+                continue
             try:
                 data = path.read_bytes()
                 sha = hashlib.sha256(data).hexdigest()
@@ -112,7 +115,9 @@ class Supervisor:
     @staticmethod
     def parse(path: Path, data: bytes) -> tuple[dict, PipelineConfig]:
         raw = parse_toml(data, str(path))
-        return raw, config_from_dict(raw, str(path))
+        config = config_from_dict(raw, str(path))
+        check_sinks(config.alerts, str(path))  # an unset ${VAR} or a missing program: refused like a bad key
+        return raw, config
 
     def stop(self, name: str) -> None:
         managed = self.pipelines.pop(name, None)

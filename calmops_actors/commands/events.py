@@ -18,13 +18,16 @@ from calmops_actors.cli_common import add_home_option
 from calmops_actors.errors import UserError
 from calmops_actors.home import pipeline_name
 from eventstore import CorruptLogError
+from pipelines.core.events import ALERT_OUTCOMES
 from pipelines.read_model import explain
+from pipelines.read_model.projection import alert_words
 
 EXAMPLES = """\
 examples:
   calmops events --type DriftDetected
   calmops events --pipeline churn --since 2026-05-01 --limit 20
   calmops events --type ModelPromoted --type ModelRolledBack --json
+  calmops events --type AlertDelivered --type AlertFailed
 
 exit codes: 0 done, 2 unknown type or pipeline, bad time, no home
 """
@@ -71,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
                 if args.json:
                     print(json.dumps(readlog.record_json(record)), file=out)
                 else:
-                    line = explain.event_line(store.codec.decode(record))
+                    event = store.codec.decode(record)
+                    line = alert_words(event) if isinstance(event, ALERT_OUTCOMES) else explain.event_line(event)
                     print(f"{record.position:>9}  {record.recorded_at}  {pipeline_name(record.stream_id) or '-':<12} "
                           f"#{record.version:<6} {record.type:<20} {line}", file=out)
                 shown += 1

@@ -7,6 +7,10 @@ where this one stopped.
 
 `--demo` needs no configuration: it writes three demo pipelines into <home>/pipelines and feeds them
 drifting data live, so within about two minutes the UI shows drift, retraining and promotions.
+
+Alerts (docs/alerts.md): each pipeline's `[[alerts]]` sinks, else the config folder's `alerts.toml`, hear about
+drift, promotions, rollbacks, an open circuit and rejected files; `--alert-webhook URL` adds one webhook for
+every pipeline of the folder without its own sinks (`serve --demo --alert-webhook http://127.0.0.1:9000/hook`).
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="host names the UI answers to besides localhost and --ui-host (a proxy's or the "
                         "machine's name; * turns the check off); other Host headers get 400 (DNS rebinding)")
     p.add_argument("--no-ui", action="store_true", help="do not start the UI")
+    p.add_argument("--alert-webhook", default=None, metavar="URL",
+                   help="also send the alerts of every pipeline without [[alerts]] of its own to this http(s) "
+                        "webhook (JSON with a Slack-compatible `text`; see docs/alerts.md)")
     p.add_argument("--ray-address", default=None, help="join this Ray cluster instead of starting a local one")
     p.add_argument("--scan-interval", type=float, default=5.0, help="seconds between config folder scans")
     p.add_argument("--exit-after", type=float, default=None, help=argparse.SUPPRESS)  # tests and benchmarks
@@ -101,6 +108,52 @@ def setup_logging(path: Path) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def load_folder_sinks(config_dir: Path, webhook: str | None) -> tuple:
+    """The folder's default sinks (`alerts.toml`, plus `--alert-webhook`); a ConfigError names file and key."""
+    from calmops_actors.alerts.folder import folder_sinks, webhook_sink
+    from pipelines.config.pipeline import ConfigError
+
+    try:
+        sinks = folder_sinks(config_dir) if config_dir.is_dir() else ()
+        return sinks + ((webhook_sink(webhook),) if webhook else ())
+    except ConfigError as err:
+        raise UserError(str(err)) from None
+
+
+def start_alerts(home, ui_url: str | None):
+    """The alert dispatcher, started before any pipeline records: the sinks hear all this serve records."""
+    from calmops_actors.alerts.dispatcher import AlertDispatcher
+
+    return AlertDispatcher(home.open_store(), home.root / "alerts", ui_url=ui_url)
+
+
+def update_alerts(dispatcher, config_dir: Path, folder: tuple, webhook: str | None) -> tuple:
+    """Point the sinks at the folder's pipelines; called *before* each scan, so a sink knows a pipeline before the
+    pipeline records anything. The configs are read here (as the supervisor will); one it refuses has no alerts,
+    and a broken alerts.toml keeps the last good folder sinks."""
+    from calmops_actors.alerts.folder import FOLDER_FILE, routes_for
+    from calmops_actors.supervisor import Supervisor
+    from pipelines.config.pipeline import ConfigError
+
+    try:
+        folder = load_folder_sinks(config_dir, webhook)
+    except UserError as err:
+        print(f"  config rejected: {err}", file=sys.stderr, flush=True)
+    configs = {}
+    for path in sorted(config_dir.glob("*.toml")):
+        try:
+            if path.name != FOLDER_FILE:
+                config = Supervisor.parse(path, path.read_bytes())[1]
+                configs.setdefault(config.name, (config, path))
+        except (ConfigError, OSError):
+            continue  # the supervisor reports it
+    routes = routes_for(configs, folder, config_dir)
+    if set(dispatcher.workers) != {r.id for r in routes}:
+        print(f"  alerts    {', '.join(sorted(r.id for r in routes)) or '(no sinks)'}", flush=True)
+    dispatcher.configure(routes)
+    return folder
+
+
 def run(args: argparse.Namespace) -> int:
     t_start = time.monotonic()
     home_path = resolve_home(args).resolve()
@@ -125,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
     if not config_dir.is_dir():
         raise UserError(f"config folder {config_dir} does not exist; create it with a pipeline config "
                         "(`calmops init NAME`), or run `calmops serve --demo`")
+    folder = load_folder_sinks(config_dir, args.alert_webhook)  # a broken alerts.toml stops serve before Ray
 
     preload = None
     if not args.no_ui:  # import the UI stack (gradio, plotly) while Ray starts: both take seconds
@@ -141,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
     supervisor = Supervisor(home_path, config_dir)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    updater = None
+    updater = dispatcher = None
     try:
         from calmops_actors.projector import ProjectionUpdater
 
@@ -155,6 +209,8 @@ def run(args: argparse.Namespace) -> int:
                          ray_dashboard_url=ray_info.get("dashboard_url"),
                          actions=Actions(supervisor) if auth else None, block=False)
             print(f"  UI        {url}  (ready {time.monotonic() - t_start:.1f} s after start)", flush=True)
+        dispatcher = start_alerts(home, None if args.no_ui else str(url))
+        folder = update_alerts(dispatcher, config_dir, folder, args.alert_webhook)
         report = supervisor.scan()
         for message in report.errors.values():
             print(f"  config rejected: {message}", file=sys.stderr, flush=True)
@@ -169,6 +225,7 @@ def run(args: argparse.Namespace) -> int:
                 if result.get("outcome") == "rejected":
                     print(f"  rejected {result['message']}", file=sys.stderr, flush=True)
             if time.monotonic() - last_scan >= args.scan_interval:
+                folder = update_alerts(dispatcher, config_dir, folder, args.alert_webhook)
                 for message in supervisor.scan().errors.values():
                     print(f"  config rejected: {message}", file=sys.stderr, flush=True)
                 last_scan = time.monotonic()
@@ -180,6 +237,9 @@ def run(args: argparse.Namespace) -> int:
         if feeder is not None:
             feeder.stop()
         supervisor.close()
+        if dispatcher is not None:
+            dispatcher.stop()
+            dispatcher.store.close()
         if updater is not None:
             updater.stop()
         for sig, handler in previous.items():

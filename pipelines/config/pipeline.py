@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pipelines.config.builder import SettingsError, build_settings, settings_to_dict
+from pipelines.config.alerts import AlertSink, check_names
+from pipelines.config.builder import SettingsError, build_settings, convert, settings_to_dict
 from pipelines.config.drift import DriftSettings
 from pipelines.config.retrain import RetrainSettings
 
@@ -134,6 +135,7 @@ class PipelineConfig:
     circuit_breaker: CircuitBreakerSettings = field(default_factory=CircuitBreakerSettings)
     intake: IntakeSettings = field(default_factory=IntakeSettings)
     trigger: TriggerSettings = field(default_factory=TriggerSettings)
+    alerts: tuple[AlertSink, ...] = ()  # where news goes; not part of the recorded config (config_to_dict)
 
     def __post_init__(self) -> None:
         if not NAME_PATTERN.fullmatch(self.name):
@@ -154,6 +156,10 @@ class PipelineConfig:
                 raise SettingsError("categorical", f"{unknown} are not in features")
         if self.block_col is not None and self.block_col == self.target:
             raise SettingsError("block_col", "cannot be the target column")
+        try:
+            check_names(self.alerts)
+        except ValueError as err:
+            raise SettingsError("alerts", str(err)) from None
 
 
 def config_from_dict(data: dict[str, Any], origin: str) -> PipelineConfig:
@@ -224,8 +230,34 @@ def load_config(path: Path) -> PipelineConfig:
 
 
 def config_to_dict(config: PipelineConfig) -> dict[str, Any]:
-    """Plain data for the log: every key with its effective value (defaults included)."""
-    return settings_to_dict(config)
+    """Plain data for the log: every key with its effective value (defaults included), but `alerts`.
+
+    `[[alerts]]` says where news goes, not what the pipeline decides: changing a webhook records no
+    `ConfigChanged` and never re-opens a rejected file, and a sink's URL, which may be a secret, never reaches
+    the log. What was delivered where is recorded by the dispatcher (`AlertDelivered`, `AlertFailed`).
+    """
+    data = settings_to_dict(config)
+    del data["alerts"]
+    return data
+
+
+def alerts_from_dict(data: dict[str, Any], origin: str) -> tuple[AlertSink, ...]:
+    """The sinks of a config folder's default `alerts.toml` (only `[[alerts]]` tables); ConfigError otherwise.
+
+    >>> [s.sink for s in alerts_from_dict({"alerts": [{"sink": "file", "path": "a.jsonl"}]}, "alerts.toml")]
+    ['file']
+    """
+    unknown = sorted(set(data) - {"alerts"})
+    if unknown:
+        raise ConfigError(origin, unknown[0], "unknown key; this file holds only [[alerts]] tables")
+    try:
+        sinks = convert(tuple[AlertSink, ...], data.get("alerts", []), "alerts")
+        check_names(sinks)
+    except SettingsError as err:
+        raise ConfigError(origin, err.key, err.reason) from None
+    except ValueError as err:
+        raise ConfigError(origin, "alerts", str(err)) from None
+    return sinks
 
 
 def config_sha256(config: PipelineConfig) -> str:

@@ -342,3 +342,44 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     ArtifactsPruned,
     ModelRetrained,
 )
+
+
+# --- alert delivery (stream `alerts`, written by the dispatcher, never by a pipeline) ---------------
+
+
+@frozen
+class AlertDelivered(Event):
+    """A sink accepted an alert about the event at `position` (or a digest of `digest_of` held-back alerts).
+
+    Recorded in the `alerts` stream, so no pipeline's fold or version sees it. `sink` is the sink's name,
+    never its URL or headers (they may hold secrets); `status` is the HTTP status or the command's exit code."""
+
+    sink: str
+    sink_kind: str  # "webhook" | "command" | "file"
+    pipeline: str
+    event_type: str  # the alerted event's type
+    position: int  # the alerted event's position (a digest: the last alert it stands for)
+    dedup_key: str  # what the receiver saw: the same on every repeat
+    attempts: int
+    status: int | None = None
+    digest_of: int = 0  # a digest: how many held-back alerts it stands for (0: a single alert)
+
+
+@frozen
+class AlertFailed(Event):
+    """A sink did not accept an alert after `attempts` tries; `error` says what it answered, or why not."""
+
+    sink: str
+    sink_kind: str
+    pipeline: str
+    event_type: str
+    position: int
+    dedup_key: str
+    attempts: int
+    error: str
+    status: int | None = None
+    digest_of: int = 0
+
+
+# The dispatcher's facts, registered in the log's codec beside ALL_EVENTS (the pipelines' own facts).
+ALERT_OUTCOMES: tuple[type[Event], ...] = (AlertDelivered, AlertFailed)

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipelines.core.events import (
+    AlertDelivered,
+    AlertFailed,
     BlockArrived,
     BlockRejected,
     CandidateTrained,
@@ -51,6 +53,7 @@ from pipelines.core.events import (
 
 __all__ = [
     "ALERT_TYPES",
+    "alert_words",
     "RECENT_BLOCKS",
     "STREAM_PREFIX",
     "TABLES",
@@ -167,6 +170,8 @@ def fold(recorded: Any, event: Event | None, lookup: Lookup) -> list[Put]:
         "version": recorded.version, "type": recorded.type, "occurred_at": occurred,
         "recorded_at": recorded.recorded_at, "payload": _json(recorded.payload),
     }
+    if isinstance(event, AlertDelivered | AlertFailed):  # the dispatcher's stream: shown with the pipeline it is about
+        return [Put("events", {**feed, "pipeline": event.pipeline, "summary": summarize(event)})]
     if name is None or event is None:
         reason = "not a pipeline stream" if name is None else "not understood by this version of calmops"
         return [Put("events", {**feed, "summary": f"{recorded.type} ({reason})"})]
@@ -513,8 +518,20 @@ def summarize(event: Event, metric: str = "accuracy") -> str:  # noqa: C901 - on
             return f"circuit closed: {reason}"
         case ModelRolledBack():
             return f"rolled back {event.from_version} -> {event.to_version}: {event.reason}"
+        case AlertDelivered() | AlertFailed():
+            return alert_words(event)
         case _:
             return type(event).__name__
+
+
+def alert_words(event: AlertDelivered | AlertFailed) -> str:
+    """An alert outcome in one line: what, about which event, to which sink, and what came back."""
+    what = f"digest of {event.digest_of} {event.event_type}" if event.digest_of else event.event_type
+    status = "" if event.status is None else f" ({event.status})"
+    tries = "" if event.attempts == 1 else f" after {event.attempts} tries"
+    if isinstance(event, AlertDelivered):
+        return f"alert {what} at {event.position} delivered to {event.sink}{status}{tries}"
+    return f"alert {what} at {event.position} failed at {event.sink}{status}{tries}: {event.error}"
 
 
 def change_words(point: Any) -> str:
