@@ -161,6 +161,8 @@ def test_pipeline_page_shows_drift_performance_models_rounds_circuit_rejections(
     assert marks.count("✕") == int(cells["drifted"].sum()) > 0
     legend = page.locator("#performance-chart svg text").evaluate_all("els => els.map(e => e.textContent)")
     assert "promoted" in legend and "rolled back" in legend
+    changes = queries.blocks("sea")["change_point"].dropna()
+    assert len(changes) > 0 and "change began" in legend  # where each change began, as the rounds adapt to it
     promoted = queries.champion_changes("sea")
     assert set(promoted["to_version"]) <= set(legend)  # each change is labelled with its version
     models = queries.models("sea")
@@ -171,6 +173,9 @@ def test_pipeline_page_shows_drift_performance_models_rounds_circuit_rejections(
     assert first_cell(page, "#rounds-table", "round_id") == latest_round["round_id"]
     assert first_cell(page, "#rounds-table", "outcome") == latest_round["outcome"]
     assert page.locator("#rounds-table tbody tr").count() == len(queries.candidates("sea"))
+    strategies = page.locator("#rounds-table tbody td").evaluate_all("els => els.map(e => e.textContent)")
+    reused = queries.candidates("sea")["strategy"].str.startswith("reuse of ")
+    assert any(s.startswith("reuse of v") for s in strategies) == bool(reused.any())
     rejected = queries.rejected_files("sea").iloc[0]
     assert first_cell(page, "#rejected-table", "reason_code") == rejected["reason_code"]
     assert first_cell(page, "#rejected-table", "file") == rejected["file"]
