@@ -58,11 +58,16 @@ class PrintableStream:
     """
 
     PASS = frozenset("\n\t\r")
+    # colorama (imported by Ray) wraps the streams it finds, ours, and writes this colour reset to them at exit
+    # on a terminal; we never colour anything, so it is dropped rather than shown as a stray `\x1b[0m`
+    COLOUR_RESET = "\x1b[0m"
 
     def __init__(self, stream: Any) -> None:
         self.stream = stream
 
     def write(self, text: str) -> int:
+        if text == self.COLOUR_RESET:
+            return len(text)
         if not text.isprintable():
             text = "".join(c if c in self.PASS or c.isprintable() else escape_char(c) for c in text)
         return self.stream.write(text)

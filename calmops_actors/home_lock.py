@@ -17,7 +17,7 @@ from pathlib import Path
 
 from calmops_actors.errors import UserError
 
-__all__ = ["HomeLock", "hold_for_run", "hold_for_serve"]
+__all__ = ["HomeLock", "hold_for_run", "hold_for_serve", "owner_alive"]
 
 
 class HomeLock:
@@ -68,3 +68,22 @@ def hold_for_run(home: Path, pipeline: str) -> list[HomeLock]:
     except UserError:
         owner.release()
         raise
+
+
+def owner_alive(home: Path, pipeline: str) -> bool:
+    """Whether a `serve` of the home or a `run` of the pipeline is alive now, from the pid each holder wrote
+    into its lock file (read only: no lock is taken, so it never gets in an owner's way). A lock file outlives
+    its holder; a holder that died left a pid no process has."""
+    for path in (home / "owner.lock", home / f"run-{pipeline}.lock"):
+        try:
+            pid = int(json.loads(path.read_text() or "{}")["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        except PermissionError:  # alive, under another user
+            return True
+        return True
+    return False

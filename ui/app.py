@@ -18,16 +18,24 @@ import json
 from typing import Any
 
 import gradio as gr
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from pipelines.config.drift import DriftSettings
+from ui.distributions import load_distributions
 from ui.plot_text import plot_frame, plot_text, plot_texts
 from ui.queries import Queries
 
 __all__ = ["APP_CSS", "build_app"]
 
 REFRESH_SECONDS = 5.0
+DIST_HINT = "Click a cell of the heatmap: that feature's reference and block distributions, with the gate."
 MAX_FEATURES = 25  # heatmap rows: the features with the largest effect in the window
+DEFAULT_GATES = {"numeric": DriftSettings.min_effect, "categorical": DriftSettings.min_effect_categorical}
+GATE_SCALE_MAX = 4.0  # the heatmap's colours: effect / gate from 0 to 4 (and beyond), the gate at 1
+GATE_COLOURS = [[0.0, "#f6f8fa"], [0.2499, "#c9d1d9"], [0.25, "#fff1a8"], [0.5, "#f6a13a"], [0.75, "#d1242f"],
+                [1.0, "#6e0b14"]]
 # Plotly's named templates cost ~0.1 s per figure to validate: a light layout of our own instead
 LAYOUT = {"template": "none", "paper_bgcolor": "white", "plot_bgcolor": "white", "font": {"size": 12}}
 MARGIN = {"l": 70, "r": 20, "t": 50, "b": 60}
@@ -50,6 +58,8 @@ APP_CSS = """
 .cm-muted { color:#57606a; }
 .cm-scroll { overflow:auto; border:1px solid #eaeef2; border-radius:6px; }
 .cm-scroll .cm-table thead th { position:sticky; top:0; background:#fff; z-index:1; }
+#rounds-table td.cm-round { background:#fafbfc; border-right:1px solid #eaeef2; }
+#rounds-table tr.cm-round-first td { border-top:2px solid #d0d7de; }
 tr[data-position] { cursor:pointer; } tr[data-position]:hover { background:#f6f8fa; }
 """
 
@@ -81,6 +91,12 @@ def build_app(queries: Queries, *, ray_dashboard_url: str | None = None, actions
                                        elem_id="window", scale=3)
                 card = gr.HTML(elem_id="pipeline-card")
                 heatmap = gr.Plot(label="Drift per feature and block", elem_id="drift-heatmap")
+                with gr.Row(equal_height=True):
+                    dist_block = gr.Textbox(label="Block (click a heatmap cell)", elem_id="dist-block", scale=2)
+                    dist_feature = gr.Textbox(label="Feature", elem_id="dist-feature", scale=2)
+                    dist_show = gr.Button("Show its distributions", elem_id="dist-show", scale=1)
+                dist_plot = gr.Plot(_note_figure(DIST_HINT), label="Reference vs block", elem_id="distribution-chart")
+                dist_note = gr.Markdown(elem_id="dist-note")
                 perf = gr.Plot(label="Champion metric per block", elem_id="performance-chart")
                 gr.Markdown("#### Model versions (champion first, then newest)")
                 models = gr.HTML(elem_id="models")
@@ -94,8 +110,9 @@ def build_app(queries: Queries, *, ray_dashboard_url: str | None = None, actions
                 gr.Markdown("#### Rejected files")
                 rejected = gr.HTML(elem_id="rejected")
                 action_outputs: list[Any] = []
+                action_done: list[Any] = []
                 if actions is not None:
-                    action_outputs = _operator_panel(actions, pick)
+                    action_outputs, action_done = _operator_panel(actions, pick, queries)
 
             with gr.Tab("Events", id="events"):
                 with gr.Row():
@@ -186,12 +203,12 @@ def build_app(queries: Queries, *, ray_dashboard_url: str | None = None, actions
             if not name:
                 return ["<div class='cm-empty'>No pipeline to travel in yet.</div>", None, None]
             state = queries.state_at(name, int(position or 0))
-            event = queries.event(int(position)) if position else None
+            event = queries.pipeline_event_at(name, int(position)) if position else None  # its own, never another's
             lineage = _html_table(pd.DataFrame.from_records(state["lineage"]), LINEAGE_COLUMNS,
                                   "tt-lineage-table", empty="no champion yet")
             models = _html_table(pd.DataFrame.from_records(state["models"]), STATE_MODEL_COLUMNS,
                                  "tt-models-table", empty="no model yet", max_height=360)
-            return [_state_html(state, event), lineage, models]
+            return [_state_html(state, event, int(position or 0)), lineage, models]
 
         def tick(last_seen: int, current, tt_current, last_blocks, *filters):
             if queries.position() == last_seen:
@@ -200,6 +217,21 @@ def build_app(queries: Queries, *, ray_dashboard_url: str | None = None, actions
             page = render_pipeline(choose(current, queries.pipeline_names()), last_blocks)
             events = render_events(*filters) if not int(filters[-1] or 0) else [gr.skip(), gr.skip()]
             return [*top, *page, *events]
+
+        def show_distributions(name: str | None, block: str, feature: str) -> list[Any]:
+            if not name or not (block or "").strip() or not (feature or "").strip():
+                return [None, "Click a cell of the heatmap (or type a block and a feature)."]
+            cell = queries.drift_cell(name, block.strip(), feature.strip()) or queries.drift_cell(
+                name, html.unescape(block.strip()), html.unescape(feature.strip()))  # labels arrive escaped
+            if cell is None:
+                return [None, f"No drift check of **{html.escape(feature)}** in **{html.escape(block)}**."]
+            dist = load_distributions(queries.path.parent / "artifacts", queries, name, cell)
+            refs = ", ".join(dist.reference_blocks) or "none recorded"
+            note = (f"{len(dist.block)} values of the block, {len(dist.reference)} of the reference (blocks "
+                    f"{refs}), read from the artifact store, each file checked against its recorded sha256.")
+            if dist.notes:
+                note += " Not shown: " + "; ".join(dist.notes) + "."
+            return [_distribution_figure(cell, dist), html.escape(note)]
 
         def open_time_travel(name: str | None, position: float) -> list[Any]:
             # the tab may be opened before the first paint filled its picker: choose the pipeline here too
@@ -214,6 +246,11 @@ def build_app(queries: Queries, *, ray_dashboard_url: str | None = None, actions
         private = {"api_visibility": "private"}
         quiet = {**private, "show_progress": "hidden"}
         tt_outputs = [tt_card, tt_lineage, tt_models]
+        demo.load(None, None, None, js=HEATMAP_CLICK_JS)
+        for done in action_done:  # after an action, the page follows the new champion at once (as projected)
+            done.then(render_pipeline, [pick, window], pipeline_outputs, **private)
+        dist_show.click(show_distributions, [pick, dist_block, dist_feature], [dist_plot, dist_note], **private)
+        pick.input(lambda: [_note_figure(DIST_HINT), ""], None, [dist_plot, dist_note], **private)  # not stale
         demo.load(render_overview, [pick, tt_pick], overview_outputs, **private)
         demo.load(lambda blocks: render_pipeline(choose(None, queries.pipeline_names()), blocks), [window],
                   pipeline_outputs, **private)
@@ -232,47 +269,130 @@ def build_app(queries: Queries, *, ray_dashboard_url: str | None = None, actions
     return demo
 
 
-def _operator_panel(actions: Any, pick: gr.Dropdown) -> list[Any]:
-    """Rollback and resume, recorded in the log with the operator's reason (shown only behind a login)."""
+def _operator_panel(actions: Any, pick: gr.Dropdown, queries: Queries) -> tuple[list[Any], list[Any]]:
+    """Rollback and resume, recorded in the log with the operator's reason (shown only behind a login).
+
+    Rollback offers only former champions whose model file is still stored (a version that lost its
+    comparison needs `calmops rollback --force` and its warning), previews the chosen version's recent scores,
+    and asks for a confirmation before it calls the actor. Returns the outputs the page refresh updates and the
+    events after which the page is re-rendered.
+    """
     with gr.Accordion("Operator actions (recorded in the log)", open=False, elem_id="operator"):
         with gr.Row():
-            version = gr.Dropdown(label="Roll back to version", choices=[], elem_id="rollback-version")
+            version = gr.Dropdown(label="Roll back to a former champion", choices=[], elem_id="rollback-version")
             reason = gr.Textbox(label="Reason (required)", elem_id="action-reason")
+        preview = gr.HTML(elem_id="rollback-preview")
         with gr.Row():
-            rollback = gr.Button("Roll back", variant="stop", elem_id="rollback")
+            rollback = gr.Button("Roll back...", variant="stop", elem_id="rollback")
+            confirm = gr.Button("Confirm the rollback", variant="stop", elem_id="rollback-confirm", visible=False)
+            cancel = gr.Button("Cancel", elem_id="rollback-cancel", visible=False)
             resume = gr.Button("Resume retraining", elem_id="resume")
         result = gr.Markdown(elem_id="action-result")
+        pending = gr.State(None)  # (pipeline, version, reason) waiting for the confirmation
 
-    def run(kind: str, name: str | None, chosen: str | None, why: str, request: gr.Request) -> str:
+    def refused(name: str | None, why: str, request: gr.Request | None) -> str | None:
         if request is None or not getattr(request, "username", None):
             return "Operator actions need a login."
         if not name:
             return "Pick a pipeline first."
         if not (why or "").strip():
             return "Give a reason: it is recorded in the log with the action."
-        try:
-            if kind == "rollback":
-                if not chosen:
-                    return "Pick the version to roll back to."
-                outcome = actions.rollback(name, chosen, f"{why.strip()} (by {request.username})")
-            else:
-                outcome = actions.resume(name, f"{why.strip()} (by {request.username})")
-        except Exception as err:  # the actor refused (unknown version, already champion...)
-            return f"**{kind} refused:** {html.escape(str(err))}"
-        if isinstance(outcome, dict):
-            ok, message = outcome.get("ok", True), outcome.get("message") or json.dumps(outcome)
-            return f"**{kind} {'done' if ok else 'refused'}:** {html.escape(str(message))}"
-        return f"**{kind} done:** {html.escape(str(outcome))}"
+        return None
 
-    def do_rollback(name, chosen, why, request: gr.Request):
-        return run("rollback", name, chosen, why, request)
+    def show_preview(name: str | None, chosen: str | None) -> str:
+        return _rollback_preview(queries, name, chosen) if name and chosen else ""
+
+    def ask(name, chosen, why, request: gr.Request):
+        hidden = (gr.Button(visible=False), gr.Button(visible=False))
+        problem = refused(name, why, request) or (None if chosen else "Pick the version to roll back to.")
+        if problem:
+            return [problem, None, *hidden]
+        row = queries.pipeline(name) or {}
+        question = (f"**Roll back {html.escape(name)} from {html.escape(str(row.get('champion')))} to "
+                    f"{html.escape(chosen)}?** {html.escape(chosen)} becomes the champion, scores the next "
+                    "blocks and serves predictions; the reference for drift follows it. Confirm, or cancel.")
+        return [question, (name, chosen, why.strip()), gr.Button(visible=True), gr.Button(visible=True)]
+
+    def do_rollback(waiting, request: gr.Request):
+        hidden = [None, gr.Button(visible=False), gr.Button(visible=False)]
+        if not waiting:
+            return ["Nothing to confirm: choose a version and press Roll back first.", *hidden]
+        name, chosen, why = waiting
+        problem = refused(name, why, request)
+        if problem:
+            return [problem, *hidden]
+        try:
+            outcome = actions.rollback(name, chosen, f"{why} (by {request.username})")
+        except Exception as err:  # the actor could not be reached or refused
+            return [f"**Rollback refused:** {html.escape(str(err))}", *hidden]
+        return [action_words("rollback", name, chosen, outcome), *hidden]
+
+    def do_cancel():
+        return ["Rollback cancelled: nothing was recorded.", None, gr.Button(visible=False),
+                gr.Button(visible=False)]
 
     def do_resume(name, why, request: gr.Request):
-        return run("resume", name, None, why, request)
+        problem = refused(name, why, request)
+        if problem:
+            return problem
+        try:
+            outcome = actions.resume(name, f"{why.strip()} (by {request.username})")
+        except Exception as err:
+            return f"**Resume refused:** {html.escape(str(err))}"
+        return action_words("resume", name, None, outcome)
 
-    rollback.click(do_rollback, [pick, version, reason], result, api_visibility="private")
-    resume.click(do_resume, [pick, reason], result, api_visibility="private")
-    return [version]
+    private = {"api_visibility": "private"}
+    version.change(show_preview, [pick, version], preview, **private)
+    rollback.click(ask, [pick, version, reason], [result, pending, confirm, cancel], **private)
+    cancel.click(do_cancel, None, [result, pending, confirm, cancel], **private)
+    confirmed = confirm.click(do_rollback, pending, [result, pending, confirm, cancel], **private)
+    resumed = resume.click(do_resume, [pick, reason], result, **private)
+    return [version], [confirmed, resumed]
+
+
+def action_words(kind: str, name: str, target: str | None, outcome: Any) -> str:
+    """What an operator action did, in a sentence (the actor answers with a dict; never shown raw)."""
+    if not isinstance(outcome, dict):
+        outcome = {"ok": bool(outcome), "message": None if isinstance(outcome, bool) else str(outcome)}
+    message = outcome.get("message")
+    recorded = ", ".join(outcome.get("recorded") or [])
+    if not outcome.get("ok", True):
+        return f"**{kind.capitalize()} refused:** {html.escape(str(message or 'the pipeline said no'))}"
+    if kind == "rollback":
+        champion = outcome.get("champion") or target
+        words = f"**Rolled back:** {html.escape(str(champion))} is now the champion of {html.escape(name)}"
+    elif recorded:
+        words = f"**Retraining resumed** for {html.escape(name)}"
+    else:
+        words = f"**Nothing to resume** for {html.escape(name)}: the circuit was not open"
+    words += f"; the log recorded {html.escape(recorded)}." if recorded else "."
+    if message:
+        words += f" {html.escape(str(message))}"
+    return words
+
+
+def _rollback_preview(queries: Queries, name: str, version: str) -> str:
+    """The chosen former champion: its term, its holdout score, its last scores, next to today's champion."""
+    targets = queries.rollback_targets(name)
+    found = targets[targets["version"] == version]
+    if found.empty:
+        return (f"<div class='cm-muted' id='rollback-preview-body'>{html.escape(version)} is not a former "
+                "champion that can be restored.</div>")
+    t = found.iloc[0]
+    row = queries.pipeline(name) or {}
+    scores = queries.model_scores(name, version)
+    metric = html.escape(row.get("metric") or "metric")
+    term = (f"champion from {_cell('trained_at', t['promoted_at'])} to "
+            f"{_cell('trained_at', t['retired_at']) or 'now'}")
+    holdout = "" if t["score"] is None or pd.isna(t["score"]) else f" · holdout {metric} {t['score']:.4f}"
+    current, words = score_words(queries.score_age(name))
+    now = (f"<div>today's champion {html.escape(str(row.get('champion')))}: {metric} "
+           f"{'-' if current is None else f'{current:.4f}'} ({html.escape(words)})</div>")
+    table = _html_table(scores, {"block_id": "block", "value": row.get("metric") or "metric"},
+                        "rollback-scores", empty=f"{version} was never scored on a labelled block")
+    return (f"<div id='rollback-preview-body'><b>{html.escape(version)}</b> ({html.escape(t['strategy'] or '-')}): "
+            f"{html.escape(term)}{holdout}<div class='cm-muted'>its latest scores while champion, newest first:"
+            f"</div>{table}{now}</div>")
 
 
 # -- pages ----------------------------------------------------------------------------------------------
@@ -295,7 +415,7 @@ def _pipeline_page(queries: Queries, name: str | None, last_blocks: int, with_ac
     order = blocks["block_id"].tolist()
     models = queries.models(name)
     page = [
-        _pipeline_card(row),
+        _pipeline_card(row, queries.score_age(name)),
         _drift_figure(queries.drift_matrix(name, last_blocks), order),
         _performance_figure(queries.performance(name, last_blocks), queries.champion_changes(name), order, row,
                             blocks),
@@ -306,30 +426,61 @@ def _pipeline_page(queries: Queries, name: str | None, last_blocks: int, with_ac
         _html_table(queries.rejected_files(name), REJECTED_COLUMNS, "rejected-table", empty="no file rejected",
                     max_height=300),
     ]
-    if with_actions:
-        versions = [v for v in models["version"].tolist() if v != row["champion"]] if not models.empty else []
-        page.append(gr.Dropdown(choices=versions, value=None))
+    if with_actions:  # former champions only: anything else needs `calmops rollback --force`
+        targets = queries.rollback_targets(name)
+        metric = row.get("metric") or "metric"
+        choices = [(f"{t.version} ({t.strategy}), last {metric} "
+                    f"{'-' if t.last_value is None or pd.isna(t.last_value) else f'{t.last_value:.4f}'}", t.version)
+                   for t in targets.itertuples(index=False)]
+        page.append(gr.Dropdown(choices=choices, value=None))
     return page
 
 
+def gate_ratio(cells: pd.DataFrame) -> pd.Series:
+    """Each cell's effect as a multiple of its own gate (the `min_effect` its check applied): 1 = at the gate.
+
+    A check recorded before the gate was kept in the event falls back to today's default for its kind.
+    """
+    defaults = cells["kind"].map({"categorical": DEFAULT_GATES["categorical"]}).fillna(DEFAULT_GATES["numeric"])
+    gate = pd.to_numeric(cells["min_effect"], errors="coerce").fillna(defaults).astype(float)
+    return pd.to_numeric(cells["effect"], errors="coerce") / gate.where(gate > 0)
+
+
 def _drift_figure(cells: pd.DataFrame, order: list[str]) -> go.Figure | None:
+    """Blocks across, features down, coloured on one fixed scale: the effect as a multiple of its gate.
+
+    Below the gate a cell is grey (however large its p-value says the change is, it is too small to count);
+    from the gate up, pale yellow to dark red at 4x the gate and beyond. So a colour means the same on every
+    pipeline and every feature, whatever the effect's unit.
+    """
     if cells.empty:
         return _note_figure("No drift checks in this window yet (they start once a champion exists).")
+    cells = cells.assign(ratio=gate_ratio(cells), gate=pd.to_numeric(cells["min_effect"], errors="coerce"))
     cells, order = plot_frame(cells), plot_texts(order)  # feature names and block ids are the user's text
-    strongest = cells.groupby("feature")["effect"].max().sort_values(ascending=False)
+    strongest = cells.groupby("feature")["ratio"].max().sort_values(ascending=False)
     features = strongest.index[:MAX_FEATURES].tolist()
     cells = cells[cells["feature"].isin(features)]
     blocks = order or sorted(set(cells["block_id"]))  # every block of the window: unchecked ones stay blank
-    grid = cells.pivot(index="feature", columns="block_id", values=["effect", "drifted", "p_adjusted"])
-    effect, drifted, p_adj = (grid[v].reindex(index=features[::-1], columns=blocks)
-                              for v in ("effect", "drifted", "p_adjusted"))
+    values = ["ratio", "drifted", "p_adjusted", "effect", "gate", "effect_name"]
+    grid = cells.pivot(index="feature", columns="block_id", values=values)
+    ratio, drifted, p_adj, effect, gate, unit = (grid[v].reindex(index=features[::-1], columns=blocks)
+                                                 for v in values)
+    ratio = ratio.astype(float)
     marks = [["✕" if v == 1 else "" for v in row] for row in drifted.to_numpy()]
+    custom = np.dstack([p_adj.to_numpy(dtype=object), effect.to_numpy(dtype=object), gate.to_numpy(dtype=object),
+                        unit.fillna("").to_numpy(dtype=object),
+                        drifted.map(lambda v: "drifted" if v == 1 else "not drifted").to_numpy(dtype=object),
+                        ratio.to_numpy(dtype=object)])
     fig = go.Figure(go.Heatmap(
-        z=effect.to_numpy(), x=blocks, y=effect.index.tolist(), text=marks, texttemplate="%{text}",
-        customdata=p_adj.to_numpy(), colorscale="YlOrRd", colorbar={"title": "effect", "thickness": 12, "nticks": 4}, xgap=1, ygap=1,
-        hovertemplate="block %{x}<br>%{y}: effect %{z:.3f}, p_adj %{customdata:.2g} %{text}<extra></extra>",
+        z=ratio.clip(upper=GATE_SCALE_MAX).to_numpy(dtype=float), x=blocks, y=ratio.index.tolist(), text=marks, texttemplate="%{text}",
+        customdata=custom, colorscale=GATE_COLOURS, zmin=0, zmax=GATE_SCALE_MAX, xgap=1, ygap=1,
+        colorbar={"title": {"text": "effect / gate"}, "thickness": 12, "tickvals": [0, 1, 2, 4],
+                  "ticktext": ["0", "gate", "2x", "4x+"]},
+        hovertemplate=("block %{x}<br>%{y}: effect %{customdata[1]:.3f} %{customdata[3]} (gate %{customdata[2]},"
+                       " %{customdata[5]:.2f}x)<br>p_adj %{customdata[0]:.2g}: %{customdata[4]}<br>click: the distributions"
+                       "<extra></extra>"),
     ))
-    title = "Drift effect per feature (✕ = drifted)"
+    title = "Drift effect per feature, as a multiple of its gate (grey: under the gate; ✕ = drifted)"
     if len(strongest) > MAX_FEATURES:
         title += f": the {MAX_FEATURES} strongest of {len(strongest)} features"
     fig.update_layout(title=title, **LAYOUT, height=max(240, 160 + 26 * len(features)), margin=MARGIN,
@@ -337,34 +488,104 @@ def _drift_figure(cells: pd.DataFrame, order: list[str]) -> go.Figure | None:
     return fig
 
 
+def _distribution_figure(cell: dict[str, Any], dist: Any) -> go.Figure:
+    """The feature's values in the reference and in the block, overlaid, with the gate the check applied.
+
+    Numeric: two density histograms on shared bins, the reference mean, and the band a pure shift of the mean
+    must leave to reach the gate (the gate is in reference sd for `wasserstein_sd`). Categorical: the share of
+    each category on both sides.
+    """
+    feature, block_id = plot_text(cell["feature"]), plot_text(cell["block_id"])
+    gate = cell.get("min_effect")
+    if gate is None:
+        gate = DEFAULT_GATES["categorical" if cell.get("kind") == "categorical" else "numeric"]
+    effect = cell.get("effect")
+    verdict = "drifted" if cell.get("drifted") else "not drifted"
+    title = (f"{feature} in {block_id} vs its reference: effect "
+             f"{'-' if effect is None else f'{effect:.3f}'} {plot_text(cell.get('effect_name') or '')}, "
+             f"gate {gate:g}: {verdict}")
+    fig = go.Figure()
+    ref, block = dist.reference, dist.block
+    numeric = cell.get("kind") != "categorical" and pd.api.types.is_numeric_dtype(ref) \
+        and pd.api.types.is_numeric_dtype(block)
+    if numeric and len(ref) and len(block):
+        both = pd.concat([ref, block]).astype(float)
+        edges = np.histogram_bin_edges(both, bins=40)
+        n_ref = len(dist.reference_blocks)
+        for values, label, colour in ((ref, f"reference ({n_ref} block{'s' * (n_ref != 1)})", "#57606a"),
+                                      (block, f"block {block_id}", "#d1242f")):
+            density, _ = np.histogram(values.astype(float), bins=edges, density=True)
+            fig.add_trace(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=density, width=np.diff(edges), name=label,
+                                 marker={"color": colour}, opacity=0.55,
+                                 hovertemplate="%{x:.3g}: density %{y:.3g}<extra>" + label + "</extra>"))
+        mean, sd = float(ref.astype(float).mean()), float(ref.astype(float).std(ddof=1) or 0.0)
+        if cell.get("effect_name") == "wasserstein_sd" and sd > 0:
+            fig.add_vrect(x0=mean - gate * sd, x1=mean + gate * sd, fillcolor="#fff1a8", opacity=0.6,
+                          line_width=0, layer="below")
+            fig.add_trace(go.Scatter(x=[mean - gate * sd, mean + gate * sd], y=[0, 0], mode="markers",
+                                     marker={"symbol": "line-ns-open", "size": 14, "color": "#9a6700"},
+                                     name=f"gate: a mean shift of {gate:g} sd", hoverinfo="skip"))
+        fig.add_vline(x=mean, line={"color": "#57606a", "dash": "dash"})
+        fig.add_vline(x=float(block.astype(float).mean()), line={"color": "#d1242f", "dash": "dash"})
+        fig.update_layout(barmode="overlay", xaxis={"title": feature}, yaxis={"title": "density"})
+    elif len(ref) or len(block):
+        shares = pd.DataFrame({"reference": ref.astype(str).value_counts(normalize=True),
+                               "block": block.astype(str).value_counts(normalize=True)}).fillna(0.0)
+        shares = shares.sort_values("reference", ascending=False).head(30)
+        for column, colour in (("reference", "#57606a"), ("block", "#d1242f")):
+            fig.add_trace(go.Bar(x=plot_texts(shares.index), y=shares[column], name=column,
+                                 marker={"color": colour}, opacity=0.75))
+        fig.update_layout(barmode="group", xaxis={"title": feature, "type": "category"},
+                          yaxis={"title": "share of rows", "tickformat": ".0%"})
+    else:
+        return _note_figure(f"No values of {feature} could be read: " + "; ".join(dist.notes))
+    fig.update_layout(title={"text": title, "font": {"size": 13}}, **LAYOUT, height=340, margin=MARGIN,
+                      legend={"orientation": "h", "y": -0.3})
+    return fig
+
+
 def _performance_figure(perf: pd.DataFrame, changes: pd.DataFrame, order: list[str],
                         row: dict[str, Any], blocks: pd.DataFrame | None = None) -> go.Figure:
+    """The champion's metric on the block axis: every block of the window has its place, so a block without a
+    score (unlabelled, or before the first champion) is a gap in the line, not a closer neighbour."""
     metric = plot_text(row.get("metric") or "metric")
     if perf.empty:
         return _note_figure("No labelled block has been scored by a champion in this window yet.")
     perf, changes, order = plot_frame(perf), plot_frame(changes), plot_texts(order)  # ids, versions, reasons
-    x = perf["block_id"].tolist()
+    scored = set(perf["block_id"])
+    axis = order + [b for b in perf["block_id"] if b not in set(order)] if order else perf["block_id"].tolist()
+    full = pd.DataFrame({"block_id": axis}).merge(perf, on="block_id", how="left")  # NaN: a gap in the line
     fig = go.Figure()
     band = perf.dropna(subset=["at_promotion", "tolerance"])
-    if not band.empty:
-        higher = band["higher_is_better"].fillna(1).astype(bool)  # the bar is crossed downwards, or upwards
-        low = band["at_promotion"] - band["tolerance"].where(higher, 0.0)
-        high = band["at_promotion"] + band["tolerance"].where(~higher, 0.0)
-        fig.add_trace(go.Scatter(x=band["block_id"], y=high, mode="lines", line={"width": 0},
-                                 showlegend=False, hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=band["block_id"], y=low, mode="lines", line={"width": 0}, fill="tonexty",
+    if not band.empty:  # one polygon per run of scored blocks: the band, too, stops at a block without a score
+        higher = full["higher_is_better"].fillna(1).astype(bool)  # the bar is crossed downwards, or upwards
+        low = full["at_promotion"] - full["tolerance"].where(higher, 0.0)
+        high = full["at_promotion"] + full["tolerance"].where(~higher, 0.0)
+        run = (low.isna() != low.isna().shift()).cumsum()
+        xs: list[Any] = []
+        ys: list[Any] = []
+        for _, part in full[low.notna()].groupby(run[low.notna()]):
+            xs += [*part["block_id"], *part["block_id"][::-1], None]
+            ys += [*high[part.index], *low[part.index][::-1], None]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"width": 0}, fill="toself",
                                  fillcolor="rgba(45,164,78,0.15)", name="tolerance band (value at promotion)",
                                  hoverinfo="skip"))
-    colours = ["#d1242f" if d == 1 else "#0b5cad" for d in perf["drifted"].fillna(0)]
+    colours = ["#d1242f" if d == 1 else "#0b5cad" for d in full["drifted"].fillna(0)]
     fig.add_trace(go.Scatter(
-        x=x, y=perf["value"], mode="lines+markers", name=f"champion {metric}",
-        marker={"color": colours, "size": 8}, line={"color": "#0b5cad"}, customdata=perf[["model_version"]],
+        x=axis, y=full["value"], mode="lines+markers", name=f"champion {metric}", connectgaps=False,
+        marker={"color": colours, "size": 8}, line={"color": "#0b5cad"},
+        customdata=full[["model_version"]].fillna(""),
         hovertemplate="block %{x}<br>" + metric + " %{y:.4f}<br>model %{customdata[0]}<extra></extra>"))
-    visible = changes[changes["block_id"].isin(set(x) | set(order))] if not changes.empty else changes
+    visible = changes[changes["block_id"].isin(set(axis))] if not changes.empty else changes
     low_y = float(min(perf["value"].min(), (band["at_promotion"] - band["tolerance"]).min() if not band.empty
                       else perf["value"].min()))
     high_y = float(max(perf["value"].max(), band["at_promotion"].max() if not band.empty else 0))
     pad = max((high_y - low_y) * 0.06, 0.005)
+    step = (high_y - low_y + 4 * pad) * 0.2  # one label's height: changes at one block stack upwards
+    if not visible.empty:
+        visible = visible.assign(level=visible.groupby("block_id").cumcount())
+        visible = visible.assign(y=high_y + visible["level"] * step)
+    levels = int(visible["level"].max()) + 1 if not visible.empty else 1
     for kind, colour, symbol, label in (("promoted", "#1a7f37", "triangle-up", "promoted"),
                                         ("rolled_back", "#b42318", "x", "rolled back")):
         part = visible[visible["kind"] == kind] if not visible.empty else visible
@@ -372,17 +593,25 @@ def _performance_figure(perf: pd.DataFrame, changes: pd.DataFrame, order: list[s
             continue
         xs: list[Any] = []
         ys: list[Any] = []
-        for block in part["block_id"]:
+        for block, top in zip(part["block_id"], part["y"], strict=True):
             xs += [block, block, None]
-            ys += [low_y, high_y, None]
+            ys += [low_y, top, None]
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"color": colour, "dash": "dot", "width": 1},
                                  showlegend=False, hoverinfo="skip"))
         fig.add_trace(go.Scatter(
-            x=part["block_id"], y=[high_y] * len(part), mode="markers+text", name=label,
-            text=part["to_version"], textposition="top center",
+            x=part["block_id"], y=part["y"], mode="markers+text", name=label,
+            text=part["to_version"], textposition="top center", textfont={"color": colour},
             marker={"symbol": symbol, "size": 12, "color": colour},
             customdata=part[["from_version", "reason"]].fillna("-"),
             hovertemplate=f"{label} %{{text}} (from %{{customdata[0]}})<br>%{{customdata[1]}}<extra></extra>"))
+    if blocks is not None and "labelled" in blocks:  # why a block has no score: it came without labels
+        unlabelled = plot_frame(blocks[(blocks["labelled"] == 0)][["block_id"]])
+        unlabelled = unlabelled[~unlabelled["block_id"].isin(scored)]
+        if not unlabelled.empty:
+            fig.add_trace(go.Scatter(
+                x=unlabelled["block_id"], y=[low_y] * len(unlabelled), mode="markers", name="unlabelled: no score",
+                marker={"symbol": "square-open", "size": 9, "color": "#8c959f"},
+                hovertemplate="%{x}: no labels, so no score<extra></extra>"))
     points = blocks[blocks["change_point"].notna()] if blocks is not None and "change_point" in blocks else None
     if points is not None and not points.empty:  # where each change began (the rounds adapt to the rows after it)
         points = plot_frame(points[["block_id", "change_point"]])
@@ -397,13 +626,12 @@ def _performance_figure(perf: pd.DataFrame, changes: pd.DataFrame, order: list[s
             x=warned["block_id"], y=[low_y] * len(warned), mode="markers", name="drift warning (no round)",
             marker={"symbol": "circle-open", "size": 10, "color": "#9a6700"}, customdata=warned[["held_back"]],
             hovertemplate="drift warning on %{x}: %{customdata[0]}<extra></extra>"))
-    categories = [b for b in order if b in set(x) | set(visible["block_id"] if not visible.empty else [])]
     fig.update_layout(title=f"Champion {metric} per block, scored before it learned from the block",
                       **LAYOUT, height=400, margin=MARGIN, legend={"orientation": "h", "y": -0.25},
-                      xaxis={"type": "category", "categoryorder": "array", "categoryarray": categories or x,
+                      xaxis={"type": "category", "categoryorder": "array", "categoryarray": axis,
                              "automargin": True},
                       yaxis={"automargin": True, "gridcolor": "#eaeef2", "title": metric,
-                             "range": [low_y - pad, high_y + 3 * pad]})
+                             "range": [low_y - pad, high_y + (levels - 1) * step + 3 * pad]})
     return fig
 
 
@@ -445,6 +673,10 @@ def _overview_html(frame: pd.DataFrame, home: Any) -> str:
         spark = "".join(f"<span class='d{f}' title='{'drift' if f else 'no drift'}'></span>" for f in flags)
         champion = "-" if r.champion is None else f"{html.escape(r.champion)} <small>{html.escape(r.champion_strategy or '')}</small>"
         metric = "" if r.last_metric is None or pd.isna(r.last_metric) else f"{r.metric} {r.last_metric:.3f}"
+        if metric and r.last_metric_version != r.champion:
+            metric += f" by {r.last_metric_version}, before {r.champion}"
+        elif metric and r.score_blocks_since and r.score_blocks_since > 0:
+            metric += f", {int(r.score_blocks_since)} block{'s' * (r.score_blocks_since != 1)} old"
         circuit = _badge(r.circuit) + (f"<br><small>until {html.escape(r.circuit_until)}</small>"
                                        if r.circuit == "open" and r.circuit_until else "")
         alert = ("<span class='cm-muted'>none</span>" if not r.last_alert else
@@ -464,17 +696,47 @@ def _overview_html(frame: pd.DataFrame, home: Any) -> str:
             "<th>Circuit</th><th>Latest alert</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
-def _pipeline_card(row: dict[str, Any]) -> str:
+def score_words(age: dict[str, Any] | None) -> tuple[float | None, str]:
+    """The champion's last score and how old it is, in words: which model, which block, what came since.
+
+    The score shown is always the current champion's own (after a promotion or a rollback, the previous
+    champion's last score is not this model's); when the champion has none yet the words say so.
+    """
+    if not age:
+        return None, "no labelled block scored yet"
+    champion, version = age.get("champion"), age.get("version")
+    if champion is not None and version != champion:
+        if age.get("champion_value") is not None:
+            return age["champion_value"], (f"{champion}'s last score, on {age['champion_block']} (an earlier "
+                                           f"term as champion); not scored since it became champion again")
+        return None, (f"{champion} not scored yet: no labelled block since it became champion "
+                      f"({version} scored {age['value']:.4f} on {age['block_id']})")
+    words = f"on {age['block_id']}"
+    since = int(age.get("blocks_since") or 0)
+    if since:
+        words += f", {since} block{'s' * (since != 1)} ago"
+    unlabelled = int(age.get("unlabelled_since") or 0)
+    if unlabelled:
+        first, last = age["unlabelled_first"], age["unlabelled_last"]
+        later = "the later block is" if unlabelled == 1 else f"{unlabelled} later blocks are"
+        words += f"; {later} unlabelled ({first if first == last else f'{first} to {last}'})"
+    return age.get("value"), words
+
+
+def _pipeline_card(row: dict[str, Any], age: dict[str, Any] | None = None) -> str:
     def kv(field: str, label: str, value: Any) -> str:
         return (f"<div class='kv'><small>{label}</small><b data-field='{field}'>"
                 f"{html.escape('-' if value is None else str(value))}</b></div>")
 
-    metric = row.get("last_metric")
+    metric, words = score_words(age)
+    score = (f"<div class='kv'><small>last {html.escape(row['metric'])} of the champion</small>"
+             f"<b data-field='last_metric'>{'-' if metric is None else f'{metric:.4f}'}</b>"
+             f"<small data-field='score_age'>{html.escape(words)}</small></div>")
     return (
         f"<div class='cm-card' data-pipeline='{html.escape(row['pipeline'], quote=True)}'>"
         f"<div class='kv'><small>health</small>{_badge(row['health'])}</div>"
         + kv("champion", "champion", f"{row['champion'] or '-'} ({row['champion_strategy'] or '-'})")
-        + kv("last_metric", f"last {row['metric']}", None if metric is None else f"{metric:.4f}")
+        + score
         + kv("blocks", "blocks", row["blocks"]) + kv("drifts", "drifts", row["drifts"])
         + kv("rounds", "rounds", row["rounds"]) + kv("promotions", "promotions", row["promotions"])
         + kv("challenger_rejections", "challengers rejected", row["challenger_rejections"])
@@ -495,11 +757,19 @@ def _circuit_html(c: dict[str, Any]) -> str:
             f" · openings: <b>{c['openings']}</b></div>{running}{reason}</div>")
 
 
-def _state_html(state: dict[str, Any], event: dict[str, Any] | None) -> str:
+def _state_html(state: dict[str, Any], event: dict[str, Any] | None, position: int = 0) -> str:
     c = state["circuit"]
     counters = " · ".join(f"{k.replace('_', ' ')} <b data-field='{k}'>{v}</b>" for k, v in state["counters"].items())
-    at = (f"<div class='cm-muted'>event {event['position']}: {html.escape(event['pipeline'] or '')} "
-          f"{html.escape(event['type'])}: {html.escape(event['summary'])}</div>") if event else ""
+    if event is None:
+        at = (f"<div class='cm-muted' id='tt-event'>as of log position {position}: no event of "
+              f"{html.escape(state['pipeline'])} yet</div>") if position else ""
+    else:
+        lead = (f"event {event['position']}" if event["position"] == position else
+                f"as of log position {position} (an event of another stream); its last event up to there: "
+                f"event {event['position']}")
+        at = (f"<div class='cm-muted' id='tt-event' data-position='{event['position']}'>{lead}: "
+              f"{html.escape(event['pipeline'] or '')} {html.escape(event['type'])}: "
+              f"{html.escape(event['summary'])}</div>")
     circuit = "open until " + html.escape(c["until"] or "?") if c["open"] else "closed"
     return (f"<div id='tt-card'><div class='cm-card'><div class='kv'><small>health</small>{_badge(state['health'])}"
             f"</div><div class='kv'><small>champion</small><b data-field='champion'>{html.escape(state['champion'] or '-')}"
@@ -521,13 +791,40 @@ MODEL_COLUMNS = {"version": "version", "status": "status", "strategy": "strategy
                  "training": "training data", "rows": "rows", "seconds": "fit s", "artifact": "artifact sha256",
                  "trained_at": "trained at"}
 ROUND_COLUMNS = {"round_id": "round", "trigger": "trigger", "change_point": "adapting to the change at",
-                 "outcome": "outcome", "seconds": "seconds", "version": "candidate",
-                 "strategy": "strategy", "score": "holdout score", "champion_score": "champion", "gain": "gain",
-                 "status": "status", "replaced": "ensembles replaced (ipip)", "reason": "decision"}
+                 "outcome": "outcome", "seconds": "seconds", "reason": "decision"}
+CANDIDATE_COLUMNS = {"version": "candidate", "strategy": "strategy", "score": "holdout score",
+                     "champion_score": "champion", "gain": "gain", "status": "status now",
+                     "replaced": "ensembles replaced (ipip)"}
 LINEAGE_COLUMNS = {"version": "version", "strategy": "strategy", "status": "status", "round": "round",
                    "trained_at": "trained at"}
 STATE_MODEL_COLUMNS = {"version": "version", "status": "status", "strategy": "strategy", "parent": "parent"}
 TIME_FIELDS = frozenset({"occurred_at", "recorded_at", "trained_at"})
+
+# A click on a heatmap cell fills the block and feature boxes and presses "Show its distributions". Plotly
+# draws a new plot on each refresh, so the listener is attached to whichever plot is there.
+HEATMAP_CLICK_JS = """
+() => {
+  const fill = (id, value) => {
+    const box = document.querySelector(`#${id} textarea, #${id} input`);
+    if (!box) return;
+    box.value = String(value);
+    box.dispatchEvent(new Event('input', {bubbles: true}));
+  };
+  const attach = () => {
+    const plot = document.querySelector('#drift-heatmap .js-plotly-plot');
+    if (!plot || !plot.on || plot.dataset.cmClick) return;
+    plot.dataset.cmClick = '1';
+    plot.on('plotly_click', (ev) => {
+      const point = ev && ev.points && ev.points[0];
+      if (!point || point.z === null || point.z === undefined) return;
+      fill('dist-block', point.x);
+      fill('dist-feature', point.y);
+      setTimeout(() => document.querySelector('#dist-show').click(), 50);
+    });
+  };
+  setInterval(attach, 400);
+}
+"""
 
 # Row clicks in the events table: remember the row's position in the component's value, then `submit`.
 SELECT_ROW_JS = """
@@ -574,17 +871,36 @@ def _models_table(frame: pd.DataFrame) -> str:
 
 
 def _rounds_table(candidates: pd.DataFrame, rounds: pd.DataFrame) -> str:
-    """One row per candidate of the latest rounds; a round without any candidate shows as one row."""
+    """The latest rounds, newest first: the round's trigger, outcome and decision once (spanning its rows),
+    then one row per candidate with its scores and status. The ipip column appears only when an ipip
+    candidate is listed (it is always empty otherwise)."""
     if rounds.empty:
         return _html_table(rounds, ROUND_COLUMNS, "rounds-table", empty="no retraining round yet")
-    if candidates.empty:
-        merged = rounds.assign(version=None, strategy=None, score=None, champion_score=None, gain=None,
-                               status=None, replaced=None)
-    else:
-        merged = rounds.merge(candidates[["round_id", "version", "strategy", "score", "champion_score", "gain",
-                                          "status", "replaced"]], on="round_id", how="left")
-    merged = merged.sort_values(["number", "version"], ascending=[False, True], key=_version_key)
-    return _html_table(merged, ROUND_COLUMNS, "rounds-table")
+    candidate_columns = dict(CANDIDATE_COLUMNS)
+    ipip = not candidates.empty and (candidates["strategy"].eq("ipip").any() or candidates["replaced"].notna().any())
+    if not ipip:
+        candidate_columns.pop("replaced")
+    round_columns = {c: t for c, t in ROUND_COLUMNS.items() if c in rounds.columns}
+    if "change_point" in rounds and rounds["change_point"].isna().all():
+        round_columns.pop("change_point", None)
+    head = "".join(f"<th>{html.escape(t)}</th>" for t in [*round_columns.values(), *candidate_columns.values()])
+    body = []
+    for r in rounds.sort_values("number", ascending=False).to_dict("records"):
+        own = candidates[candidates["round_id"] == r["round_id"]] if not candidates.empty else candidates
+        own = own.sort_values("version", key=_version_key) if not own.empty else own
+        rows = own.to_dict("records") or [{}]
+        if r.get("outcome") == "promoted" and r.get("promoted_version"):
+            r = {**r, "outcome": f"promoted {r['promoted_version']}"}
+        span = f" rowspan='{len(rows)}'" if len(rows) > 1 else ""
+        lead = "".join(f"<td data-field='{c}'{span} class='cm-round'>{html.escape(_cell(c, r.get(c)))}</td>"
+                       for c in round_columns)
+        for i, c in enumerate(rows):
+            cells = "".join(f"<td data-field='{k}'>{html.escape(_cell(k, c.get(k)))}</td>" for k in candidate_columns)
+            first = " class='cm-round-first'" if i == 0 else ""
+            body.append(f"<tr data-round='{html.escape(str(r['round_id']), quote=True)}'{first}>"
+                        f"{lead if i == 0 else ''}{cells}</tr>")
+    return (f"<div class='cm-scroll' style='max-height:420px'><table class='cm-table' id='rounds-table'>"
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
 
 
 def _version_key(column: pd.Series) -> pd.Series:

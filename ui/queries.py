@@ -98,7 +98,8 @@ class Queries:
             "SELECT pipeline, health, champion, champion_strategy, last_block, last_block_at, blocks,"
             " recent_drifted, recent_checked, recent_drift, circuit, circuit_until, consecutive_failures, metric,"
             " last_metric, promotions, rollbacks, rejected_files, alerts, last_alert, last_alert_type,"
-            " last_alert_at, last_event_at FROM pipelines ORDER BY pipeline",
+            " last_alert_at, last_event_at, last_metric_version, blocks - last_metric_seq AS score_blocks_since"
+            " FROM pipelines ORDER BY pipeline",
             columns=OVERVIEW_COLUMNS,
         )
 
@@ -139,11 +140,78 @@ class Queries:
     def drift_matrix(self, name: str, last_blocks: int = 50) -> pd.DataFrame:
         """Block x feature cells of the last `last_blocks` blocks: effect, p_adjusted, drifted."""
         return self._frame(
-            "SELECT seq, block_id, feature, rank, effect, effect_name, p_adjusted, drifted, test, change"
-            " FROM drift_features WHERE pipeline = ? AND seq > (SELECT blocks FROM pipelines WHERE pipeline = ?) - ?"
+            "SELECT seq, block_id, feature, rank, kind, effect, effect_name, p_adjusted, drifted, test, change,"
+            " min_effect, alpha FROM drift_features WHERE pipeline = ? AND seq > (SELECT blocks FROM pipelines WHERE pipeline = ?) - ?"
             " ORDER BY seq, rank",
             (name, name, last_blocks),
             columns=("seq", "block_id", "feature", "rank", "effect", "effect_name", "p_adjusted", "drifted"),
+        )
+
+    def drift_cell(self, name: str, block_id: str, feature: str) -> dict[str, Any] | None:
+        """One heatmap cell: the feature's test result on the block, with the block's artifact and the ids of
+        the blocks it was compared with (`reference_blocks`, a list), or None."""
+        row = self._one(
+            "SELECT d.block_id, d.feature, d.seq, d.kind, d.test, d.statistic, d.p_value, d.p_adjusted, d.effect,"
+            " d.effect_name, d.drifted, d.change, d.note, d.min_effect, d.alpha, b.artifact_sha256,"
+            " b.artifact_kind, b.artifact_size, b.reference_blocks FROM drift_features d JOIN blocks b"
+            " ON b.pipeline = d.pipeline AND b.block_id = d.block_id"
+            " WHERE d.pipeline = ? AND d.block_id = ? AND d.feature = ?",
+            (name, block_id, feature),
+        )
+        if row is not None:
+            row["reference_blocks"] = json.loads(row["reference_blocks"] or "[]")
+        return row
+
+    def block_artifacts(self, name: str, block_ids: Sequence[str]) -> pd.DataFrame:
+        """The stored frames (sha256, kind, size) of some blocks, in the order asked."""
+        ids = list(block_ids)
+        frame = self._frame(
+            f"SELECT block_id, artifact_sha256, artifact_kind, artifact_size FROM blocks WHERE pipeline = ?"
+            f" AND block_id IN ({', '.join('?' * len(ids))})",
+            (name, *ids),
+            columns=("block_id", "artifact_sha256", "artifact_kind", "artifact_size"),
+        )
+        return frame.set_index("block_id").reindex(ids).reset_index() if not frame.empty else frame
+
+    def score_age(self, name: str) -> dict[str, Any] | None:
+        """How old the last score is: its block, model, the blocks since it and how many of those are unlabelled."""
+        return self._one(
+            "SELECT p.last_metric AS value, p.last_metric_block AS block_id, p.last_metric_version AS version,"
+            " p.champion, p.blocks - p.last_metric_seq AS blocks_since,"
+            " (SELECT COUNT(*) FROM blocks b WHERE b.pipeline = p.pipeline AND b.seq > p.last_metric_seq"
+            "  AND b.labelled = 0) AS unlabelled_since,"
+            " (SELECT block_id FROM blocks b WHERE b.pipeline = p.pipeline AND b.seq > p.last_metric_seq"
+            "  AND b.labelled = 0 ORDER BY b.seq LIMIT 1) AS unlabelled_first,"
+            " (SELECT block_id FROM blocks b WHERE b.pipeline = p.pipeline AND b.seq > p.last_metric_seq"
+            "  AND b.labelled = 0 ORDER BY b.seq DESC LIMIT 1) AS unlabelled_last,"
+            " (SELECT pf.value FROM performance pf WHERE pf.pipeline = p.pipeline"
+            "  AND pf.model_version = p.champion ORDER BY pf.seq DESC LIMIT 1) AS champion_value,"
+            " (SELECT pf.block_id FROM performance pf WHERE pf.pipeline = p.pipeline"
+            "  AND pf.model_version = p.champion ORDER BY pf.seq DESC LIMIT 1) AS champion_block"
+            " FROM pipelines p WHERE p.pipeline = ? AND p.last_metric_seq IS NOT NULL",
+            (name,),
+        )
+
+    def rollback_targets(self, name: str) -> pd.DataFrame:
+        """Versions a rollback may restore: former champions whose model file is still stored, newest first
+        (as `pipelines.core.decide.former_champions`), with their last score while champion."""
+        return self._frame(
+            "SELECT m.version, m.strategy, m.promoted_at, m.retired_at, m.score,"
+            " (SELECT pf.value FROM performance pf WHERE pf.pipeline = m.pipeline AND pf.model_version = m.version"
+            "  ORDER BY pf.seq DESC LIMIT 1) AS last_value FROM models m JOIN pipelines p ON p.pipeline = m.pipeline"
+            " WHERE m.pipeline = ? AND m.promoted_at IS NOT NULL AND m.version != p.champion"
+            " AND COALESCE(m.pruned, 0) = 0 ORDER BY m.number DESC",
+            (name,),
+            columns=("version", "strategy", "promoted_at", "retired_at", "score", "last_value"),
+        )
+
+    def model_scores(self, name: str, version: str, limit: int = 5) -> pd.DataFrame:
+        """A model's latest scores on blocks while it was champion, newest first."""
+        return self._frame(
+            "SELECT seq, block_id, metric, value, measured_at FROM performance WHERE pipeline = ?"
+            " AND model_version = ? ORDER BY seq DESC LIMIT ?",
+            (name, version, limit),
+            columns=("seq", "block_id", "metric", "value", "measured_at"),
         )
 
     def performance(self, name: str, last_blocks: int = 200) -> pd.DataFrame:
@@ -289,6 +357,15 @@ class Queries:
             [*args, limit],
             columns=("position", "recorded_at", "pipeline", "type", "summary"),
         )
+
+    def pipeline_event_at(self, name: str, position: int) -> dict[str, Any] | None:
+        """The pipeline's own latest event at or before `position` (never another pipeline's), or None."""
+        row = self._one(
+            "SELECT position, pipeline, type, summary, occurred_at FROM events WHERE pipeline = ? AND stream_id = ?"
+            " AND position <= ? ORDER BY position DESC LIMIT 1",
+            (name, STREAM_PREFIX + name, int(position)),
+        )
+        return row
 
     def event(self, position: int) -> dict[str, Any] | None:
         """One event with its full payload (a dict), or None."""

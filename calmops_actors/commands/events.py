@@ -25,7 +25,7 @@ from pipelines.read_model.projection import alert_words
 EXAMPLES = """\
 examples:
   calmops events --type DriftDetected
-  calmops events --pipeline churn --since 2026-05-01 --limit 20
+  calmops events churn --since 2026-05-01 --limit 20
   calmops events --type ModelPromoted --type ModelRolledBack --json
   calmops events --type AlertDelivered --type AlertFailed
 
@@ -39,7 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--type", action="append", default=[], metavar="T",
                    help="only events of this type (repeat for several), e.g. DriftDetected")
     p.add_argument("--since", metavar="ISO", help="only events recorded at or after this time")
-    p.add_argument("--pipeline", metavar="NAME", help="only this pipeline's events")
+    p.add_argument("name", nargs="?", default=None, metavar="NAME",
+                   help="only this pipeline's events (as the other commands take it)")
+    p.add_argument("--pipeline", metavar="NAME", help="the same as NAME (the older spelling, still accepted)")
     p.add_argument("--limit", type=int, metavar="N", help="stop after N events")
     p.add_argument("--json", action="store_true", help="JSON lines instead of text")
     add_home_option(p)
@@ -59,12 +61,15 @@ def check_types(wanted: list[str], known: list[str]) -> set[str]:
 def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be 1 or more, got {args.limit}")
+    if args.name and args.pipeline and args.name != args.pipeline:
+        raise UserError(f"two pipelines named: {args.name!r} and --pipeline {args.pipeline!r}; give one")
+    pipeline = args.name or args.pipeline
     since = readlog.parse_time(args.since, "--since") if args.since else None
     out = sys.stdout
     shown = 0
     with readlog.store_for(args) as store:
         types = check_types(args.type, store.codec.names())
-        stream = readlog.require_pipeline(store, args.pipeline) if args.pipeline else None
+        stream = readlog.require_pipeline(store, pipeline) if pipeline else None
         try:
             for record in store.iter_all():
                 if (stream is not None and record.stream_id != stream) or (types and record.type not in types):

@@ -3,7 +3,8 @@
 Every event of the pipeline, in order, with its envelope: `position, stream, version, type, recorded_at,
 data` (the payload as recorded). JSON lines hold `data` as an object; Parquet holds it as JSON text in a
 string column, plus `schema_version` and `hash`. The file is written whole or not at all (a temporary
-file renamed into place); an existing file is only replaced with `--force`.
+file renamed into place); an existing file is only replaced with `--force`. It gets the mode any new file of
+yours gets (0666 less your umask, e.g. 0644): the events hold no secret the log itself does not.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
                 records = (r for r in store.iter_all() if r.stream_id == stream)
                 write = write_jsonl if args.format == "jsonl" else write_parquet
                 count = write(records, handle, lambda done: progress(done, total))
+            os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes it 0600; an export is for other tools
             os.replace(tmp, out_path)
         except CorruptLogError as err:
             Path(tmp).unlink(missing_ok=True)
@@ -76,6 +78,13 @@ def run(args: argparse.Namespace) -> int:
             progress.close()
     print(f"wrote {count} event(s) of {args.name} to {out_path} ({args.format})", file=sys.stdout)
     return 0
+
+
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: set back at once; the CLI runs no other thread)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 BATCH = 50_000

@@ -101,7 +101,11 @@ def add_shared_options(parser: argparse.ArgumentParser) -> None:
         help="file format (generate default: csv; inject default: the input's)",
     )
     parser.add_argument(
-        "--overwrite", action="store_true", help="replace block files and manifest.json already in --out"
+        "--overwrite",
+        "--force",
+        dest="overwrite",
+        action="store_true",
+        help="replace block files and manifest.json already in --out (--force: the same, as in init and export)",
     )
     parser.add_argument("--json", action="store_true", help="print the manifest as JSON instead of a table")
 

@@ -1,4 +1,4 @@
-"""`calmops resume NAME [--reason TEXT]`: close an open retraining circuit so rounds may run again.
+"""`calmops resume NAME --reason TEXT`: close an open retraining circuit so rounds may run again.
 
 Written through the domain: the state is rebuilt from the log, `decide` answers `CircuitClosed` when the
 circuit is open (and nothing when it is not) and the event is appended at the version the state was read
@@ -30,15 +30,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("resume", help="close an open retraining circuit (recorded with a reason)",
                        description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", help="the pipeline")
-    p.add_argument("--reason", default="resumed from the command line", metavar="TEXT",
-                   help="why (kept in the log; default: 'resumed from the command line')")
+    p.add_argument("--reason", default=None, metavar="TEXT",
+                   help="why (kept in the log for the audit trail); expected, as for rollback (without it, "
+                        f"{DEFAULT_REASON!r} is recorded, with a warning)")
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
     add_home_option(p)
     p.set_defaults(func=run)
 
 
+DEFAULT_REASON = "resumed from the command line"
+
+
 @readlog.user_errors
 def run(args: argparse.Namespace) -> int:
+    defaulted = args.reason is None  # accepted for the scripts written when it was optional
+    if defaulted:
+        args.reason = DEFAULT_REASON
     if not args.reason.strip():
         raise UserError("--reason must not be empty")
     from pipelines.core.decide import ResumeRetraining
@@ -47,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
         events, version = execute(store, args.name, ResumeRetraining(reason=args.reason.strip(),
                                                                      occurred_at=now_iso()))
     out = sys.stdout
+    if defaulted and events:
+        print(f"warning: no --reason given; recorded {DEFAULT_REASON!r}. Give one, as `rollback` requires: the "
+              "log keeps it for the audit trail", file=sys.stderr)
     if args.json:
         print(json.dumps({"pipeline": args.name, "version": version, "resumed": bool(events),
                           "recorded": [{"type": type(e).__name__, "reason": e.reason} for e in events]}), file=out)

@@ -11,7 +11,8 @@ import json
 import sys
 
 from calmops_actors import readlog
-from calmops_actors.cli_common import add_home_option, print_table
+from calmops_actors.cli_common import add_home_option, print_table, resolve_home
+from calmops_actors.home_lock import owner_alive
 from pipelines.read_model import explain
 
 EXAMPLES = """\
@@ -22,8 +23,9 @@ examples:
 exit codes: 0 done (also when the home has no pipeline yet), 2 no home at that path
 """
 
+# `events`: the pipeline's own event count (its stream version), not a model version (those are v1, v2, ...)
 COLUMNS = ["pipeline", "health", "champion", "strategy", "last_block", "drift", "circuit", "round", "blocks",
-           "pending", "rejected", "promotions", "version"]
+           "pending", "rejected", "promotions", "events"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,8 +50,16 @@ def row(summary: dict) -> dict:
         "round": summary["round"]["round_id"] if summary["round"] else None,
         "blocks": summary["counters"]["blocks"], "pending": summary["pending"],
         "rejected": summary["counters"]["rejected_files"],
-        "promotions": summary["counters"]["promotions"], "version": summary["version"],
-    }
+        "promotions": summary["counters"]["promotions"], "events": summary["version"],
+    } | interrupted_round(summary)
+
+
+def interrupted_round(summary: dict) -> dict:
+    """A round the log has in flight while no `run` or `serve` of the pipeline is alive is not running: its
+    tasks died with the process that started them (Ctrl-C, a crash). The log keeps it as requested, and the
+    next `run` or `serve` re-issues it, so it is shown as interrupted rather than as retraining."""
+    round_id = summary.get("interrupted_round")
+    return {"health": "interrupted", "round": f"{round_id} (interrupted)"} if round_id else {}
 
 
 @readlog.user_errors
@@ -60,9 +70,13 @@ def run(args: argparse.Namespace) -> int:
         for name in readlog.list_pipelines(store):
             progress = readlog.Progress(f"reading {name}")
             try:
-                summaries.append(explain.state_summary(readlog.load_state(store, name, progress=progress).state))
+                summary = explain.state_summary(readlog.load_state(store, name, progress=progress).state)
             finally:
                 progress.close()
+            in_flight = summary["round"]["round_id"] if summary["round"] else None
+            summary["interrupted_round"] = (
+                in_flight if in_flight and not owner_alive(resolve_home(args), name) else None)
+            summaries.append(summary)
     if args.json:
         print(json.dumps(summaries), file=out)
     elif not summaries:

@@ -30,6 +30,7 @@ from typing import Any
 from pipelines.core.events import (
     AlertDelivered,
     AlertFailed,
+    ArtifactsPruned,
     BlockArrived,
     BlockRejected,
     CandidateTrained,
@@ -105,19 +106,21 @@ TABLES: dict[str, Table] = {
          "openings": N, "circuit_reason": T, "last_check_drifted": N, "recent_drift": T,
          "recent_drifted": N, "recent_checked": N, "last_metric": R, "health": T, "alerts": N,
          "last_alert": T, "last_alert_type": T, "last_alert_at": T, "events": N, "last_event_at": T,
-         "last_position": N},
+         "last_position": N, "last_metric_block": T, "last_metric_seq": N, "last_metric_version": T,
+         "last_labelled_seq": N},
         ("pipeline",)),
     "blocks": Table(
         {"pipeline": T, "block_id": T, "seq": N, "file": T, "sha256": T, "rows": N, "labelled": N,
          "arrived_at": T, "position": N, "champion": T, "drifted": N, "features_drifted": N,
          "top_feature": T, "top_effect": R, "multivariate_drifted": N, "concept_drift": N,
          "performance_drifted": N, "reasons": T, "drift_warning": N, "signals": T, "held_back": T,
-         "change_point": T},
+         "change_point": T, "artifact_sha256": T, "artifact_kind": T, "artifact_size": N,
+         "reference_blocks": T},
         ("pipeline", "block_id"), (("pipeline", "seq"),)),
     "drift_features": Table(
         {"pipeline": T, "block_id": T, "feature": T, "seq": N, "rank": N, "kind": T, "test": T,
          "statistic": R, "p_value": R, "p_adjusted": R, "effect": R, "effect_name": T, "drifted": N,
-         "change": T, "note": T},
+         "change": T, "note": T, "min_effect": R, "alpha": R},
         ("pipeline", "block_id", "feature"), (("pipeline", "seq"),)),
     "performance": Table(
         {"pipeline": T, "block_id": T, "seq": N, "model_version": T, "metric": T, "value": R,
@@ -130,7 +133,7 @@ TABLES: dict[str, Table] = {
          "notes": T, "code_version": T, "artifact_sha256": T, "artifact_size": N, "artifact_format": T,
          "trained_at": T, "status": T, "holdout_metrics": T, "champion_metrics": T, "score": R,
          "champion_score": R, "promoted_at": T, "promoted_metrics": T, "promotion_reason": T,
-         "retired_at": T, "position": N},
+         "retired_at": T, "position": N, "pruned": N},
         ("pipeline", "version"), (("pipeline", "number"), ("pipeline", "round_id"))),
     "rounds": Table(
         {"pipeline": T, "round_id": T, "number": N, "block_id": T, "block_seq": N, "trigger": T,
@@ -263,10 +266,14 @@ class _Step:
                 p["blocks"] += 1
                 p["rows"] += event.rows
                 p.update(last_block=event.block_id, last_block_at=at)
+                if event.labelled:
+                    p["last_labelled_seq"] = p["blocks"]
                 self.put("blocks", {
                     "pipeline": name, "block_id": event.block_id, "seq": p["blocks"], "file": event.file,
                     "sha256": event.sha256, "rows": event.rows, "labelled": int(event.labelled),
-                    "arrived_at": at, "position": self.position, "champion": p["champion"]})
+                    "arrived_at": at, "position": self.position, "champion": p["champion"],
+                    "artifact_sha256": event.artifact.sha256, "artifact_kind": event.artifact.kind,
+                    "artifact_size": event.artifact.size})
             case BlockRejected():
                 p["rejected_files"] += 1
                 self.put("rejected_files", {
@@ -343,6 +350,12 @@ class _Step:
                          champion_strategy=model["strategy"] if model else None)
                 p["rollbacks"] += 1
                 self.champion_change("rolled_back", old, new, event.reason)
+            case ArtifactsPruned(model_versions=versions):  # no longer loadable: not a rollback target
+                for version in versions:
+                    model = self.row("models", version)
+                    if model is not None:
+                        model["pruned"] = 1
+                        self.put("models", model)
             case _:
                 pass
 
@@ -359,7 +372,8 @@ class _Step:
         value = event.metrics.get(p["metric"])
         model = self.row("models", event.model_version)
         promoted = json.loads(model["promoted_metrics"]) if model and model["promoted_metrics"] else {}
-        p["last_metric"] = value
+        p.update(last_metric=value, last_metric_block=event.block_id, last_metric_seq=block["seq"],
+                 last_metric_version=event.model_version)
         self.put("performance", {
             "pipeline": self.name, "block_id": event.block_id, "seq": block["seq"],
             "model_version": event.model_version, "metric": p["metric"], "value": value,
@@ -383,14 +397,15 @@ class _Step:
             top_feature=top.name if top else None, top_effect=top.effect if top else None,
             multivariate_drifted=_flag(event.multivariate), concept_drift=None if event.concept is None
             else int(event.concept.drift), performance_drifted=_flag(event.performance),
-            reasons=_json(event.reasons))
+            reasons=_json(event.reasons), reference_blocks=_json(list(event.reference_blocks)))
         self.put("blocks", block)
         for rank, f in enumerate(event.features, start=1):
             self.put("drift_features", {
                 "pipeline": self.name, "block_id": event.block_id, "feature": f.name, "seq": block["seq"],
                 "rank": rank, "kind": f.kind, "test": f.test, "statistic": f.statistic, "p_value": f.p_value,
                 "p_adjusted": f.p_adjusted, "effect": f.effect, "effect_name": f.effect_name,
-                "drifted": int(f.drifted), "change": f.change, "note": f.note})
+                "drifted": int(f.drifted), "change": f.change, "note": f.note,
+                "min_effect": f.min_effect, "alpha": f.alpha})
         perf = self.row("performance", event.block_id)
         if perf is not None and event.performance is not None:
             d = event.performance
@@ -422,7 +437,7 @@ class _Step:
             "notes": _json(event.notes), "code_version": event.code_version,
             "artifact_sha256": event.sha256, "artifact_size": event.artifact.size,
             "artifact_format": event.artifact.format, "trained_at": self.occurred, "status": "candidate",
-            "holdout_metrics": "{}", "champion_metrics": "{}", "position": self.position})
+            "holdout_metrics": "{}", "champion_metrics": "{}", "position": self.position, "pruned": 0})
         round_ = self.row("rounds", event.round_id)
         if round_ is not None:
             round_["candidates"] = _json(json.loads(round_["candidates"]) + [event.model_version])

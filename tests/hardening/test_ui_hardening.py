@@ -85,7 +85,8 @@ def test_user_text_in_the_charts_is_drawn_as_text_never_as_markup() -> None:
     cells = pd.DataFrame({"seq": [1, 1, 2, 2], "block_id": ["b1", "b1", BLOCK, BLOCK],
                           "feature": [FEATURE, "age", FEATURE, "age"], "rank": [1, 2, 1, 2],
                           "effect": [0.9, 0.1, 0.8, 0.2], "effect_name": ["d"] * 4,
-                          "p_adjusted": [0.001, 0.5, 0.002, 0.6], "drifted": [1, 0, 1, 0]})
+                          "p_adjusted": [0.001, 0.5, 0.002, 0.6], "drifted": [1, 0, 1, 0],
+                          "kind": ["numeric"] * 4, "min_effect": [0.1] * 4})
     perf = pd.DataFrame({"seq": [1, 2], "block_id": ["b1", BLOCK], "model_version": ["v1", "v2"],
                          "metric": [METRIC] * 2, "value": [0.9, 0.8], "at_promotion": [0.91, 0.91],
                          "tolerance": [0.05, 0.05], "higher_is_better": [1, 1], "drifted": [0, 1]})

@@ -49,7 +49,7 @@ def test_run_end_to_end_resumes_and_predicts(tmp_path: Path) -> None:
     scored = calmops("predict", "sea", "incoming/block_0001.csv", "--home", "home", "--out", "p.csv", cwd=tmp_path)
     assert scored.returncode == 0, scored.stderr
     header, *rows = (tmp_path / "p.csv").read_text().splitlines()
-    assert header == "model_version,prediction,proba_0,proba_1" and len(rows) == 500
+    assert header == "target,model_version,prediction,proba_0,proba_1" and len(rows) == 500  # target kept
 
 
 def test_run_with_a_bad_config_says_what_to_fix(tmp_path: Path, capsys) -> None:

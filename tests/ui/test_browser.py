@@ -15,9 +15,6 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 RAY_URL = "http://127.0.0.1:8265"
 USER, PASSWORD = "operator", "correct horse"
 TIMEOUT = 90_000  # ms: the shared 2-core machine can be slow to render the first page
@@ -44,18 +41,6 @@ class Recorder:
     def resume(self, pipeline: str, reason: str) -> dict:
         self.calls.append(("resume", pipeline, reason))
         return {"ok": False, "message": "the circuit is not open"}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (scripts/browser.sh) to run browser tests")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
@@ -93,15 +78,6 @@ def auth_server(browser, home):
     handle = launch(home, port=free_port(), auth=(USER, PASSWORD), actions=recorder, block=False)
     yield handle, recorder
     handle.close()
-
-
-@pytest.fixture
-def page(browser, tmp_path):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT)
-    yield page
-    context.close()
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +147,7 @@ def test_pipeline_page_shows_drift_performance_models_rounds_circuit_rejections(
     assert page.locator("#models-table tbody tr").count() == len(models)
     latest_round = queries.rounds("sea").iloc[0]
     assert first_cell(page, "#rounds-table", "round_id") == latest_round["round_id"]
-    assert first_cell(page, "#rounds-table", "outcome") == latest_round["outcome"]
+    assert first_cell(page, "#rounds-table", "outcome").split()[0] == latest_round["outcome"]
     assert page.locator("#rounds-table tbody tr").count() == len(queries.candidates("sea"))
     strategies = page.locator("#rounds-table tbody td").evaluate_all("els => els.map(e => e.textContent)")
     reused = queries.candidates("sea")["strategy"].str.startswith("reuse of ")
@@ -256,17 +232,17 @@ def test_login_is_required_and_a_wrong_password_is_refused(auth_server, page, qu
     open_tab(page, "Pipeline")
     page.locator("#pipeline-card [data-field='champion']").wait_for()
     page.get_by_text("Operator actions (recorded in the log)").click()
-    target = queries.models("sea").iloc[1]["version"]  # the newest non-champion version
+    target = queries.rollback_targets("sea").iloc[0]["version"]  # the latest former champion
     version = page.locator("#rollback-version input")
     version.click()
-    version.fill(target)
-    version.press("Enter")
+    page.get_by_role("option").first.click()
     page.locator("#rollback").click()
     page.locator("#action-result").get_by_text("Give a reason").wait_for()
     assert recorder.calls == []
     page.locator("#action-reason textarea").fill("canary looked bad")
     page.locator("#rollback").click()
-    page.locator("#action-result").get_by_text(f"champion is now {target}").wait_for()
+    page.locator("#rollback-confirm").click()  # the second step: nothing is called before it
+    page.locator("#action-result").get_by_text(f"{target} is now the champion of sea").wait_for()
     assert recorder.calls == [("rollback", "sea", target, f"canary looked bad (by {USER})")]
     page.screenshot(path=shots / "operator.png", full_page=True)
 
