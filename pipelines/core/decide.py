@@ -437,7 +437,7 @@ def circuit_after_round(state: PipelineState, *, succeeded: bool, trial: bool, n
 def breaker_settings(state: PipelineState) -> CircuitBreakerSettings:
     if state.config is None:
         return CircuitBreakerSettings()
-    return config_from_dict(state.config, "<log>").circuit_breaker
+    return logged_config(state).circuit_breaker
 
 
 def decide_rollback(state: PipelineState, cmd: Rollback) -> tuple[Event, ...]:

@@ -132,6 +132,10 @@ class ChangePoint:
     row: int
     signal: str
 
+    def __str__(self) -> str:
+        """How every reader shows it: "b7 row 120 (concept)"."""
+        return f"{self.block_id} row {self.row} ({self.signal})"
+
 
 @frozen
 class DriftChecked(Event):

@@ -176,7 +176,6 @@ class PipelineState:
     drift_reasons: tuple[str, ...] = ()  # why the last drift was detected: a drift round records them
     adaptation: Adaptation = field(default_factory=Adaptation)
     last_round_seq: int = 0  # arrival number of the block the newest round started after (cooldown)
-    last_round_block: str | None = None
 
     @staticmethod
     def initial() -> PipelineState:
@@ -333,7 +332,7 @@ def evolve(state: PipelineState, event: Event) -> PipelineState:
                                         rows_at_last_round=event.change_rows)
             started = state.blocks.get(event.block_id)
             return _state(state, version=version, last_event_at=at, round=round_, retrain_pending=False,
-                          adaptation=adaptation, last_round_block=event.block_id,
+                          adaptation=adaptation,
                           last_round_seq=started.seq if started else state.last_round_seq,
                           counters=_counters(c, rounds=c.rounds + 1))
         case CandidateTrained():

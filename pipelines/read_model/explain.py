@@ -22,6 +22,7 @@ from pipelines.core.events import (
     CandidateTrained,
     ChallengerEvaluated,
     ChallengerRejected,
+    ChangePoint,
     CircuitClosed,
     CircuitOpened,
     ConfigChanged,
@@ -118,7 +119,7 @@ def event_line(event: Event) -> str:  # noqa: C901 - one branch per event type
             return f"drift detected on {event.block_id}{signals}: {_more(event.reasons)}{warning}"
         case RetrainRequested():
             trial = ", trial round" if event.trial else ""
-            change = f"; adapting to {change_text(event.change_point)}" if event.change_point else ""
+            change = f"; adapting to the change at {event.change_point}" if event.change_point else ""
             reuse = f"; reusing {', '.join(event.reuse)}" if event.reuse else ""
             return (f"round {event.round_id} started after {event.block_id} ({event.trigger}{trial}): "
                     f"{', '.join(event.strategies)} on {len(event.training_blocks)} block(s); {event.holdout}"
@@ -179,11 +180,6 @@ def retrained_line(event: ModelRetrained) -> str:
 
 
 # --- a block's story -----------------------------------------------------------------------------
-
-
-def change_text(point: Any) -> str:
-    """A change point in words: "the change at b7 row 120 (concept)"."""
-    return f"the change at {point.block_id} row {point.row} ({point.signal})"
 
 
 def _feature(f: Any) -> dict[str, Any]:
@@ -364,7 +360,7 @@ def block_lines(story: dict[str, Any]) -> list[str]:
                          + (f"; the change began near row {', '.join(map(str, began))}" if began else ""))
         point = drift.get("change_point")
         if point is not None:
-            lines.append(f"  change point: {point['block_id']} row {point['row']} ({point['signal']})")
+            lines.append(f"  change point: {ChangePoint(**point)}")
     lines.append(f"  decision: {story['decision']}")
     round_ = story["round"]
     if round_ is not None:
@@ -377,7 +373,7 @@ def _round_lines(round_: dict[str, Any]) -> list[str]:
              f"{', '.join(round_['strategies'])}; holdout {round_['holdout']}"]
     point = round_.get("change_point")
     if point:
-        lines.append(f"    adapting to the change at {point['block_id']} row {point['row']} ({point['signal']})")
+        lines.append(f"    adapting to the change at {ChangePoint(**point)}")
     for c in round_["candidates"]:
         versus = (f" vs champion {headline(c['champion_metrics'], 1)}" if c["champion_metrics"] else "")
         label = f"reuse of {c['reused']}" if c.get("reused") else c["strategy"]

@@ -301,7 +301,7 @@ class _Step:
                     "seed": event.seed, "started_at": at, "outcome": "running", "candidates": "[]",
                     "failures": "[]", "position": self.position, "reasons": _json(event.reasons),
                     "seconds": None, "reuse": _json(event.reuse),
-                    "change_point": change_words(event.change_point) if event.change_point else None})
+                    "change_point": str(event.change_point) if event.change_point else None})
             case CandidateTrained():
                 self.candidate(event)
             case ChallengerEvaluated(model_version=version):
@@ -424,7 +424,7 @@ class _Step:
         point = event.change_point
         changed = self.row("blocks", point.block_id) if point is not None else None
         if changed is not None:
-            changed["change_point"] = change_words(point)
+            changed["change_point"] = str(point)
             self.put("blocks", changed)
 
     def candidate(self, event: CandidateTrained) -> None:
@@ -547,11 +547,6 @@ def alert_words(event: AlertDelivered | AlertFailed) -> str:
     if isinstance(event, AlertDelivered):
         return f"alert {what} at {event.position} delivered to {event.sink}{status}{tries}"
     return f"alert {what} at {event.position} failed at {event.sink}{status}{tries}: {event.error}"
-
-
-def change_words(point: Any) -> str:
-    """A change point as the read tables show it: "b7 row 120 (concept)"."""
-    return f"{point.block_id} row {point.row} ({point.signal})"
 
 
 def drift_signals(event: DriftChecked) -> str:

@@ -142,7 +142,6 @@ def to_dict(state: PipelineState) -> dict[str, Any]:
         "drift_reasons": list(state.drift_reasons),
         "adaptation": dataclasses.asdict(state.adaptation),
         "last_round_seq": state.last_round_seq,
-        "last_round_block": state.last_round_block,
     }
 
 
@@ -281,7 +280,6 @@ def from_dict(data: dict[str, Any]) -> PipelineState:
         drift_reasons=tuple(data["drift_reasons"]),
         adaptation=Adaptation(**data["adaptation"]),
         last_round_seq=data["last_round_seq"],
-        last_round_block=data["last_round_block"],
     )
 
 

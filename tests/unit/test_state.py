@@ -217,7 +217,6 @@ def reference_evolve(state: PipelineState, event: Event) -> PipelineState:
                                seq=changed.seq if changed else 0, rounds=1, rows_at_last_round=event.change_rows)
             started = state.blocks.get(event.block_id)
             return replace(state, round=round_, retrain_pending=False, adaptation=a,
-                           last_round_block=event.block_id,
                            last_round_seq=started.seq if started else state.last_round_seq,
                            counters=replace(c, rounds=c.rounds + 1))
         case CandidateTrained():
