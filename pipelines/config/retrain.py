@@ -87,7 +87,8 @@ class RetrainSettings:
             object.__setattr__(self, "trigger", tuple(self.trigger))
         signals = ", ".join(TRIGGER_SIGNALS)
         if not isinstance(self.trigger, tuple) or any(t not in TRIGGER_SIGNALS for t in self.trigger):
-            raise ValueError(f"trigger = {self.trigger!r}; allowed: a list of {signals} (empty: drift only warns)")
+            shown = list(self.trigger) if isinstance(self.trigger, tuple) else self.trigger
+            raise ValueError(f"trigger = {shown!r}; allowed: a list of {signals} (empty: drift only warns)")
         if len(set(self.trigger)) != len(self.trigger):
             raise ValueError(f"trigger = {list(self.trigger)} lists a signal twice; allowed: each once")
         for key, low in (("cooldown_blocks", 0), ("reuse_champions", 0), ("since_change_min_rows", 1),
