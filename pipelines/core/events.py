@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pipelines.core.schema import ColumnSchema
-from pipelines.drift.results import ConceptDrift, FeatureDrift, MultivariateDrift, PerformanceDrift
+from pipelines.drift.results import (
+    ConceptDrift,
+    EstimatedDrift,
+    FeatureDrift,
+    MultivariateDrift,
+    PerformanceDrift,
+)
 
 JSON = dict[str, Any]
 
@@ -110,6 +116,20 @@ class BlockRejected(Event):
     block_id: str | None = None
 
 
+@frozen
+class LabelsArrived(Event):
+    """Labels for a block that arrived without them (a labels file, any time after the block): validated,
+    joined to the block's rows by `key` (`[labels] key`) and stored as an artifact of the key and the target.
+    From here on the block counts as labelled (it can be scored, trained on, held out)."""
+
+    block_id: str
+    file: str
+    sha256: str  # the labels file's hash
+    rows: int
+    artifact: Artifact
+    key: str
+
+
 # --- monitoring ----------------------------------------------------------------------------------
 
 
@@ -120,6 +140,37 @@ class PerformanceMeasured(Event):
     block_id: str
     model_version: str
     metrics: dict[str, float]
+
+
+@frozen
+class PerformanceEstimated(Event):
+    """The champion's metrics on a block estimated without its labels (`method` "cbpe": confidence-based
+    performance estimation from the probabilities calibrated at promotion), each with its 95% interval (the
+    sampling error of the block's size). Recorded for every block the champion checks, labelled or not."""
+
+    block_id: str
+    version: str  # the champion that served the block
+    metrics: dict[str, float]
+    interval: dict[str, tuple[float, float]]
+    method: str = "cbpe"
+    rows: int = 0
+    calibration_sha256: str = ""  # the calibration the estimate used
+
+
+@frozen
+class LabelsChecked(Event):
+    """A block's late labels were checked: the champion that served the block scored on them
+    (`PerformanceMeasured` comes first) and, when it still serves, its errors fed to the concept detector and
+    its score compared with promotion. `DriftDetected` follows when `drifted`, as after a `DriftChecked`."""
+
+    block_id: str
+    model_version: str
+    drifted: bool
+    reasons: tuple[str, ...]
+    concept: ConceptDrift | None = None
+    performance: PerformanceDrift | None = None
+    change_point: ChangePoint | None = None
+    note: str = ""  # why no signal was computed (the model that served the block no longer serves)
 
 
 @frozen
@@ -149,6 +200,7 @@ class DriftChecked(Event):
     concept: ConceptDrift | None = None
     performance: PerformanceDrift | None = None
     reference_blocks: tuple[str, ...] = ()
+    estimated: EstimatedDrift | None = None  # the estimated metric against promotion (no labels needed)
     change_point: ChangePoint | None = None  # where the change this check saw began (None: no change seen)
 
 
@@ -193,6 +245,20 @@ class RetrainRequested(Event):
 
 
 @frozen
+class Calibration:
+    """A classifier's probability calibration, fitted on its round's holdout and stored as an artifact (a
+    scikit-learn `CalibratedClassifierCV` around the frozen model, hash-checked on load like every artifact).
+    `ece` is the expected calibration error of the calibrated probabilities (out of fold), `ece_uncalibrated`
+    the model's own on the same rows: how far its probabilities can be read as frequencies."""
+
+    artifact: Artifact
+    method: str  # "isotonic" | "sigmoid"
+    rows: int
+    ece: float | None = None
+    ece_uncalibrated: float | None = None
+
+
+@frozen
 class CandidateTrained(Event):
     """A candidate model was fitted and stored; this is its registry entry (lineage, artifact, code)."""
 
@@ -209,6 +275,7 @@ class CandidateTrained(Event):
     params: JSON = field(default_factory=dict)
     code_version: str = ""
     notes: tuple[str, ...] = ()
+    calibration: Calibration | None = None  # fitted on the round's holdout (classifiers with probabilities)
 
 
 @frozen
@@ -231,6 +298,7 @@ class ModelPromoted(Event):
     reason: str
     metrics: dict[str, float]
     round_id: str | None = None
+    calibration: Calibration | None = None  # the promoted candidate's: what its estimates will read
 
 
 @frozen
@@ -334,6 +402,9 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     PerformanceMeasured,
     DriftChecked,
     DriftDetected,
+    LabelsArrived,
+    PerformanceEstimated,
+    LabelsChecked,
     RetrainRequested,
     CandidateTrained,
     ChallengerEvaluated,

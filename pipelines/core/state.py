@@ -33,8 +33,11 @@ from pipelines.core.events import (
     DriftChecked,
     DriftDetected,
     Event,
+    LabelsArrived,
+    LabelsChecked,
     ModelPromoted,
     ModelRolledBack,
+    PerformanceEstimated,
     PerformanceMeasured,
     PipelineRegistered,
     RetrainFailed,
@@ -60,6 +63,9 @@ class BlockRecord:
     drifted: bool | None = None
     metrics: dict[str, float] | None = None  # the champion's score on it (labelled blocks)
     scored_by: str | None = None
+    served_by: str | None = None  # the champion when its drift check ran: the model that served its rows
+    estimated_by: str | None = None  # the champion whose performance on it was estimated (PerformanceEstimated)
+    labels: Artifact | None = None  # its late labels (LabelsArrived), joined to its rows when read
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +86,7 @@ class ModelRecord:
     promoted_metrics: dict[str, float] | None = None  # metrics at promotion: the bar for performance drift
     promoted_at: str | None = None
     pruned: bool = False  # its artifact was deleted by retention (ArtifactsPruned)
+    calibration: Artifact | None = None  # its probability calibration (fitted on its round's holdout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,12 +286,30 @@ def evolve(state: PipelineState, event: Event) -> PipelineState:
                 block_id, _block(block, metrics=metrics, scored_by=model_version)))
         case DriftChecked(block_id=block_id, drifted=drifted, concept=concept):
             block = state.blocks.get(block_id)
-            blocks = state.blocks.set(block_id, _block(block, drifted=drifted)) if block else state.blocks
+            blocks = (state.blocks.set(block_id, _block(block, drifted=drifted, served_by=state.champion)) if block
+                      else state.blocks)
             return _state(
                 state, version=version, last_event_at=at, blocks=blocks, last_check_drifted=drifted,
                 concept_state=concept.state if concept is not None else state.concept_state,
                 counters=_counters(c, drift_checks=c.drift_checks + 1),
             )
+        case PerformanceEstimated(block_id=block_id, version=estimated_by):
+            block = state.blocks.get(block_id)
+            if block is None:
+                return _state(state, version=version, last_event_at=at)
+            return _state(state, version=version, last_event_at=at, blocks=state.blocks.set(
+                block_id, _block(block, estimated_by=estimated_by)))
+        case LabelsArrived(block_id=block_id, artifact=labels, sha256=sha):
+            block = state.blocks.get(block_id)
+            files = state.files.set(sha, "accepted")
+            if block is None:
+                return _state(state, version=version, last_event_at=at, files=files)
+            return _state(state, version=version, last_event_at=at, files=files, blocks=state.blocks.set(
+                block_id, _block(block, labelled=True, labels=labels)))
+        case LabelsChecked(concept=concept, drifted=drifted):
+            return _state(state, version=version, last_event_at=at,
+                          last_check_drifted=drifted or state.last_check_drifted,
+                          concept_state=concept.state if concept is not None else state.concept_state)
         case PipelineRegistered(name=name, config=config, config_sha256=sha):
             return _state(state, version=version, last_event_at=at, name=name, config=config, config_sha256=sha)
         case ConfigChanged(config=config, config_sha256=sha):
@@ -340,6 +365,7 @@ def evolve(state: PipelineState, event: Event) -> PipelineState:
                 version=event.model_version, strategy=event.strategy, artifact=event.artifact,
                 parent=event.parent_version, training_blocks=event.training_blocks, round_id=event.round_id,
                 trained_at=event.occurred_at, seconds=event.seconds, code_version=event.code_version,
+                calibration=event.calibration.artifact if event.calibration is not None else None,
             )
             round_ = state.round
             if round_ is not None and round_.round_id == event.round_id:

@@ -2,13 +2,13 @@
 faster over long runs of events.
 
 Why: rebuilding a pipeline from its log folds every event it ever recorded, and almost all of a long log is
-the three events every block brings (`BlockArrived`, `PerformanceMeasured`, `DriftChecked`). `evolve` answers
+the events every block brings (`BlockArrived`, `PerformanceMeasured`, `PerformanceEstimated`, `DriftChecked`). `evolve` answers
 each of them with a new state, a new block record and new versions of up to three persistent maps, because a
 caller may keep any intermediate state. A replay keeps only the last one. So here a run of block events is
 gathered in plain dicts (a block's fields in a list, changed in place) and written once when the run ends:
 one record per block, one batched update per map, one state per run. Every other event goes through
-`evolve` itself, so the rules of the fold stay in one place; this module only knows what the three block
-events change, which is what `evolve`'s first three cases say.
+`evolve` itself, so the rules of the fold stay in one place; this module only knows what the four block
+events change, which is what `evolve`'s first four cases say.
 
 The result equals `reduce(evolve, events, state)` (`tests/unit/test_fast_replay.py` checks it on random
 histories that reach every branch, on a hand-written life and on the benchmark's log).
@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from operator import attrgetter
 
-from pipelines.core.events import BlockArrived, DriftChecked, Event, PerformanceMeasured
+from pipelines.core.events import BlockArrived, DriftChecked, Event, PerformanceEstimated, PerformanceMeasured
 from pipelines.core.record_copies import maker, replacer, slot_setters
 from pipelines.core.state import BlockRecord, Counters, PipelineState, evolve
 
@@ -40,7 +40,9 @@ _make_block = maker(BlockRecord)
 _block_fields = attrgetter(*(f for f in BlockRecord.__slots__))  # type: ignore[attr-defined]
 assert len(slot_setters(BlockRecord)) == len(BlockRecord.__slots__)  # every slot is a field, in order
 # where a block's values sit in its list (BlockRecord's field order)
-_DRIFTED, _METRICS, _SCORED_BY = (BlockRecord.__slots__.index(n) for n in ("drifted", "metrics", "scored_by"))
+_DRIFTED, _METRICS, _SCORED_BY, _SERVED_BY, _ESTIMATED_BY = (
+    BlockRecord.__slots__.index(n) for n in ("drifted", "metrics", "scored_by", "served_by", "estimated_by"))
+_UNSET = (None,) * (len(BlockRecord.__slots__) - BlockRecord.__slots__.index("drifted"))  # a new block's checks
 
 
 def fold(events: Iterable[Event], state: PipelineState | None = None) -> PipelineState:
@@ -55,6 +57,8 @@ def fold(events: Iterable[Event], state: PipelineState | None = None) -> Pipelin
             run.measured(event)
         elif kind is DriftChecked:
             run.checked(event)
+        elif kind is PerformanceEstimated:
+            run.estimated(event)
         else:
             state = evolve(run.state(), event)
             run = _Run(state)
@@ -90,7 +94,7 @@ class _Run:
     def arrived(self, e: BlockArrived) -> None:
         self.order_len = seq = self.order_len + 1
         self.blocks[e.block_id] = [e.block_id, seq, e.file, e.sha256, e.rows, e.labelled, e.artifact,
-                                   e.occurred_at, None, None, None]
+                                   e.occurred_at, *_UNSET]
         self.order[seq] = e.block_id
         self.files[e.sha256] = "accepted"
         self.last_block = e.block_id
@@ -106,10 +110,18 @@ class _Run:
         self.version += 1
         self.at = e.occurred_at or self.at
 
+    def estimated(self, e: PerformanceEstimated) -> None:
+        fields = self._fields(e.block_id)
+        if fields is not None:
+            fields[_ESTIMATED_BY] = e.version
+        self.version += 1
+        self.at = e.occurred_at or self.at
+
     def checked(self, e: DriftChecked) -> None:
         fields = self._fields(e.block_id)
         if fields is not None:
             fields[_DRIFTED] = e.drifted
+            fields[_SERVED_BY] = self.base.champion  # no promotion inside a run of block events
         self.last_check_drifted = e.drifted
         if e.concept is not None:
             self.concept_state = e.concept.state

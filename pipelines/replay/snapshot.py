@@ -94,6 +94,8 @@ def _kinds(cls: type) -> dict[str, str]:
         annotation = str(f.type)
         if annotation == "Artifact":
             kinds[f.name] = "artifact"
+        elif annotation == "Artifact | None":  # rare (late labels, calibrations): one small list or None per row
+            kinds[f.name] = "optional_artifact"
         elif annotation.startswith("dict[str, float]"):
             kinds[f.name] = "metrics"
         elif annotation.startswith("tuple["):
@@ -159,6 +161,9 @@ def _pack(records: list, kinds: dict[str, str]) -> dict[str, Any]:
         if kind == "artifact":
             for part in _ARTIFACT_FIELDS:
                 columns[f"{name}.{part}"] = _column([getattr(a, part) for a in values])
+        elif kind == "optional_artifact":
+            columns[name] = _column([None if a is None else [getattr(a, p) for p in _ARTIFACT_FIELDS]
+                                     for a in values])
         elif kind == "metrics":
             columns[name] = _pack_metrics(values)
         elif kind == "tuple":
@@ -350,6 +355,8 @@ def _columns(columns: dict[str, Any], cls: type, kinds: dict[str, str], lazy: bo
             if len({len(p) for p in parts}) > 1:
                 raise ValueError(f"snapshot columns of {cls.__name__}.{name} have different lengths")
             ordered.append(_LazyArtifacts(parts) if lazy else _records(Artifact, parts))
+        elif kind == "optional_artifact":
+            ordered.append([None if v is None else _MAKERS[Artifact](*v) for v in _values(columns[name])])
         elif kind == "metrics":
             ordered.append(_LazyMetrics(columns[name]) if lazy else _unpack_metrics(columns[name]))
         elif kind == "tuple":

@@ -10,7 +10,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.core.events import BlockArrived, DriftChecked, PerformanceMeasured
+from pipelines.core.events import BlockArrived, DriftChecked, PerformanceEstimated, PerformanceMeasured
 from pipelines.core.state import BlockRecord, Counters, PipelineState
 from pipelines.core.state import replay as one_event_at_a_time
 from pipelines.replay.fold import fold
@@ -28,6 +28,8 @@ block_events = st.one_of(
               metrics=st.dictionaries(st.just("accuracy"), st.floats(0, 1), max_size=1)),
     st.builds(DriftChecked, block_id=ids, drifted=st.booleans(), reasons=st.just(()), features=st.just(()),
               concept=concept),
+    st.builds(PerformanceEstimated, block_id=ids, version=st.sampled_from(["v1", "v2"]),
+              metrics=st.dictionaries(st.just("accuracy"), st.floats(0, 1), max_size=1), interval=st.just({})),
 )
 histories = st.lists(st.one_of(events, block_events, block_events), max_size=60)
 

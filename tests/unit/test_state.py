@@ -17,6 +17,7 @@ from pipelines.core.events import (
     ArtifactsPruned,
     BlockArrived,
     BlockRejected,
+    Calibration,
     CandidateTrained,
     ChallengerEvaluated,
     ChallengerRejected,
@@ -27,8 +28,11 @@ from pipelines.core.events import (
     DriftChecked,
     DriftDetected,
     Event,
+    LabelsArrived,
+    LabelsChecked,
     ModelPromoted,
     ModelRolledBack,
+    PerformanceEstimated,
     PerformanceMeasured,
     PipelineRegistered,
     RetrainFailed,
@@ -181,12 +185,27 @@ def reference_evolve(state: PipelineState, event: Event) -> PipelineState:
                 block_id, replace(block, metrics=metrics, scored_by=version)))
         case DriftChecked(block_id=block_id, drifted=drifted, concept=concept):
             block = state.blocks.get(block_id)
-            blocks = state.blocks.set(block_id, replace(block, drifted=drifted)) if block else state.blocks
+            blocks = (state.blocks.set(block_id, replace(block, drifted=drifted, served_by=state.champion))
+                      if block else state.blocks)
             return replace(
                 state, blocks=blocks, last_check_drifted=drifted,
                 concept_state=concept.state if concept is not None else state.concept_state,
                 counters=replace(c, drift_checks=c.drift_checks + 1),
             )
+        case PerformanceEstimated(block_id=block_id, version=version):
+            block = state.blocks.get(block_id)
+            if block is None:
+                return state
+            return replace(state, blocks=state.blocks.set(block_id, replace(block, estimated_by=version)))
+        case LabelsArrived(block_id=block_id, artifact=labels, sha256=sha):
+            state = replace(state, files=state.files.set(sha, "accepted"))
+            block = state.blocks.get(block_id)
+            if block is None:
+                return state
+            return replace(state, blocks=state.blocks.set(block_id, replace(block, labelled=True, labels=labels)))
+        case LabelsChecked(concept=concept, drifted=drifted):
+            return replace(state, last_check_drifted=True if drifted else state.last_check_drifted,
+                           concept_state=concept.state if concept is not None else state.concept_state)
         case DriftDetected(block_id=block_id, reasons=reasons, change_point=point):
             adaptation = state.adaptation
             if point is not None and (point.block_id, point.row) != (adaptation.block_id, adaptation.row):
@@ -224,6 +243,7 @@ def reference_evolve(state: PipelineState, event: Event) -> PipelineState:
                 version=event.model_version, strategy=event.strategy, artifact=event.artifact,
                 parent=event.parent_version, training_blocks=event.training_blocks, round_id=event.round_id,
                 trained_at=event.occurred_at, seconds=event.seconds, code_version=event.code_version,
+                calibration=event.calibration.artifact if event.calibration else None,
             )
             round_ = state.round
             if round_ is not None and round_.round_id == event.round_id:
@@ -355,7 +375,8 @@ events = st.one_of(
               change_point=change_points, change_rows=st.integers(0, 9), occurred_at=times),
     st.builds(CandidateTrained, round_id=rounds, model_version=versions, strategy=st.just("full"),
               artifact=st.just(ART), sha256=shas, training_blocks=st.just(("b1",)), seconds=st.just(1.0),
-              parent_version=st.one_of(st.none(), versions), occurred_at=times),
+              parent_version=st.one_of(st.none(), versions), occurred_at=times,
+              calibration=st.one_of(st.none(), st.just(Calibration(artifact=ART, method="isotonic", rows=5)))),
     st.builds(ChallengerEvaluated, round_id=rounds, model_version=versions, metrics=metrics,
               champion_metrics=metrics, occurred_at=times),
     st.builds(ModelPromoted, model_version=versions, previous_version=st.none(),
@@ -370,6 +391,12 @@ events = st.one_of(
     st.builds(ModelRolledBack, from_version=versions, to_version=versions, reason=st.just("r"), occurred_at=times),
     st.builds(ArtifactsPruned, model_versions=st.lists(versions, max_size=2).map(tuple), sha256s=st.just(()),
               reason=st.just("r"), occurred_at=times),
+    st.builds(PerformanceEstimated, block_id=blocks, version=versions, metrics=metrics, interval=st.just({}),
+              occurred_at=times),
+    st.builds(LabelsArrived, block_id=blocks, file=st.just("l.csv"), sha256=shas, rows=st.integers(1, 5),
+              artifact=st.just(ART), key=st.just("id"), occurred_at=times),
+    st.builds(LabelsChecked, block_id=blocks, model_version=versions, drifted=st.booleans(), reasons=st.just(()),
+              concept=concept, occurred_at=times),
     st.builds(Event, occurred_at=times),  # an event the fold does not use: only the version moves
 )
 
@@ -398,7 +425,8 @@ def life() -> list:
                                  holdout_blocks=("b1",), holdout="h", seed=1, occurred_at=t),
                 *[e for v in versions for e in (
                     CandidateTrained(round_id=rid, model_version=v, strategy="full", artifact=ART, sha256=v,
-                                     training_blocks=("b1",), seconds=1.0, occurred_at=t),
+                                     training_blocks=("b1",), seconds=1.0, occurred_at=t,
+                                     calibration=Calibration(artifact=ART, method="sigmoid", rows=9, ece=0.02)),
                     ChallengerEvaluated(round_id=rid, model_version=v, metrics=m, champion_metrics={}, occurred_at=t))]]
 
     return [
@@ -416,6 +444,15 @@ def life() -> list:
                      concept=ConceptDrift(detector="ddm", drift=False, warning=False, rows_seen=3, state="{}"),
                      occurred_at=t),
         DriftDetected(block_id="b1", reasons=("x",), occurred_at=t),
+        PerformanceEstimated(block_id="b1", version="v1", metrics=m, interval={"accuracy": (0.8, 0.95)},
+                             occurred_at=t),
+        PerformanceEstimated(block_id="nope", version="v1", metrics=m, interval={}, occurred_at=t),
+        BlockArrived(block_id="b2", file="f3", sha256="s3", rows=5, labelled=False, artifact=ART, occurred_at=t),
+        LabelsArrived(block_id="b2", file="l1", sha256="s4", rows=5, artifact=ART, key="id", occurred_at=t),
+        LabelsArrived(block_id="nope", file="l1", sha256="s4", rows=5, artifact=ART, key="id", occurred_at=t),
+        LabelsChecked(block_id="b2", model_version="v1", drifted=True, reasons=("acc fell",), occurred_at=t,
+                      concept=ConceptDrift(detector="ddm", drift=True, warning=False, rows_seen=5, state="{1}")),
+        LabelsChecked(block_id="b2", model_version="v1", drifted=False, reasons=(), occurred_at=t),
         *round_("r2", "v3", "v4"),
         ChallengerRejected(round_id="r2", model_versions=("v3", "v4"), reason="worse", occurred_at=t),
         *round_("r3"),
