@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["ConceptDrift", "FeatureDrift", "MultivariateDrift", "PerformanceDrift"]
+__all__ = ["ConceptDrift", "EstimatedDrift", "FeatureDrift", "MultivariateDrift", "PerformanceDrift"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -101,3 +101,19 @@ class DriftAssessment:
     multivariate: MultivariateDrift | None
     concept: ConceptDrift | None
     performance: PerformanceDrift | None
+    estimated: EstimatedDrift | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EstimatedDrift:
+    """The champion's *estimated* metric on a block (no labels needed: `pipelines.estimation`) against its value
+    at promotion. Drifted only when the drop is beyond the tolerance even at the interval's better end."""
+
+    metric: str
+    at_promotion: float
+    estimated: float
+    low: float
+    high: float
+    tolerance: float
+    drifted: bool
+    higher_is_better: bool = True
