@@ -31,12 +31,15 @@ from calmops_actors.drift_tasks import multivariate_task
 from calmops_actors.home import Home, stream_id
 from calmops_actors.hooks import load_preprocess
 from calmops_actors.training_tasks import (
+    CalibrationResult,
     CandidateResult,
     await_round,
     champion_blob,
     launch_round,
     put_material,
     score_model_task,
+    score_reused_task,
+    stored_calibration,
     task_options,
 )
 from calmops_actors.writes import record
@@ -50,11 +53,15 @@ from pipelines.config.pipeline import (
 )
 from pipelines.core.decide import (
     AcceptFile,
+    AcceptLabels,
+    BlockLabels,
     Command,
     CommandRejected,
     NewBlock,
     PruneArtifacts,
     RecordDriftCheck,
+    RecordEstimate,
+    RecordLabelsCheck,
     RecordPerformance,
     RecordRoundOutcome,
     RegisterPipeline,
@@ -65,12 +72,13 @@ from pipelines.core.decide import (
     StrategyOutcome,
     file_seen,
 )
-from pipelines.core.events import ChangePoint, Event
-from pipelines.core.intake import IntakeRules, display_name, parse_file
+from pipelines.core.events import Calibration, ChangePoint, Event
+from pipelines.core.intake import IntakeRules, Rejected, display_name, parse_file
 from pipelines.core.rounds import RoundPlan, first_labelled, plan_round, reusable
 from pipelines.core.state import PipelineState, evolve
-from pipelines.drift.block_check import assess_block
+from pipelines.drift.block_check import assess_block, assess_labels
 from pipelines.drift.features import fit_reference
+from pipelines.estimation.late_labels import LabelRules, join_labels, parse_labels
 from pipelines.replay.fold import fold
 from pipelines.retraining.material import LabelledBlock
 from pipelines.retraining.models import ModelSpec, ModelSpecError, build_estimator
@@ -120,6 +128,7 @@ class PipelineActor:
         self.references: dict[tuple[str, ...], Any] = {}
         self.reference_frames: dict[tuple[str, ...], pd.DataFrame] = {}
         self.models: dict[str, Any] = {}
+        self.calibrators: dict[str, Any] = {}
         self.recovered = False  # `recover` runs once per process, before its first ingest or poll
         # blocks waiting for their drift check, oldest first: `state.pending_blocks()` read once by `recover`,
         # then kept up to date here so a block does not cost a scan of every block (checked ones are skipped)
@@ -228,6 +237,85 @@ class PipelineActor:
         self.check_waiting(await_rounds, frames={b.block_id: b.frame for b in intake.blocks})
         return {"file": name, "outcome": "accepted", "blocks": arrived}
 
+    def ingest_labels(self, path: str, await_rounds: bool = False) -> dict[str, Any]:
+        """Read one labels file (labels for blocks that arrived without them), join it to its blocks and record
+        `LabelsArrived`; then check each block's labels against the model that served it (`LabelsChecked`), and
+        start the round the rules call for. Refused whole, with a reason, like a block file."""
+        if self.config is None:
+            raise RuntimeError(f"pipeline {self.name} is not configured")
+        self.recover(await_rounds)
+        file = Path(path)
+        name = display_name(file.name)
+        c = self.config
+        try:
+            size = file.stat().st_size
+            if size > c.intake.max_file_mb * 1024 * 1024:
+                sha = hashlib.sha256(f"{name}:{size}:{file.stat().st_mtime_ns}".encode()).hexdigest()
+                return self.reject(name, sha, "file_too_large", f"{name}: {size / 1e6:.1f} MB is over the limit of "
+                                   f"{c.intake.max_file_mb} MB ([intake] max_file_mb)")
+            data = file.read_bytes()
+        except OSError as err:
+            return {"file": name, "outcome": "unreadable", "message": f"{name}: {err.strerror}"}
+        sha = hashlib.sha256(data).hexdigest()
+        if file_seen(self.state, sha):
+            return {"file": name, "outcome": "duplicate", "sha256": sha}
+        key = c.labels.key
+        if key is None:
+            return self.reject(name, sha, "labels_without_key", (
+                f"{name}: a labels file, but the pipeline has no row key to join labels by; set [labels] key = "
+                "\"<column>\" in its config (blocks that arrive from then on must carry that column)"))
+        target = self.state.schema.target if self.state.schema else c.target
+        parsed = parse_labels(file.name, data, LabelRules(
+            key=key, target=target, block_col=c.block_col, formats=tuple(c.formats),
+            max_file_mb=c.intake.max_file_mb, max_rows=c.intake.max_rows))
+        del data
+        if not parsed.accepted:
+            return self.reject(name, sha, parsed.reason_code, parsed.message)
+        labelled = []
+        for rows in parsed.blocks:
+            block = self.state.blocks.get(rows.block_id)
+            if block is None:
+                return self.reject(name, sha, "unknown_block", f"{name}: labels for block {rows.block_id!r}, which "
+                                   f"pipeline {self.name} never received; send the block first")
+            if block.labelled:
+                return self.reject(name, sha, "already_labelled", f"{name}: block {rows.block_id!r} has its labels "
+                                   "already; a block is labelled once")
+            try:
+                join_labels(self.artifacts.get_frame(ref_for(block.artifact)), rows.frame, key, target)
+            except Rejected as r:
+                return self.reject(name, sha, r.code, f"{name}: block {rows.block_id!r}: {r.message}")
+            labelled.append(BlockLabels(block_id=rows.block_id, rows=len(rows.frame),
+                                        artifact=artifact_for(self.artifacts.put_frame(rows.frame))))
+        events = self.execute(AcceptLabels(file=name, sha256=sha, key=key, blocks=tuple(labelled),
+                                           occurred_at=now_iso()), key=f"labels:{sha}")
+        refused = [e for e in events if type(e).__name__ == "BlockRejected"]
+        if refused:
+            return {"file": name, "outcome": "rejected", "reason_code": refused[0].reason_code,
+                    "message": refused[0].message}
+        arrived = [e.block_id for e in events if type(e).__name__ == "LabelsArrived"]
+        for block_id in arrived:
+            self.check_labels(block_id, await_rounds)
+        return {"file": name, "outcome": "accepted", "labels_for": arrived}
+
+    def check_labels(self, block_id: str, await_rounds: bool) -> None:
+        """Score the model that served a block on its late labels and check them (`assess_labels`, once per
+        block: `decide` records nothing for a block already scored); then the round the rules call for."""
+        block = self.state.blocks.get(block_id)
+        if block is None or block.labels is None or block.metrics is not None or block.served_by is None:
+            return  # not checked yet: its drift check will score it with its labels
+        served = self.state.models[block.served_by]
+        still = served.version == self.state.champion
+        check = assess_labels(self.frame(block_id), model=self.model(served.version), still_serves=still,
+                              promoted_metrics=served.promoted_metrics, concept_state=self.state.concept_state,
+                              config=self.config, schema=self.state.schema)
+        note = "" if still else (f"{served.version} served this block and no longer serves ({self.state.champion} "
+                                 "does): measured, not a drift signal")
+        self.execute(RecordLabelsCheck(block_id=block_id, model_version=served.version, metrics=check.metrics,
+                                       assessment=check.assessment, occurred_at=now_iso(), note=note),
+                     key=f"labels-check:{block_id}")
+        if self.maybe_start_round(block_id) and await_rounds:
+            self.finish_round()
+
     def drop_unreferenced(self, blocks: tuple[NewBlock, ...]) -> None:
         """A file's frames are stored before `decide` sees them (the command carries their hashes); when it rejects
         the file, the frames no accepted block shares are deleted, so a rejection leaves no orphan artifact."""
@@ -248,7 +336,8 @@ class PipelineActor:
             labels_required=(self.state.champion is None
                              and len(first_labelled(self.state, c.training.initial_blocks)) < c.training.initial_blocks),
             max_file_mb=c.intake.max_file_mb, max_invalid_share=c.intake.max_invalid_share,
-            max_columns=c.intake.max_columns, max_rows=c.intake.max_rows, preprocess=self.preprocess)
+            max_columns=c.intake.max_columns, max_rows=c.intake.max_rows, preprocess=self.preprocess,
+            label_key=c.labels.key)
 
     # -- monitoring -------------------------------------------------------------------------------
 
@@ -297,14 +386,22 @@ class PipelineActor:
         block = state.blocks[block_id]
         ref_ids = self.reference_blocks(block_id)
         reference, reference_frame = self.reference(ref_ids)
+        calibrator = self.calibrator(champion.version)
         check = assess_block(
             frame, seq=block.seq, labelled=block.labelled, reference=reference, reference_frame=reference_frame,
             champion_model=self.model(champion.version) if block.labelled else None,
             promoted_metrics=champion.promoted_metrics, concept_state=state.concept_state, config=self.config,
-            schema=state.schema, multivariate_test=remote_multivariate)
+            schema=state.schema, multivariate_test=remote_multivariate,
+            serving_model=self.model(champion.version) if calibrator is not None else None, calibrator=calibrator)
         if check.metrics is not None:
             self.execute(RecordPerformance(block_id=block_id, model_version=champion.version, metrics=check.metrics,
                                            occurred_at=now_iso()), key=f"perf:{block_id}")
+        if check.estimate is not None:
+            est = check.estimate
+            self.execute(RecordEstimate(block_id=block_id, version=champion.version, metrics=est.metrics,
+                                        interval=est.interval, rows=est.rows,
+                                        calibration_sha256=champion.calibration.sha256, occurred_at=now_iso()),
+                         key=f"estimate:{block_id}")
         self.execute(RecordDriftCheck(block_id=block_id, assessment=check.assessment, reference_blocks=ref_ids,
                                       occurred_at=now_iso()), key=f"drift:{block_id}")
 
@@ -332,12 +429,34 @@ class PipelineActor:
         return self.references[ids], self.reference_frames[ids]
 
     def frame(self, block_id: str) -> pd.DataFrame:
-        return self.artifacts.get_frame(ref_for(self.state.blocks[block_id].artifact))
+        """The block's rows as stored, with its late labels joined when it has them."""
+        block = self.state.blocks[block_id]
+        rows = self.artifacts.get_frame(ref_for(block.artifact))
+        if block.labels is None:
+            return rows
+        labels = self.artifacts.get_frame(ref_for(block.labels))  # two columns: the row key and the target
+        target = self.state.schema.target
+        return join_labels(rows, labels, next(c for c in labels.columns if c != target), target)
 
     def model(self, version: str) -> Any:
         if version not in self.models:
             self.models = {version: self.artifacts.get_model(ref_for(self.state.models[version].artifact))}
         return self.models[version]
+
+    def calibrator(self, version: str) -> Any | None:
+        """The version's probability calibration (hash-checked on load); None when it has none or it cannot be
+        loaded (its blocks then go unestimated, and the log says why)."""
+        artifact = self.state.models[version].calibration
+        if artifact is None:
+            return None
+        key = f"calibration:{artifact.sha256}"
+        if key not in self.calibrators:
+            try:
+                self.calibrators = {key: self.artifacts.get_model(ref_for(artifact))}
+            except Exception as err:  # a missing or tampered file: no estimate rather than a guess
+                log.error("pipeline %s: calibration of %s not loaded: %s", self.name, version, err)
+                self.calibrators = {key: None}
+        return self.calibrators[key]
 
     # -- retraining -------------------------------------------------------------------------------
 
@@ -387,8 +506,8 @@ class PipelineActor:
             except Exception as err:  # a missing or tampered file: this candidate fails, the round goes on
                 reuse_refs[version] = err
                 continue
-            reuse_refs[version] = score_model_task.options(**task_options()).remote(
-                past, holdout_ref, schema.features, schema.target, c.task)
+            reuse_refs[version] = score_reused_task.options(**task_options()).remote(
+                past, holdout_ref, schema.features, schema.target, c.task, plan.seed)
         self.inflight = InFlightRound(round_id=plan.round_id, strategies=list(plan.strategies), refs=tasks,
                                       champion_ref=champion_task, started=time.monotonic(),
                                       material_refs=refs, holdout_ref=holdout_ref, champion_blob=blob,
@@ -472,16 +591,18 @@ class PipelineActor:
             try:
                 if isinstance(ref, Exception):
                     raise ref
-                metrics = ray.get(ref, timeout=max(remaining, 60.0))
+                scored = ray.get(ref, timeout=max(remaining, 60.0))
             except Exception as err:  # a missing or tampered file fails this candidate only
                 outcomes.append(StrategyOutcome(strategy="reuse", error=f"{version} could not be scored: {err}",
                                                 seed=flight.seed))
                 continue
+            calibration, note = calibration_record(stored_calibration(scored.calibration, self.artifacts))
             outcomes.append(StrategyOutcome(
-                strategy="reuse", artifact=past.artifact, metrics=metrics, training_blocks=past.training_blocks,
+                strategy="reuse", artifact=past.artifact, metrics=scored.metrics, training_blocks=past.training_blocks,
                 rows=0, seconds=time.perf_counter() - start, seed=flight.seed,
                 params={"reused_version": version, "reused_strategy": past.strategy},
-                notes=(f"past champion {version} ({past.strategy}) scored on this holdout; no training",)))
+                notes=(f"past champion {version} ({past.strategy}) scored on this holdout; no training",) + note,
+                calibration=calibration))
         return outcomes
 
     def prune_rejected(self) -> None:
@@ -506,6 +627,9 @@ class PipelineActor:
         self.recovered = True
         self.prune_rejected()  # a round's end is its outcome then its retention: finish it (a no-op otherwise)
         self.waiting = deque(self.state.pending_blocks())
+        for block in self.state.ordered_blocks():  # late labels recorded, their check not (a crash between)
+            if block.labels is not None and block.metrics is None and block.served_by is not None:
+                self.check_labels(block.block_id, await_rounds)
         if self.waiting and self.state.champion is not None:
             log.info("pipeline %s: %d block(s) waiting for their drift check", self.name, len(self.waiting))
         if await_rounds:
@@ -562,12 +686,23 @@ def outcome_of(result: CandidateResult) -> StrategyOutcome:
     if result.status != "trained" or result.artifact is None:
         return StrategyOutcome(strategy=result.strategy, error=result.reason or result.status,
                                skipped=result.status == "skipped", seconds=result.seconds, seed=result.seed)
+    calibration, note = calibration_record(result.calibration)
     return StrategyOutcome(
         strategy=result.strategy, artifact=artifact_for(result.artifact), metrics=result.metrics,
         training_blocks=result.training_blocks, rows=result.rows, seconds=result.seconds, seed=result.seed,
-        params=jsonable(result.params),
+        params=jsonable(result.params), calibration=calibration,
         notes=((result.notes,) if result.notes else ()) + ((f"trained on node {result.node_id}",)
-                                                             if result.node_id else ()))
+                                                             if result.node_id else ()) + note)
+
+
+def calibration_record(result: CalibrationResult | None) -> tuple[Calibration | None, tuple[str, ...]]:
+    """A stored calibration as the event records it, or the note that says why there is none."""
+    if result is None:
+        return None, ()
+    if result.artifact is None:
+        return None, (f"not calibrated: {result.note}",) if result.note else ()
+    return Calibration(artifact=artifact_for(result.artifact), method=result.method, rows=result.rows,
+                       ece=result.ece, ece_uncalibrated=result.ece_uncalibrated), ()
 
 
 def jsonable(params: dict[str, Any]) -> dict[str, Any]:

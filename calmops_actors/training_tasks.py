@@ -21,12 +21,14 @@ import ray
 
 from calmops_actors.artifacts import ArtifactRef, ArtifactStore, Blob, decode_model, encode_model
 from pipelines.config.retrain import RetrainSettings
+from pipelines.estimation.calibration import fit_calibration
 from pipelines.retraining.evaluation import evaluate
 from pipelines.retraining.material import LabelledBlock, StrategySkipped, TrainingMaterial
 from pipelines.retraining.models import ModelSpec
 from pipelines.retraining.strategies import fallback_to_run, launch_order, run_strategy
 
 __all__ = [
+    "CalibrationResult",
     "CandidateResult",
     "MaterialRefs",
     "RoundOutcome",
@@ -35,6 +37,8 @@ __all__ = [
     "put_material",
     "run_round",
     "score_model_task",
+    "score_reused_task",
+    "stored_calibration",
     "champion_blob",
     "task_options",
     "train_candidate",
@@ -91,6 +95,37 @@ class CandidateResult:
     notes: str = ""
     reason: str | None = None  # why it was skipped, or the error text of a failure
     node_id: str = ""  # the Ray node the task ran on
+    calibration: CalibrationResult | None = None  # its probability calibration on the holdout (classifiers)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CalibrationResult:
+    """A candidate's calibration on the round's holdout: the fitted calibrator as a blob (then, once stored,
+    its `artifact`) and its reliability; `note` says why there is none (`blob` None)."""
+
+    method: str = ""
+    rows: int = 0
+    ece: float | None = None
+    ece_uncalibrated: float | None = None
+    blob: Blob | None = None
+    artifact: ArtifactRef | None = None
+    note: str = ""
+
+
+def calibrate(model: Any, holdout: pd.DataFrame, features: Sequence[str], target: str, task: str,
+              seed: int) -> CalibrationResult | None:
+    """`fit_calibration` on the holdout, as a blob ready to store; None for regression. A calibration that
+    cannot be fitted never fails the candidate: its note says why, and its blocks go unestimated."""
+    if task != "classification":
+        return None
+    try:
+        fitted = fit_calibration(model, holdout, features, target, seed)
+    except Exception as exc:
+        return CalibrationResult(note=f"calibration failed: {_error_text(exc)}")
+    if fitted.calibrator is None:
+        return CalibrationResult(rows=fitted.rows, note=fitted.note)
+    return CalibrationResult(method=fitted.method, rows=fitted.rows, ece=fitted.ece,
+                             ece_uncalibrated=fitted.ece_uncalibrated, blob=encode_model(fitted.calibrator))
 
 
 def put_material(material: TrainingMaterial) -> MaterialRefs:
@@ -131,7 +166,9 @@ def train_candidate(
         candidate = run_strategy(strategy, material, spec, settings, seed, champion_model)
         blob = encode_model(candidate.model)
         metrics = evaluate(candidate.model, holdout, material.features, material.target, material.task)
+        calibration = calibrate(candidate.model, holdout, material.features, material.target, material.task, seed)
         return CandidateResult(
+            calibration=calibration,
             strategy=strategy,
             status="trained",
             seed=seed,
@@ -178,6 +215,23 @@ def train_candidate_task(
         return CandidateResult(strategy=strategy, status="failed", seed=seed, reason=_error_text(exc))
     result = train_candidate(strategy, resolved, spec, settings, seed, champion, holdout)
     return replace(result, node_id=ray.get_runtime_context().get_node_id())
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScoredModel:
+    """A past champion scored (and calibrated afresh) on a round's holdout: a `reuse` candidate."""
+
+    metrics: dict[str, float]
+    calibration: CalibrationResult | None
+
+
+@ray.remote(max_retries=0)
+def score_reused_task(model: Blob, holdout: pd.DataFrame, features: tuple[str, ...], target: str, task: str,
+                      seed: int) -> ScoredModel:
+    """Holdout metrics of a past champion, and its calibration on these (newer) rows."""
+    loaded = decode_model(model)
+    return ScoredModel(metrics=evaluate(loaded, holdout, features, target, task),  # type: ignore[arg-type]
+                       calibration=calibrate(loaded, holdout, features, target, task, seed))
 
 
 @ray.remote(max_retries=0)
@@ -288,7 +342,17 @@ def _collect(ref: ray.ObjectRef, name: str, seed: int, store: ArtifactStore) -> 
             result = replace(result, artifact=store.put_blob(result.blob), blob=None)
         except Exception as exc:  # a corrupted blob or a full disk fails this candidate, not the round
             return replace(result, status="failed", blob=None, reason=_error_text(exc))
-    return result
+    return replace(result, calibration=stored_calibration(result.calibration, store))
+
+
+def stored_calibration(calibration: CalibrationResult | None, store: ArtifactStore) -> CalibrationResult | None:
+    """The calibration's blob verified and written to the store; a failure leaves the candidate uncalibrated."""
+    if calibration is None or calibration.blob is None:
+        return calibration
+    try:
+        return replace(calibration, artifact=store.put_blob(calibration.blob), blob=None)
+    except Exception as exc:
+        return CalibrationResult(rows=calibration.rows, note=f"calibration not stored: {_error_text(exc)}")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -103,6 +103,23 @@ class IntakeSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LabelSettings:
+    """`[labels]`: labels that arrive after their block (docs/estimation.md). `key` names the column that
+    identifies a row in both the block and its labels file; without it, late labels cannot be joined and a
+    labels file is refused. `folder` is where labels files arrive, inside `source`."""
+
+    key: str | None = None
+    folder: str = "labels"
+
+    def __post_init__(self) -> None:
+        if self.key is not None and (not isinstance(self.key, str) or not self.key.strip()):
+            raise ValueError(f"key is {self.key!r}; allowed: the name of a column that identifies a row")
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", self.folder):
+            raise ValueError(f"folder is {self.folder!r}; allowed: one folder name inside `source` (letters, "
+                             "digits, '_', '-', '.'), no path")
+
+
+@dataclass(frozen=True, kw_only=True)
 class TriggerSettings:
     """`[trigger]`: how arriving files are noticed: file-system events, or polling (network mounts)."""
 
@@ -135,6 +152,7 @@ class PipelineConfig:
     circuit_breaker: CircuitBreakerSettings = field(default_factory=CircuitBreakerSettings)
     intake: IntakeSettings = field(default_factory=IntakeSettings)
     trigger: TriggerSettings = field(default_factory=TriggerSettings)
+    labels: LabelSettings = field(default_factory=LabelSettings)
     alerts: tuple[AlertSink, ...] = ()  # where news goes; not part of the recorded config (config_to_dict)
 
     def __post_init__(self) -> None:
@@ -156,6 +174,13 @@ class PipelineConfig:
                 raise SettingsError("categorical", f"{unknown} are not in features")
         if self.block_col is not None and self.block_col == self.target:
             raise SettingsError("block_col", "cannot be the target column")
+        key = self.labels.key
+        if key is not None and key in (self.target, self.block_col):
+            raise SettingsError("labels.key", f"{key!r} is the {'target' if key == self.target else 'block'} "
+                                              "column; allowed: a column that identifies a row")
+        if key is not None and self.features is not None and key in self.features:
+            raise SettingsError("labels.key", f"{key!r} is one of the features; allowed: a row id that is not "
+                                              "a feature (a model should not learn from row ids)")
         try:
             check_names(self.alerts)
         except ValueError as err:

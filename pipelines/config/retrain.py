@@ -25,7 +25,7 @@ DEFAULT_STRATEGIES = ("full", "windowed", "since_change", "replay_mix", "recalib
 # Which drift signals start a round: "performance" (the champion's metric fell by more than the tolerance),
 # "concept" (the streaming detector on its errors), "data" (the per-feature rule or the multivariate test).
 # The default was chosen by benchmarks/closed_loop.py over every scenario (docs/retraining.md, "Triggers").
-TRIGGER_SIGNALS = ("performance", "concept", "data")
+TRIGGER_SIGNALS = ("performance", "concept", "data", "estimated")
 DEFAULT_TRIGGER = ("performance", "concept")
 
 

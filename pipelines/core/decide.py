@@ -25,6 +25,7 @@ from pipelines.core.events import (
     ArtifactsPruned,
     BlockArrived,
     BlockRejected,
+    Calibration,
     CandidateTrained,
     ChallengerEvaluated,
     ChallengerRejected,
@@ -36,9 +37,12 @@ from pipelines.core.events import (
     DriftChecked,
     DriftDetected,
     Event,
+    LabelsArrived,
+    LabelsChecked,
     ModelPromoted,
     ModelRetrained,
     ModelRolledBack,
+    PerformanceEstimated,
     PerformanceMeasured,
     PipelineRegistered,
     RetrainFailed,
@@ -110,6 +114,52 @@ class RecordPerformance:
 
 
 @command
+class RecordEstimate:
+    """The champion's estimated performance on a block (before the block's drift check is recorded)."""
+
+    block_id: str
+    version: str
+    metrics: dict[str, float]
+    interval: dict[str, tuple[float, float]]
+    rows: int
+    calibration_sha256: str
+    occurred_at: str
+
+
+@command
+class BlockLabels:
+    """One block's late labels, stored as an artifact (the key and the target)."""
+
+    block_id: str
+    rows: int
+    artifact: Artifact
+
+
+@command
+class AcceptLabels:
+    """A labels file passed its checks and its join with each block it labels."""
+
+    file: str
+    sha256: str
+    key: str
+    blocks: tuple[BlockLabels, ...]
+    occurred_at: str
+
+
+@command
+class RecordLabelsCheck:
+    """What a block's late labels showed: the serving champion's score, its concept detector and the
+    performance check (`assessment` has no feature tests: those ran when the block arrived)."""
+
+    block_id: str
+    model_version: str
+    metrics: dict[str, float]
+    assessment: DriftAssessment
+    occurred_at: str
+    note: str = ""
+
+
+@command
 class RecordDriftCheck:
     block_id: str
     assessment: DriftAssessment
@@ -151,6 +201,7 @@ class StrategyOutcome:
     notes: tuple[str, ...] = ()
     error: str | None = None
     skipped: bool = False
+    calibration: Calibration | None = None
 
 
 @command
@@ -185,7 +236,8 @@ class ResumeRetraining:
 
 
 Command = (RegisterPipeline | RejectFile | AcceptFile | RecordPerformance | RecordDriftCheck | RequestRetrain
-           | RecordRoundOutcome | Rollback | ResumeRetraining | PruneArtifacts)
+           | RecordRoundOutcome | Rollback | ResumeRetraining | PruneArtifacts | RecordEstimate | AcceptLabels
+           | RecordLabelsCheck)
 
 
 # --- decide --------------------------------------------------------------------------------------
@@ -215,6 +267,17 @@ def decide(state: PipelineState, cmd: Command) -> tuple[Event, ...]:
                                         metrics=cmd.metrics, occurred_at=cmd.occurred_at),)
         case RecordDriftCheck():
             return decide_drift(state, cmd)
+        case RecordEstimate():
+            block = state.blocks.get(cmd.block_id)
+            if block is None or block.estimated_by is not None or block.drifted is not None:
+                return ()  # estimated already, or its check is recorded (an estimate comes before it)
+            return (PerformanceEstimated(block_id=cmd.block_id, version=cmd.version, metrics=cmd.metrics,
+                                         interval=cmd.interval, rows=cmd.rows, method="cbpe",
+                                         calibration_sha256=cmd.calibration_sha256, occurred_at=cmd.occurred_at),)
+        case AcceptLabels():
+            return decide_labels(state, cmd)
+        case RecordLabelsCheck():
+            return decide_labels_check(state, cmd)
         case RequestRetrain():
             return decide_retrain(state, cmd)
         case RecordRoundOutcome():
@@ -293,12 +356,56 @@ def decide_drift(state: PipelineState, cmd: RecordDriftCheck) -> tuple[Event, ..
     checked = DriftChecked(
         block_id=cmd.block_id, drifted=a.drifted, reasons=a.reasons, features=a.features,
         multivariate=a.multivariate, concept=a.concept, performance=a.performance,
-        reference_blocks=cmd.reference_blocks, change_point=point, occurred_at=cmd.occurred_at,
+        reference_blocks=cmd.reference_blocks, change_point=point, estimated=a.estimated,
+        occurred_at=cmd.occurred_at,
     )
     if not a.drifted:
         return (checked,)
     why_not = held_back(state, settings, cmd.block_id, signals, point)
     return checked, DriftDetected(block_id=cmd.block_id, reasons=a.reasons, signals=signals,
+                                  starts_round=not why_not, held_back=why_not, change_point=point,
+                                  occurred_at=cmd.occurred_at)
+
+
+def decide_labels(state: PipelineState, cmd: AcceptLabels) -> tuple[Event, ...]:
+    """Late labels for blocks that arrived without them: each block must exist and still lack labels."""
+    if state.files.get(cmd.sha256) == "accepted":
+        return ()
+    for block in cmd.blocks:
+        known = state.blocks.get(block.block_id)
+        if known is None or known.labelled:
+            code = "unknown_block" if known is None else "already_labelled"
+            why = ("this pipeline never received it" if known is None
+                   else f"it has its labels already (from {known.file if known.labels is None else 'a labels file'})")
+            return (BlockRejected(file=cmd.file, sha256=cmd.sha256, reason_code=code, block_id=block.block_id,
+                                  message=f"{cmd.file}: labels for block {block.block_id!r}, but {why}",
+                                  occurred_at=cmd.occurred_at),)
+    return tuple(LabelsArrived(block_id=b.block_id, file=cmd.file, sha256=cmd.sha256, rows=b.rows,
+                               artifact=b.artifact, key=cmd.key, occurred_at=cmd.occurred_at) for b in cmd.blocks)
+
+
+def decide_labels_check(state: PipelineState, cmd: RecordLabelsCheck) -> tuple[Event, ...]:
+    """`PerformanceMeasured` of the model that served the block, `LabelsChecked`, then `DriftDetected` when it
+    drifted (by the same trigger rules as a block's check), in one append. Once per block: a block scored
+    already (its check ran after its labels came, or this is a repeat after a restart) records nothing."""
+    block = state.blocks.get(cmd.block_id)
+    if block is None or block.labels is None or block.metrics is not None or block.served_by is None:
+        return ()
+    if cmd.model_version != block.served_by:
+        raise CommandRejected(f"block {cmd.block_id} was served by {block.served_by}, not {cmd.model_version}")
+    a = cmd.assessment
+    settings = logged_config(state).retrain if state.config else RetrainSettings()
+    signals = drift_signals(a) if a.drifted else ()
+    point = change_point_of(state, cmd.block_id, a, signals, settings) if a.drifted else None
+    measured = PerformanceMeasured(block_id=cmd.block_id, model_version=cmd.model_version, metrics=cmd.metrics,
+                                   occurred_at=cmd.occurred_at)
+    checked = LabelsChecked(block_id=cmd.block_id, model_version=cmd.model_version, drifted=a.drifted,
+                            reasons=a.reasons, concept=a.concept, performance=a.performance, change_point=point,
+                            note=cmd.note, occurred_at=cmd.occurred_at)
+    if not a.drifted:
+        return measured, checked
+    why_not = held_back(state, settings, cmd.block_id, signals, point)
+    return measured, checked, DriftDetected(block_id=cmd.block_id, reasons=a.reasons, signals=signals,
                                   starts_round=not why_not, held_back=why_not, change_point=point,
                                   occurred_at=cmd.occurred_at)
 
@@ -351,6 +458,7 @@ def decide_round_outcome(state: PipelineState, cmd: RecordRoundOutcome) -> tuple
     events: list[Event] = []
     candidates: dict[str, dict[str, float]] = {}
     strategies: dict[str, str] = {}
+    calibrations: dict[str, Calibration | None] = {}
     for outcome in cmd.outcomes:
         if outcome.error is not None or outcome.artifact is None:
             events.append(RetrainFailed(round_id=cmd.round_id, strategy=outcome.strategy,
@@ -360,6 +468,7 @@ def decide_round_outcome(state: PipelineState, cmd: RecordRoundOutcome) -> tuple
         version = next_version(state, len(candidates))
         candidates[version] = outcome.metrics
         strategies[version] = outcome.strategy
+        calibrations[version] = outcome.calibration
         reused = outcome.params.get("reused_version") if outcome.strategy == "reuse" else None
         if outcome.strategy == "reuse" and reused not in round_.reuse:
             raise CommandRejected(f"round {cmd.round_id} did not plan to reuse {reused!r}; it planned "
@@ -368,7 +477,7 @@ def decide_round_outcome(state: PipelineState, cmd: RecordRoundOutcome) -> tuple
             round_id=cmd.round_id, model_version=version, strategy=outcome.strategy, artifact=outcome.artifact,
             sha256=outcome.artifact.sha256, training_blocks=outcome.training_blocks, seconds=outcome.seconds,
             parent_version=reused or state.champion, rows=outcome.rows, seed=outcome.seed, params=outcome.params,
-            code_version=cmd.code_version, notes=outcome.notes, occurred_at=at))
+            code_version=cmd.code_version, notes=outcome.notes, calibration=outcome.calibration, occurred_at=at))
         events.append(ChallengerEvaluated(round_id=cmd.round_id, model_version=version, metrics=outcome.metrics,
                                           champion_metrics=cmd.champion_metrics, occurred_at=at))
     config = logged_config(state) if state.config else None
@@ -378,7 +487,8 @@ def decide_round_outcome(state: PipelineState, cmd: RecordRoundOutcome) -> tuple
     if verdict.promote is not None:
         events.append(ModelPromoted(
             model_version=verdict.promote, previous_version=state.champion, strategy=strategies[verdict.promote],
-            reason=verdict.reason, metrics=candidates[verdict.promote], round_id=cmd.round_id, occurred_at=at))
+            reason=verdict.reason, metrics=candidates[verdict.promote], round_id=cmd.round_id,
+            calibration=calibrations[verdict.promote], occurred_at=at))
     else:
         reason = verdict.reason if candidates else "every strategy of the round failed"
         events.append(ChallengerRejected(round_id=cmd.round_id, model_versions=tuple(candidates),

@@ -56,6 +56,13 @@ REASONS: dict[str, str] = {
     "all_missing_feature": "a feature has no value at all in the block",
     "too_many_invalid": "a feature's share of NaN or infinite values is above [intake] max_invalid_share",
     "block_id_conflict": "a different file already delivered a block with this id",
+    "missing_key": "the row key column ([labels] key) is missing, or some rows have no key",
+    "duplicate_keys": "two rows of one block share a row key ([labels] key)",
+    "labels_without_key": "a labels file arrived but the pipeline has no [labels] key to join it by",
+    "unknown_block": "a labels file names a block this pipeline never received",
+    "already_labelled": "a labels file labels a block that already has its labels",
+    "unknown_rows": "a labels file has row keys that are not rows of its block",
+    "incomplete_labels": "a labels file does not label every row of its block",
 }
 
 MAX_BLOCK_ID = 128  # characters of a block id, from a block column or a file name
@@ -78,6 +85,7 @@ class IntakeRules:
     max_columns: int = 2000
     max_rows: int = 2_000_000
     preprocess: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    label_key: str | None = None  # [labels] key: kept with the rows (as text) so late labels can be joined
 
 
 @dataclass(frozen=True)
@@ -145,7 +153,8 @@ def accept(name: str, data: bytes, rules: IntakeRules) -> Intake:
         frame = run_preprocess(rules.preprocess, frame)
     refuse_rows(len(frame), rules.max_rows)  # the hook's rows; or a CSV whose line breaks undercounted them
     schema = rules.schema or infer_schema(frame, rules)
-    used = set(schema.features) | {schema.target} | ({rules.block_col} if rules.block_col else set())
+    used = (set(schema.features) | {schema.target} | ({rules.block_col} if rules.block_col else set())
+            | ({rules.label_key} if rules.label_key else set()))
     ignored = tuple(c for c in frame.columns if c not in used)
     missing = [c for c in schema.features if c not in frame.columns]
     if missing:
@@ -160,10 +169,35 @@ def accept(name: str, data: bytes, rules: IntakeRules) -> Intake:
         raise Rejected("missing_labels", f"{n} row(s) have no value in the target column {schema.target!r}; "
                                          "fill them, or drop the column to send an unlabelled block")
     clean = clean_features(frame, schema, rules.max_invalid_share)
+    if rules.label_key is not None and rules.label_key not in schema.features:
+        clean[rules.label_key] = row_keys(frame, rules.label_key)
     keys = block_keys(frame, rules.block_col)
     del frame  # the columns the blocks do not share (ignored, converted) are freed before the blocks are cut
     blocks = split_blocks(name, keys, clean, labelled)
+    if rules.label_key is not None:
+        for block in blocks:
+            refuse_duplicate_keys(block.frame[rules.label_key], block.block_id)
     return Intake(blocks=blocks, schema=schema, ignored_columns=ignored)
+
+
+def row_keys(frame: pd.DataFrame, key: str) -> np.ndarray:
+    """The row key column as text (`3.0` and `3` are the same key), refusing a missing column or value."""
+    if key not in frame.columns:
+        raise Rejected("missing_key", f"no row key column {key!r} ([labels] key): every block needs it, so "
+                                      "labels that arrive later can be joined to its rows")
+    column = frame[key]
+    if column.isna().any():
+        raise Rejected("missing_key", f"{int(column.isna().sum())} row(s) have no value in the row key column "
+                                      f"{key!r} ([labels] key)")
+    return np.array([block_id_text(v) for v in column.to_numpy()], dtype=object)
+
+
+def refuse_duplicate_keys(keys: pd.Series, block_id: str) -> None:
+    repeated = keys[keys.duplicated()]
+    if len(repeated):
+        raise Rejected("duplicate_keys", f"block {block_id!r}: {len(repeated)} row(s) repeat a row key of "
+                                         f"{keys.name!r}, e.g. {str(repeated.iloc[0])[:40]!r}; each row needs its "
+                                         "own key so its label can be joined")
 
 
 def file_format(name: str, formats: tuple[str, ...]) -> str:
@@ -455,7 +489,7 @@ def infer_schema(frame: pd.DataFrame, rules: IntakeRules) -> ColumnSchema:
     if rules.features is not None:
         features = rules.features
     else:
-        features = tuple(str(c) for c in frame.columns if c not in (rules.target, rules.block_col))
+        features = tuple(str(c) for c in frame.columns if c not in (rules.target, rules.block_col, rules.label_key))
         if not features:
             raise Rejected("missing_columns", f"no feature columns besides the target {rules.target!r}")
     if rules.categorical is not None:

@@ -66,6 +66,7 @@ class BlockRecord:
     served_by: str | None = None  # the champion when its drift check ran: the model that served its rows
     estimated_by: str | None = None  # the champion whose performance on it was estimated (PerformanceEstimated)
     labels: Artifact | None = None  # its late labels (LabelsArrived), joined to its rows when read
+    labels_checked_by: str | None = None  # the model its late labels were checked against (LabelsChecked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,8 +307,10 @@ def evolve(state: PipelineState, event: Event) -> PipelineState:
                 return _state(state, version=version, last_event_at=at, files=files)
             return _state(state, version=version, last_event_at=at, files=files, blocks=state.blocks.set(
                 block_id, _block(block, labelled=True, labels=labels)))
-        case LabelsChecked(concept=concept, drifted=drifted):
-            return _state(state, version=version, last_event_at=at,
+        case LabelsChecked(block_id=block_id, model_version=checked_by, concept=concept, drifted=drifted):
+            block = state.blocks.get(block_id)
+            blocks = state.blocks.set(block_id, _block(block, labels_checked_by=checked_by)) if block else state.blocks
+            return _state(state, version=version, last_event_at=at, blocks=blocks,
                           last_check_drifted=drifted or state.last_check_drifted,
                           concept_state=concept.state if concept is not None else state.concept_state)
         case PipelineRegistered(name=name, config=config, config_sha256=sha):

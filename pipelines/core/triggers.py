@@ -33,7 +33,7 @@ __all__ = ["change_point_of", "drift_signals", "held_back", "post_change_rows"]
 
 
 def drift_signals(a: DriftAssessment) -> tuple[str, ...]:
-    """The signals that fired in a check, in a fixed order: performance, concept, data."""
+    """The signals that fired in a check, in a fixed order: performance, concept, data, estimated."""
     signals = []
     if a.performance is not None and a.performance.drifted:
         signals.append("performance")
@@ -41,6 +41,8 @@ def drift_signals(a: DriftAssessment) -> tuple[str, ...]:
         signals.append("concept")
     if any(f.drifted for f in a.features) or (a.multivariate is not None and a.multivariate.drifted):
         signals.append("data")
+    if a.estimated is not None and a.estimated.drifted:
+        signals.append("estimated")
     return tuple(signals)
 
 

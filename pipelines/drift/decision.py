@@ -39,10 +39,12 @@ from pipelines.drift.features import (
 from pipelines.drift.results import (
     ConceptDrift,
     DriftAssessment,
+    EstimatedDrift,
     FeatureDrift,
     MultivariateDrift,
     PerformanceDrift,
 )
+from pipelines.estimation.block import estimated_reason
 
 __all__ = [
     "assess",
@@ -54,9 +56,10 @@ EFFECT_LABELS = {"wasserstein_sd": ("Wasserstein", " sd"), "ks_statistic": ("KS 
 
 def assess(features: Sequence[FeatureDrift], multivariate: MultivariateDrift | None,
            concept: ConceptDrift | None, performance: PerformanceDrift | None,
-           settings: DriftSettings) -> DriftAssessment:
+           settings: DriftSettings, estimated: EstimatedDrift | None = None) -> DriftAssessment:
     """Apply the decision rule: the block drifts when the feature rule, the MMD test, the concept
-    detector or the performance check says so; `reasons` says which, in words."""
+    detector, the performance check or the estimated performance (no labels needed) says so; `reasons` says
+    which, in words."""
     ranked = rank_features(features)
     drifted_features = [f for f in ranked if f.drifted]
     tested = [f for f in ranked if f.p_value is not None]
@@ -84,10 +87,12 @@ def assess(features: Sequence[FeatureDrift], multivariate: MultivariateDrift | N
         verb = "fell" if performance.higher_is_better else "rose"
         reasons.append(f"{performance.metric} {verb} from {performance.at_promotion:.3g} to "
                        f"{performance.observed:.3g} (tolerance {performance.tolerance:g})")
+    if estimated is not None and estimated.drifted:
+        reasons.append(estimated_reason(estimated))
     drifted = (feature_rule or bool(multivariate and multivariate.drifted) or bool(concept and concept.drift)
-               or bool(performance and performance.drifted))
+               or bool(performance and performance.drifted) or bool(estimated and estimated.drifted))
     return DriftAssessment(drifted=drifted, reasons=tuple(reasons), features=ranked, multivariate=multivariate,
-                           concept=concept, performance=performance)
+                           concept=concept, performance=performance, estimated=estimated)
 
 
 def feature_reason(f: FeatureDrift) -> str:

@@ -29,9 +29,12 @@ from pipelines.core.events import (
     DriftChecked,
     DriftDetected,
     Event,
+    LabelsArrived,
+    LabelsChecked,
     ModelPromoted,
     ModelRetrained,
     ModelRolledBack,
+    PerformanceEstimated,
     PerformanceMeasured,
     PipelineRegistered,
     RetrainFailed,
@@ -107,6 +110,14 @@ def event_line(event: Event) -> str:  # noqa: C901 - one branch per event type
             return f"file {event.file} rejected [{event.reason_code}]: {event.message}"
         case PerformanceMeasured():
             return f"champion {event.model_version} scored on {event.block_id}: {headline(event.metrics)}"
+        case PerformanceEstimated():
+            return f"{event.version}'s performance on {event.block_id} estimated without labels: {estimate_text(event)}"
+        case LabelsArrived():
+            return f"labels for {event.block_id} arrived from {event.file}: {event.rows} rows, joined by {event.key!r}"
+        case LabelsChecked():
+            verdict = f"DRIFT: {_more(event.reasons)}" if event.drifted else "no drift"
+            note = f" ({event.note})" if event.note else ""
+            return f"{event.block_id}'s late labels checked against {event.model_version}: {verdict}{note}"
         case DriftChecked():
             if event.drifted:
                 return f"{event.block_id} checked: DRIFT: {_more(event.reasons)}"
@@ -239,7 +250,7 @@ def explain_block(events: Sequence[Event], block_id: str, top: int = 5) -> dict[
     decision that followed, and the round it led to (candidates, promotion or rejection)."""
     state = PipelineState.initial()
     story: dict[str, Any] = {"block_id": block_id, "arrival": None, "rejections": [], "performance": None,
-                             "drift": None, "decision": None, "round": None}
+                             "estimate": None, "late_labels": None, "drift": None, "decision": None, "round": None}
     drift_at: int | None = None
     state_after_drift: PipelineState | None = None
     for i, event in enumerate(events):
@@ -255,6 +266,18 @@ def explain_block(events: Sequence[Event], block_id: str, top: int = 5) -> dict[
                                             "message": event.message, "at": event.occurred_at})
             case PerformanceMeasured(block_id=bid) if bid == block_id:
                 story["performance"] = {"model_version": event.model_version, "metrics": event.metrics}
+                if story.get("late_labels") is not None:
+                    story["performance"]["late"] = True
+            case PerformanceEstimated(block_id=bid) if bid == block_id:
+                story["estimate"] = {"model_version": event.version, "metrics": event.metrics,
+                                     "interval": {k: list(v) for k, v in event.interval.items()},
+                                     "method": event.method}
+            case LabelsArrived(block_id=bid) if bid == block_id:
+                story["late_labels"] = {"file": event.file, "rows": event.rows, "key": event.key,
+                                        "at": event.occurred_at, "checked": None}
+            case LabelsChecked(block_id=bid) if bid == block_id and story.get("late_labels") is not None:
+                story["late_labels"]["checked"] = {"model_version": event.model_version, "drifted": event.drifted,
+                                                   "reasons": list(event.reasons), "note": event.note}
             case DriftChecked(block_id=bid) if bid == block_id:
                 drifted = [f.name for f in event.features if f.drifted]
                 story["drift"] = {
@@ -281,6 +304,15 @@ def explain_block(events: Sequence[Event], block_id: str, top: int = 5) -> dict[
                              f"{_listing(known)}")
     story["decision"] = _decision(story, state_after_drift)
     return story
+
+
+def estimate_text(event: PerformanceEstimated, limit: int = 2) -> str:
+    """"accuracy 0.91 [0.89, 0.93], f1_macro 0.90 [0.88, 0.92]": the first metrics with their intervals."""
+    parts = []
+    for name, value in list(event.metrics.items())[:limit]:
+        low, high = event.interval.get(name, (value, value))
+        parts.append(f"{name} {value:.3f} [{low:.3f}, {high:.3f}]")
+    return ", ".join(parts) or "nothing estimable"
 
 
 def _concept(concept: Any) -> dict[str, Any]:
@@ -331,9 +363,25 @@ def block_lines(story: dict[str, Any]) -> list[str]:
                      f"champion then: {arrival['champion'] or 'none'})")
     for r in story["rejections"]:
         lines.append(f"  rejected {r['at']} from {r['file']} [{r['reason_code']}]: {r['message']}")
+    estimate = story.get("estimate")
+    if estimate is not None:
+        shown = [f"{k} {v:.3f} [{estimate['interval'][k][0]:.3f}, {estimate['interval'][k][1]:.3f}]"
+                 for k, v in list(estimate["metrics"].items())[:3] if k in estimate["interval"]]
+        lines.append(f"  estimated ({estimate['method']}, no labels) for {estimate['model_version']}: "
+                     + (", ".join(shown) or "nothing estimable"))
+    late = story.get("late_labels")
+    if late is not None:
+        lines.append(f"  labels arrived later, {late['at']} from {late['file']} ({late['rows']} rows, key "
+                     f"{late['key']!r})")
     perf = story["performance"]
     if perf is not None:
-        lines.append(f"  champion {perf['model_version']} scored on it: {headline(perf['metrics'], 3)}")
+        when = "once its labels came" if perf.get("late") else "on arrival"
+        lines.append(f"  champion {perf['model_version']} scored on it {when}: {headline(perf['metrics'], 3)}")
+    if late is not None and late["checked"] is not None:
+        checked = late["checked"]
+        verdict = "DRIFT: " + "; ".join(checked["reasons"]) if checked["drifted"] else "no drift"
+        lines.append(f"  late labels checked against {checked['model_version']}: {verdict}"
+                     + (f" ({checked['note']})" if checked["note"] else ""))
     drift = story["drift"]
     if drift is not None:
         verdict = "DRIFT" if drift["drifted"] else "no drift"

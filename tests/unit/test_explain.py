@@ -6,10 +6,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from builders import Driver, accept, at, config, failure, outcome, register, success
+from builders import Driver, accept, artifact, at, config, failure, outcome, register, success
 
 from pipelines.core.decide import (
+    AcceptLabels,
+    BlockLabels,
     PruneArtifacts,
+    RecordEstimate,
+    RecordLabelsCheck,
     RecordDriftCheck,
     RecordPerformance,
     RejectFile,
@@ -56,6 +60,8 @@ def scenario() -> Driver:
     d(outcome("r1", success("full", 0.9), t=3))
     d(accept("b2", t=4))
     d(RecordPerformance(block_id="b2", model_version="v1", metrics={"accuracy": 0.88}, occurred_at=at(5)))
+    d(RecordEstimate(block_id="b2", version="v1", metrics={"accuracy": 0.87}, interval={"accuracy": (0.8, 0.93)},
+                     rows=10, calibration_sha256="c" * 64, occurred_at=at(5)))
     d(drift_check("b2", 6, drifted=False))                                        # quiet block
     d(accept("b3", t=7))
     d(drift_check("b3", 8, drifted=True))                                         # drift -> r2
@@ -76,6 +82,13 @@ def scenario() -> Driver:
     d(ResumeRetraining(reason="checked the feed", occurred_at=at(22)))
     d(Rollback(to_version="v1", reason="v2 misbehaves", occurred_at=at(23)))
     d(PruneArtifacts(keep=0, occurred_at=at(24)))                                 # retention: v3's file goes
+    d(accept("b7", labelled=False, t=25))                                         # labels come later
+    d(drift_check("b7", 26, drifted=False))
+    d(AcceptLabels(file="b7-labels.csv", sha256="f" * 64, key="id", occurred_at=at(27),
+                   blocks=(BlockLabels(block_id="b7", rows=10, artifact=artifact("labels:b7")),)))
+    d(RecordLabelsCheck(block_id="b7", model_version="v1", metrics={"accuracy": 0.61}, occurred_at=at(28),
+                        assessment=DriftAssessment(drifted=False, reasons=(), features=(), multivariate=None,
+                                                   concept=None, performance=None)))
     return d
 
 
@@ -110,6 +123,20 @@ def test_a_drifted_block_tells_its_features_decision_and_round() -> None:
     assert "x1               DRIFT ks 0.300, p_adj 2.0e-06, wasserstein_sd 0.900" in text
     assert "candidate v2 (full): accuracy 0.950 vs champion accuracy 0.700" in text
     assert "outcome: v2 promoted" in text
+
+
+def test_a_block_tells_its_estimate_and_its_late_labels() -> None:
+    quiet = explain.explain_block(LOG, "b2")
+    assert quiet["estimate"]["metrics"] == {"accuracy": 0.87} and quiet["estimate"]["interval"]["accuracy"] == [0.8, 0.93]
+    late = explain.explain_block(LOG, "b7")
+    json.dumps(late)
+    assert late["late_labels"]["key"] == "id" and late["late_labels"]["checked"]["model_version"] == "v1"
+    assert late["performance"] == {"model_version": "v1", "metrics": {"accuracy": 0.61}, "late": True}
+    text = "\n".join(explain.block_lines(late))
+    assert "labels arrived later" in text and "scored on it once its labels came: accuracy 0.610" in text
+    assert "estimated (cbpe, no labels) for v1: accuracy 0.870 [0.800, 0.930]" in "\n".join(explain.block_lines(quiet))
+    lines = [explain.event_line(e) for e in LOG if type(e).__name__ == "PerformanceEstimated"]
+    assert lines == ["v1's performance on b2 estimated without labels: accuracy 0.870 [0.800, 0.930]"]
 
 
 def test_a_quiet_block_and_a_rejected_round_and_a_paused_circuit() -> None:

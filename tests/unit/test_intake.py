@@ -107,7 +107,13 @@ CASES = {
     "too_many_invalid": ("b.csv", b"x,c,y\ninf,a,0\n1,b,1\n2,a,1\n", FIXED, "33% NaN or infinite"),
     "nested_column": ("b.parquet", parquet_bytes(good_frame(2).assign(z=[[1.0], [2.0]])), FIXED, "'z' (list<"),
     "bad_file_name": ("b" * 129 + ".csv", csv_bytes(good_frame()), FIXED, "129 characters long, over 128"),
+    "missing_key": ("b.csv", csv_bytes(good_frame()), IntakeRules(target="y", label_key="id"), "no row key column 'id'"),
+    "duplicate_keys": ("b.csv", csv_bytes(good_frame(3).assign(id=[1, 2, 1])), IntakeRules(target="y", label_key="id"),
+                       "1 row(s) repeat a row key of 'id'"),
 }
+# the late-labels reasons: a labels file's checks (tests/unit/test_late_labels.py) and its join with the stored
+# block (tests/integration/test_late_labels.py)
+LABELS_REASONS = {"labels_without_key", "unknown_block", "already_labelled", "unknown_rows", "incomplete_labels"}
 
 
 @pytest.mark.parametrize("code", sorted(CASES))
@@ -119,7 +125,14 @@ def test_each_rejection_reason(code: str) -> None:
 
 
 def test_every_documented_reason_has_a_test_or_is_decided_elsewhere() -> None:
-    assert set(REASONS) - set(CASES) == {"block_id_conflict"}  # decided by `decide`, tested there
+    assert set(REASONS) - set(CASES) - LABELS_REASONS == {"block_id_conflict"}  # decided by `decide`, tested there
+
+
+def test_the_row_key_is_kept_as_text_and_is_never_a_feature() -> None:
+    frame = good_frame(3).assign(id=[7.0, 8.0, 9.0])
+    result = parse_file("b.csv", csv_bytes(frame), IntakeRules(target="y", label_key="id"))
+    assert result.accepted and "id" not in result.schema.features
+    assert result.blocks[0].frame["id"].tolist() == ["7", "8", "9"]
 
 
 def test_a_partly_bad_file_is_rejected_whole() -> None:

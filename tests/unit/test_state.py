@@ -203,7 +203,10 @@ def reference_evolve(state: PipelineState, event: Event) -> PipelineState:
             if block is None:
                 return state
             return replace(state, blocks=state.blocks.set(block_id, replace(block, labelled=True, labels=labels)))
-        case LabelsChecked(concept=concept, drifted=drifted):
+        case LabelsChecked(block_id=block_id, model_version=checked_by, concept=concept, drifted=drifted):
+            block = state.blocks.get(block_id)
+            if block is not None:
+                state = replace(state, blocks=state.blocks.set(block_id, replace(block, labels_checked_by=checked_by)))
             return replace(state, last_check_drifted=True if drifted else state.last_check_drifted,
                            concept_state=concept.state if concept is not None else state.concept_state)
         case DriftDetected(block_id=block_id, reasons=reasons, change_point=point):
