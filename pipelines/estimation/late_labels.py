@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pipelines.core.intake import IntakeRules as _CsvRules
 from pipelines.core.intake import (
     Rejected,
     block_keys,
@@ -36,7 +37,6 @@ from pipelines.core.intake import (
     row_keys,
     split_blocks,
 )
-from pipelines.core.intake import IntakeRules as _CsvRules
 
 __all__ = ["LabelRules", "LabelsIntake", "join_labels", "parse_labels"]
 
@@ -79,7 +79,6 @@ def parse_labels(name: str, data: bytes, rules: LabelRules) -> LabelsIntake:
 
 def _parse(name: str, data: bytes, rules: LabelRules) -> tuple[LabelledRows, ...]:
     fmt = file_format(name, rules.formats)
-    has_block_col = False
     if len(data) > rules.max_file_mb * 1024 * 1024:
         raise Rejected("file_too_large", f"{len(data) / 1e6:.1f} MB is over the limit of {rules.max_file_mb} MB "
                                          "([intake] max_file_mb)")
