@@ -29,6 +29,8 @@ from pipelines.config.pipeline import (
 
 log = logging.getLogger("calmops.supervisor")
 
+LABELS = "#labels"  # the watcher's key for a pipeline's labels folder ('#' is never in a pipeline name)
+
 
 @dataclass
 class Managed:
@@ -103,6 +105,8 @@ class Supervisor:
             if self.watcher is not None:
                 t = config.trigger
                 self.watcher.watch(config.name, source, t.mode, t.interval_seconds, t.settle_seconds)
+                self.watcher.watch(config.name + LABELS, source / config.labels.folder, t.mode, t.interval_seconds,
+                                   t.settle_seconds)
         for name in [n for n in self.pipelines if n not in seen]:
             self.stop(name)
             report.stopped.append(name)
@@ -123,13 +127,17 @@ class Supervisor:
         managed = self.pipelines.pop(name, None)
         if managed is not None and self.watcher is not None:
             self.watcher.unwatch(name)
+            self.watcher.unwatch(name + LABELS)
 
     def submit(self, pipeline: str, path: Path) -> None:
-        """Hand a complete file to its pipeline's actor (calls on one actor run in submission order)."""
-        managed = self.pipelines.get(pipeline)
+        """Hand a complete file to its pipeline's actor (calls on one actor run in submission order): a block
+        file to `ingest`, a file of its labels folder to `ingest_labels`."""
+        labels = pipeline.endswith(LABELS)
+        managed = self.pipelines.get(pipeline.removesuffix(LABELS))
         if managed is None:
             return
-        self.inflight.append(managed.actor.ingest.remote(str(path), False))
+        call = managed.actor.ingest_labels if labels else managed.actor.ingest
+        self.inflight.append(call.remote(str(path), False))
 
     def poll(self) -> list[dict[str, Any]]:
         """Let every actor record finished rounds; collect ingestion results that are ready."""

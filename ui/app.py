@@ -418,7 +418,7 @@ def _pipeline_page(queries: Queries, name: str | None, last_blocks: int, with_ac
         _pipeline_card(row, queries.score_age(name)),
         _drift_figure(queries.drift_matrix(name, last_blocks), order),
         _performance_figure(queries.performance(name, last_blocks), queries.champion_changes(name), order, row,
-                            blocks),
+                            blocks, queries.estimates(name, last_blocks)),
         _models_table(models),
         _rounds_table(queries.candidates(name), queries.rounds(name)),
         _circuit_html(queries.circuit(name)),
@@ -545,17 +545,47 @@ def _distribution_figure(cell: dict[str, Any], dist: Any) -> go.Figure:
 
 
 def _performance_figure(perf: pd.DataFrame, changes: pd.DataFrame, order: list[str],
-                        row: dict[str, Any], blocks: pd.DataFrame | None = None) -> go.Figure:
+                        row: dict[str, Any], blocks: pd.DataFrame | None = None,
+                        estimates: pd.DataFrame | None = None) -> go.Figure:
     """The champion's metric on the block axis: every block of the window has its place, so a block without a
-    score (unlabelled, or before the first champion) is a gap in the line, not a closer neighbour."""
+    score (unlabelled, or before the first champion) is a gap in the line, not a closer neighbour. The estimate
+    (no labels needed) is drawn on the same axis with its interval, so estimate and realised read side by side
+    as labels arrive."""
     metric = plot_text(row.get("metric") or "metric")
-    if perf.empty:
-        return _note_figure("No labelled block has been scored by a champion in this window yet.")
+    estimates = estimates if estimates is not None else pd.DataFrame(columns=["block_id", "value", "low", "high"])
+    estimates = estimates.dropna(subset=["value", "low", "high"])
+    if perf.empty and estimates.empty:
+        return _note_figure("No block has been scored or estimated by a champion in this window yet.")
+    if perf.empty:  # only estimates so far (every block unlabelled): the scored line is empty
+        perf = pd.DataFrame({c: pd.Series(dtype=object) for c in ("block_id", "model_version", "drifted")}).assign(
+            value=pd.Series(dtype=float), at_promotion=pd.Series(dtype=float), tolerance=pd.Series(dtype=float),
+            higher_is_better=pd.Series(dtype=float))
     perf, changes, order = plot_frame(perf), plot_frame(changes), plot_texts(order)  # ids, versions, reasons
+    estimates = plot_frame(estimates)
     scored = set(perf["block_id"])
-    axis = order + [b for b in perf["block_id"] if b not in set(order)] if order else perf["block_id"].tolist()
+    known = list(perf["block_id"]) + [b for b in estimates["block_id"] if b not in scored]
+    axis = order + [b for b in known if b not in set(order)] if order else known
     full = pd.DataFrame({"block_id": axis}).merge(perf, on="block_id", how="left")  # NaN: a gap in the line
     fig = go.Figure()
+    if not estimates.empty:  # the estimate's interval, then its line: no labels needed
+        est = pd.DataFrame({"block_id": axis}).merge(estimates, on="block_id", how="left")
+        run = (est["value"].isna() != est["value"].isna().shift()).cumsum()
+        xs: list[Any] = []
+        ys: list[Any] = []
+        for _, part in est[est["value"].notna()].groupby(run[est["value"].notna()]):
+            xs += [*part["block_id"], *part["block_id"][::-1], None]
+            ys += [*part["high"], *part["low"][::-1], None]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"width": 0}, fill="toself",
+                                 fillcolor="rgba(130,80,223,0.15)", name="estimate's 95% interval",
+                                 hoverinfo="skip"))
+        est_colours = ["#d1242f" if d == 1 else "#8250df" for d in est["drifted"].fillna(0)]
+        fig.add_trace(go.Scatter(
+            x=axis, y=est["value"], mode="lines+markers", name=f"estimated {metric} (no labels)",
+            connectgaps=False, line={"color": "#8250df", "dash": "dash"},
+            marker={"color": est_colours, "size": 6, "symbol": "diamond-open"},
+            customdata=est[["low", "high", "model_version"]].fillna(""),
+            hovertemplate=("block %{x}<br>estimated " + metric + " %{y:.4f} [%{customdata[0]:.4f}, "
+                           "%{customdata[1]:.4f}]<br>model %{customdata[2]}<extra></extra>")))
     band = perf.dropna(subset=["at_promotion", "tolerance"])
     if not band.empty:  # one polygon per run of scored blocks: the band, too, stops at a block without a score
         higher = full["higher_is_better"].fillna(1).astype(bool)  # the bar is crossed downwards, or upwards
@@ -577,9 +607,10 @@ def _performance_figure(perf: pd.DataFrame, changes: pd.DataFrame, order: list[s
         customdata=full[["model_version"]].fillna(""),
         hovertemplate="block %{x}<br>" + metric + " %{y:.4f}<br>model %{customdata[0]}<extra></extra>"))
     visible = changes[changes["block_id"].isin(set(axis))] if not changes.empty else changes
-    low_y = float(min(perf["value"].min(), (band["at_promotion"] - band["tolerance"]).min() if not band.empty
-                      else perf["value"].min()))
-    high_y = float(max(perf["value"].max(), band["at_promotion"].max() if not band.empty else 0))
+    values = pd.concat([perf["value"], estimates["low"], estimates["high"]]).dropna()
+    low_y = float(min(values.min(), (band["at_promotion"] - band["tolerance"]).min() if not band.empty
+                      else values.min()))
+    high_y = float(max(values.max(), band["at_promotion"].max() if not band.empty else 0))
     pad = max((high_y - low_y) * 0.06, 0.005)
     step = (high_y - low_y + 4 * pad) * 0.2  # one label's height: changes at one block stack upwards
     if not visible.empty:

@@ -225,6 +225,15 @@ class Queries:
                      "higher_is_better", "drifted"),
         )
 
+    def estimates(self, name: str, last_blocks: int = 200) -> pd.DataFrame:
+        """The champion's estimated metric on each of the last blocks (no labels needed), with its interval."""
+        return self._frame(
+            "SELECT seq, block_id, model_version, metric, value, low, high, drifted FROM estimates"
+            " WHERE pipeline = ? AND seq > (SELECT blocks FROM pipelines WHERE pipeline = ?) - ? ORDER BY seq",
+            (name, name, last_blocks),
+            columns=("seq", "block_id", "model_version", "metric", "value", "low", "high", "drifted"),
+        )
+
     def champion_changes(self, name: str, limit: int = 500) -> pd.DataFrame:
         """Promotions and rollbacks, oldest first (the latest `limit`)."""
         frame = self._frame(

@@ -42,9 +42,12 @@ from pipelines.core.events import (
     DriftChecked,
     DriftDetected,
     Event,
+    LabelsArrived,
+    LabelsChecked,
     ModelPromoted,
     ModelRetrained,
     ModelRolledBack,
+    PerformanceEstimated,
     PerformanceMeasured,
     PipelineRegistered,
     RetrainFailed,
@@ -107,7 +110,8 @@ TABLES: dict[str, Table] = {
          "recent_drifted": N, "recent_checked": N, "last_metric": R, "health": T, "alerts": N,
          "last_alert": T, "last_alert_type": T, "last_alert_at": T, "events": N, "last_event_at": T,
          "last_position": N, "last_metric_block": T, "last_metric_seq": N, "last_metric_version": T,
-         "last_labelled_seq": N},
+         "last_labelled_seq": N, "last_estimate": R, "last_estimate_low": R, "last_estimate_high": R,
+         "last_estimate_block": T, "last_estimate_version": T},
         ("pipeline",)),
     "blocks": Table(
         {"pipeline": T, "block_id": T, "seq": N, "file": T, "sha256": T, "rows": N, "labelled": N,
@@ -115,7 +119,7 @@ TABLES: dict[str, Table] = {
          "top_feature": T, "top_effect": R, "multivariate_drifted": N, "concept_drift": N,
          "performance_drifted": N, "reasons": T, "drift_warning": N, "signals": T, "held_back": T,
          "change_point": T, "artifact_sha256": T, "artifact_kind": T, "artifact_size": N,
-         "reference_blocks": T},
+         "reference_blocks": T, "labels_arrived_at": T},
         ("pipeline", "block_id"), (("pipeline", "seq"),)),
     "drift_features": Table(
         {"pipeline": T, "block_id": T, "feature": T, "seq": N, "rank": N, "kind": T, "test": T,
@@ -125,7 +129,13 @@ TABLES: dict[str, Table] = {
     "performance": Table(
         {"pipeline": T, "block_id": T, "seq": N, "model_version": T, "metric": T, "value": R,
          "metrics": T, "at_promotion": R, "tolerance": R, "higher_is_better": N, "drifted": N,
-         "measured_at": T, "position": N},
+         "measured_at": T, "position": N, "late": N},
+        ("pipeline", "block_id"), (("pipeline", "seq"),)),
+    # the champion's estimated performance per block (no labels needed), beside `performance` (measured)
+    "estimates": Table(
+        {"pipeline": T, "block_id": T, "seq": N, "model_version": T, "metric": T, "value": R, "low": R,
+         "high": R, "metrics": T, "interval": T, "method": T, "at_promotion": R, "tolerance": R, "drifted": N,
+         "estimated_at": T, "position": N},
         ("pipeline", "block_id"), (("pipeline", "seq"),)),
     "models": Table(
         {"pipeline": T, "version": T, "number": N, "strategy": T, "parent": T, "round_id": T,
@@ -282,6 +292,23 @@ class _Step:
                     "occurred_at": at})
             case PerformanceMeasured():
                 self.performance(event)
+            case PerformanceEstimated():
+                self.estimated(event)
+            case LabelsArrived():
+                block = self.row("blocks", event.block_id)
+                if block is not None:
+                    block.update(labelled=1, labels_arrived_at=at)
+                    self.put("blocks", block)
+                    p["last_labelled_seq"] = max(p["last_labelled_seq"] or 0, block["seq"])
+            case LabelsChecked():
+                perf = self.row("performance", event.block_id)
+                if perf is not None:
+                    d = event.performance
+                    perf.update(late=1, drifted=int(d.drifted) if d is not None else None,
+                                at_promotion=d.at_promotion if d is not None else perf["at_promotion"])
+                    self.put("performance", perf)
+                if event.drifted:
+                    p["last_check_drifted"] = 1
             case DriftChecked():
                 self.drift_checked(event)
             case DriftDetected():
@@ -381,6 +408,24 @@ class _Step:
             "tolerance": p["tolerance"], "higher_is_better": int(p["metric"] not in _LOWER_IS_BETTER),
             "drifted": None, "measured_at": self.occurred, "position": self.position})
 
+    def estimated(self, event: PerformanceEstimated) -> None:
+        block = self.row("blocks", event.block_id)
+        if block is None:
+            return
+        p = self.p
+        metric = p["metric"]
+        value = event.metrics.get(metric)
+        low, high = event.interval.get(metric, (None, None))
+        if value is not None:
+            p.update(last_estimate=value, last_estimate_low=low, last_estimate_high=high,
+                     last_estimate_block=event.block_id, last_estimate_version=event.version)
+        self.put("estimates", {
+            "pipeline": self.name, "block_id": event.block_id, "seq": block["seq"], "model_version": event.version,
+            "metric": metric, "value": value, "low": low, "high": high, "metrics": _json(event.metrics),
+            "interval": _json({k: list(v) for k, v in event.interval.items()}), "method": event.method,
+            "at_promotion": None, "tolerance": p["tolerance"], "drifted": None, "estimated_at": self.occurred,
+            "position": self.position})
+
     def drift_checked(self, event: DriftChecked) -> None:
         p = self.p
         p["drift_checks"] += 1
@@ -412,6 +457,11 @@ class _Step:
             perf.update(at_promotion=d.at_promotion, tolerance=d.tolerance,
                         higher_is_better=int(d.higher_is_better), drifted=int(d.drifted))
             self.put("performance", perf)
+        estimate = self.row("estimates", event.block_id)
+        if estimate is not None and event.estimated is not None:
+            e = event.estimated
+            estimate.update(at_promotion=e.at_promotion, tolerance=e.tolerance, drifted=int(e.drifted))
+            self.put("estimates", estimate)
 
     def drift_detected(self, event: DriftDetected) -> None:
         """A drifted block: the signals, whether it started a round (a warning when not), and the change point
@@ -501,6 +551,15 @@ def summarize(event: Event, metric: str = "accuracy") -> str:  # noqa: C901 - on
             return f"file {event.file} rejected ({event.reason_code}): {event.message}"
         case PerformanceMeasured(metrics=metrics):
             return f"{event.model_version} scored {event.block_id}: {_metric_text(metrics, metric)}"
+        case PerformanceEstimated(metrics=metrics, interval=interval):
+            low, high = interval.get(metric, (None, None))
+            band = f" [{low:.3f}, {high:.3f}]" if low is not None else ""
+            return f"{event.version} estimated on {event.block_id}: {_metric_text(metrics, metric)}{band} (no labels)"
+        case LabelsArrived():
+            return f"labels for {event.block_id} arrived from {event.file} ({event.rows} rows)"
+        case LabelsChecked():
+            verdict = f"drift: {event.reasons[0]}" if event.drifted and event.reasons else "no drift"
+            return f"late labels of {event.block_id} checked against {event.model_version}: {verdict}"
         case DriftChecked():
             return f"block {event.block_id} checked: {drift_signals(event)}"
         case DriftDetected(reasons=reasons):
