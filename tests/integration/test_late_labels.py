@@ -4,13 +4,17 @@ checked; a concept switch that the estimate cannot see is flagged by the late la
 
 from __future__ import annotations
 
+import io
+import json
 import tomllib
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from calmops_actors import cli
 from calmops_actors.pipeline_actor import PipelineActor
 from pipelines.core.state import replay
 
@@ -98,8 +102,23 @@ def test_unlabelled_blocks_are_estimated_and_late_labels_are_checked(pipeline) -
     assert detected and detected[0].starts_round and "performance" in detected[0].signals
     requested = [e for e in log if type(e).__name__ == "RetrainRequested" and e.block_id == "b5"]
     assert requested and "b5" in requested[0].new_blocks
-    # the fold of the log is the actor's state
+    # the fold of the log is the actor's state, and every recorded decision reproduces
     assert replay(events_of(actor)) == actor.state
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = cli.main(["audit", "late", "--home", str(actor.home.root), "--json"])
+    report = json.loads(out.getvalue())
+    assert code == 0, out.getvalue()[-3000:]
+    kinds = {c["kind"] for c in report["checks"]}
+    assert {"estimate", "labels", "drift", "performance"} <= kinds, kinds
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert cli.main(["explain", "late", "--block", "b5", "--home", str(actor.home.root)]) == 0
+    assert "labels arrived later" in out.getvalue() and "estimated (cbpe, no labels)" in out.getvalue()
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert cli.main(["status", "--home", str(actor.home.root)]) == 0
+    assert "accuracy 0." in out.getvalue()  # the latest estimate
 
 
 def test_bad_labels_files_are_recorded_rejections(pipeline) -> None:
