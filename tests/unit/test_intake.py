@@ -111,7 +111,7 @@ CASES = {
     "duplicate_keys": ("b.csv", csv_bytes(good_frame(3).assign(id=[1, 2, 1])), IntakeRules(target="y", label_key="id"),
                        "1 row(s) repeat a row key of 'id'"),
 }
-# the late-labels reasons: a labels file's checks (tests/unit/test_late_labels.py) and its join with the stored
+# the late-labels reasons: a labels file's checks (tests/unit/test_labels_join.py) and its join with the stored
 # block (tests/integration/test_late_labels.py)
 LABELS_REASONS = {"labels_without_key", "unknown_block", "already_labelled", "unknown_rows", "incomplete_labels"}
 
