@@ -8,17 +8,23 @@ content already in the log (by sha256), so the same content twice is ingested on
 new block.
 
 `[trigger] mode = "events"` uses inotify through watchdog's Observer; `"polling"` uses watchdog's
-PollingObserver at `interval_seconds`, for folders where file events do not arrive (network mounts).
+PollingObserver at `interval_seconds`, for folders where file events do not arrive (network mounts). One
+observer serves every folder of its kind (one inotify instance and one thread for all event-mode folders, one
+polling observer per interval): a serve with a thousand pipelines watches two thousand folders (each one's
+source and its labels folder) with a handful of threads, under the kernel's default of 128 inotify instances
+per user.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -53,7 +59,8 @@ class FolderHandler(FileSystemEventHandler):
 
 
 class Watcher:
-    """One observer per pipeline folder, plus a settle thread that submits complete files."""
+    """Shared observers (one per mode and polling interval) watching every folder, plus a settle thread that
+    submits complete files."""
 
     def __init__(self, submit: Submit, settle_tick: float = 0.2) -> None:
         self.submit = submit
@@ -61,7 +68,8 @@ class Watcher:
         self.lock = threading.Lock()
         self.pending: dict[tuple[str, Path], Pending] = {}
         self.settle: dict[str, float] = {}
-        self.observers: dict[str, Observer] = {}
+        self.shared: dict[tuple[str, float], Observer] = {}  # (mode, interval) -> its observer
+        self.watches: dict[str, tuple[Observer, Any]] = {}  # key -> (observer, watch) to unschedule
         self.sources: dict[str, Path] = {}
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.settle_loop, name="calmops-watcher", daemon=True)
@@ -72,26 +80,37 @@ class Watcher:
         """Start watching `source` for `pipeline` (replacing an earlier watch); submit what is already there."""
         self.unwatch(pipeline)
         source.mkdir(parents=True, exist_ok=True)
-        observer = PollingObserver(timeout=interval) if mode == "polling" else Observer()
-        observer.schedule(FolderHandler(self, pipeline, source), str(source), recursive=False)
-        observer.daemon = True
-        observer.start()
+        observer = self.observer(mode, interval)
+        watch = observer.schedule(FolderHandler(self, pipeline, source), str(source), recursive=False)
         with self.lock:
-            self.observers[pipeline] = observer
+            self.watches[pipeline] = (observer, watch)
             self.sources[pipeline] = source
             self.settle[pipeline] = settle_seconds
         for path in source_files(source):  # files that arrived while nobody watched
             self.note(pipeline, path, renamed=False)
 
+    def observer(self, mode: str, interval: float) -> Observer:
+        """The running observer shared by every folder of this mode (and polling interval)."""
+        key = (mode, interval if mode == "polling" else 0.0)
+        with self.lock:
+            observer = self.shared.get(key)
+            if observer is None:
+                observer = PollingObserver(timeout=interval) if mode == "polling" else Observer()
+                observer.daemon = True
+                observer.start()
+                self.shared[key] = observer
+            return observer
+
     def unwatch(self, pipeline: str) -> None:
         with self.lock:
-            observer = self.observers.pop(pipeline, None)
+            found = self.watches.pop(pipeline, None)
             self.sources.pop(pipeline, None)
             for key in [k for k in self.pending if k[0] == pipeline]:
                 del self.pending[key]
-        if observer is not None:
-            observer.stop()
-            observer.join(timeout=5)
+        if found is not None:
+            observer, watch = found
+            with contextlib.suppress(KeyError, OSError):  # already gone (the folder was removed)
+                observer.unschedule(watch)
 
     def note(self, pipeline: str, path: Path, renamed: bool) -> None:
         try:
@@ -131,6 +150,10 @@ class Watcher:
 
     def stop(self) -> None:
         self.stopping.set()
-        for pipeline in list(self.observers):
+        for pipeline in list(self.watches):
             self.unwatch(pipeline)
+        for observer in list(self.shared.values()):
+            observer.stop()
+            observer.join(timeout=5)
+        self.shared.clear()
         self.thread.join(timeout=5)
