@@ -54,10 +54,12 @@ from pipelines.config.pipeline import (
 from pipelines.core.decide import (
     AcceptFile,
     AcceptLabels,
+    Activate,
     BlockLabels,
     Command,
     CommandRejected,
     NewBlock,
+    Passivate,
     PruneArtifacts,
     RecordDriftCheck,
     RecordEstimate,
@@ -79,6 +81,7 @@ from pipelines.core.state import PipelineState, evolve
 from pipelines.drift.block_check import assess_block, assess_labels
 from pipelines.drift.features import fit_reference
 from pipelines.estimation.late_labels import LabelRules, join_labels, parse_labels
+from pipelines.replay import snapshot
 from pipelines.replay.fold import fold
 from pipelines.retraining.material import LabelledBlock
 from pipelines.retraining.models import ModelSpec, ModelSpecError, build_estimator
@@ -89,6 +92,10 @@ log = logging.getLogger("calmops.actor")
 # how long one `poll` under `serve` may spend checking waiting blocks before it answers (the supervisor polls
 # every pipeline in turn; the rest of a backlog is checked by the next polls)
 POLL_BUDGET_SECONDS = 2.0
+# a snapshot of the folded state is saved every this many events, so a (re)started actor folds a short tail
+# (benchmarks/README.md, "Activation"); and on passivation once the tail is this long
+SNAPSHOT_EVERY = 10_000
+SNAPSHOT_ON_PASSIVATION = 200
 
 
 
@@ -117,7 +124,9 @@ class PipelineActor:
         self.stream = stream_id(name)
         self.store = self.home.open_store()
         self.artifacts = ArtifactStore(self.home.artifacts)
+        self.snapshot_version = 0
         self.state = self.load()
+        self.last_work = time.monotonic()  # when this actor last had work (`serve` passivates it when idle)
         self.config: PipelineConfig | None = (
             config_from_dict(self.state.config, "<log>") if self.state.config else None)
         self.config_dir = Path(config_dir) if config_dir else None
@@ -137,9 +146,22 @@ class PipelineActor:
     # -- load / append ----------------------------------------------------------------------------
 
     def load(self) -> PipelineState:
-        """Replay the stream: the only way state is built (at start, and after Ray restarts the actor)."""
+        """Replay the stream: the only way state is built (at start, and after Ray restarts the actor). From the
+        stream's snapshot when one fits this code (`replay.snapshot`: a cache; one that cannot be read, or was
+        written by other code, is ignored and the whole log folded)."""
         decode = self.store.codec.decode_stored
-        return fold(decode(r) for r in self.store.iter_stored(self.stream))
+        base = cached_state(self.store, self.stream)
+        self.snapshot_version = base.version if base is not None else 0
+        return fold((decode(r) for r in self.store.iter_stored(self.stream, after_version=self.snapshot_version)),
+                    base)
+
+    def save_snapshot(self) -> int:
+        """Cache the folded state as the stream's snapshot (replacing the older one); returns its version."""
+        if self.state.version == 0:
+            return 0
+        self.store.save_snapshot(self.stream, self.state.version, snapshot.to_dict(self.state), snapshot.SCHEMA)
+        self.snapshot_version = self.state.version
+        return self.snapshot_version
 
     def execute(self, cmd: Command, key: str | None = None) -> tuple[Event, ...]:
         """decide -> append with the expected version (and an idempotency key) -> evolve."""
@@ -151,6 +173,8 @@ class PipelineActor:
                 continue
             for event in events:
                 self.state = evolve(self.state, event)
+            if self.state.version - self.snapshot_version >= SNAPSHOT_EVERY:
+                self.save_snapshot()
             return events
         raise RuntimeError(f"pipeline {self.name}: could not append after 3 concurrent retries")
 
@@ -197,6 +221,7 @@ class PipelineActor:
         """Read one file and record what became of it; with `await_rounds`, finish each round before going on."""
         if self.config is None:
             raise RuntimeError(f"pipeline {self.name} is not configured")
+        self.last_work = time.monotonic()
         if self.config.preprocess and self.preprocess is None:  # never ingest raw what the hook should treat
             return {"file": display_name(Path(path).name), "outcome": "unreadable",
                     "message": self.hook_error or f"pipeline {self.name}: preprocess hook not loaded"}
@@ -243,6 +268,7 @@ class PipelineActor:
         start the round the rules call for. Refused whole, with a reason, like a block file."""
         if self.config is None:
             raise RuntimeError(f"pipeline {self.name} is not configured")
+        self.last_work = time.monotonic()
         self.recover(await_rounds)
         file = Path(path)
         name = display_name(file.name)
@@ -528,7 +554,48 @@ class PipelineActor:
         result = self.advance_round(wait_seconds)
         if self.waiting or result.get("done"):
             self.check_waiting(await_rounds=False, budget_seconds=POLL_BUDGET_SECONDS)
-        return result
+        if self.busy():
+            self.last_work = time.monotonic()
+        return result | {"idle_seconds": time.monotonic() - self.last_work, "busy": self.busy()}
+
+    def busy(self) -> str:
+        """Why this actor must stay up, in words ("" when nothing is pending): a round in flight (in this process
+        or in the log), blocks waiting for their check."""
+        if self.inflight is not None or self.state.round is not None:
+            return "a round is in flight"
+        if self.waiting and self.state.champion is not None:  # without a champion they wait for labelled blocks
+            return f"{len(self.waiting)} block(s) wait for their check"
+        return ""
+
+    # -- lifecycle (serve) --------------------------------------------------------------------------
+
+    def activate(self, reason: str) -> dict[str, Any]:
+        """Record `PipelineActivated` when this actor replaces one that was passivated (the log's last fact is
+        `PipelinePassivated`); a first start or a restart after a crash records nothing."""
+        self.last_work = time.monotonic()
+        last = self.store.read(self.stream, after_version=max(0, self.state.version - 1))
+        if not last or last[-1].type != "PipelinePassivated":
+            return {"pipeline": self.name, "recorded": []}
+        events = self.execute(Activate(reason=reason, occurred_at=now_iso()))
+        return {"pipeline": self.name, "recorded": [type(e).__name__ for e in events]}
+
+    def passivate(self, idle_seconds: float, config_sha: str) -> dict[str, Any]:
+        """Save a snapshot when the tail since the last one is long, record `PipelinePassivated`, and say so; the
+        caller then stops this actor. Refused (ok False, with why) while anything is pending."""
+        self.recover(await_rounds=False)
+        why = self.busy()
+        if why:
+            return {"pipeline": self.name, "ok": False, "why": why}
+        saved = self.save_snapshot() if self.state.version - self.snapshot_version >= SNAPSHOT_ON_PASSIVATION else 0
+        try:
+            events = self.execute(Passivate(idle_seconds=float(idle_seconds), config_sha256=config_sha,
+                                            snapshot_version=saved, occurred_at=now_iso()))
+        except CommandRejected as err:
+            return {"pipeline": self.name, "ok": False, "why": str(err)}
+        # the store stays open: the caller kills this process next, and a close here (SQLite's checkpoint of the
+        # log's WAL as its last connection) cut short by that kill left a successor's appends unseen by readers
+        return {"pipeline": self.name, "ok": True, "recorded": [type(e).__name__ for e in events],
+                "snapshot_version": saved}
 
     def advance_round(self, wait_seconds: float) -> dict[str, Any]:
         """Record the in-flight round's outcome if its tasks are done (or timed out); re-issue a round the log
@@ -552,6 +619,7 @@ class PipelineActor:
             self.advance_round(wait_seconds=1.0)
 
     def record_round(self, flight: InFlightRound, remaining: float) -> None:
+        self.last_work = time.monotonic()
         settings = self.round_settings(self.state.round.trigger)
         root = self.artifacts.root
         results = list(await_round(flight.refs, flight.strategies, remaining, seed=flight.seed, artifact_root=root))
@@ -680,6 +748,18 @@ class PipelineActor:
 
         return {"pipeline": self.name, "pid": os.getpid(), "version": self.state.version,
                 "node_id": ray.get_runtime_context().get_node_id()}
+
+
+def cached_state(store: Any, stream: str) -> PipelineState | None:
+    """The stream's snapshot as a state, when one exists for this code's state schema and reads back whole."""
+    snap = store.load_snapshot(stream, snapshot.SCHEMA)
+    if snap is None:
+        return None
+    try:
+        state = snapshot.from_dict(snap.state)
+    except (KeyError, TypeError, ValueError):
+        return None  # an unreadable cache entry is a miss: fold the log
+    return state if state.version == snap.version else None
 
 
 def outcome_of(result: CandidateResult) -> StrategyOutcome:

@@ -714,7 +714,9 @@ def _overview_html(frame: pd.DataFrame, home: Any) -> str:
                  f"<small>{html.escape(str(r.last_alert_at or '')[:19])}</small><br>{html.escape(r.last_alert)}")
         rows.append(
             f"<tr data-pipeline='{html.escape(r.pipeline, quote=True)}'>"
-            f"<td><b>{html.escape(r.pipeline)}</b></td><td data-field='health'>{_badge(r.health)}</td>"
+            f"<td><b>{html.escape(r.pipeline)}</b></td><td data-field='health'>{_badge(r.health)}"
+            f"<br><small data-field='activity' title='idle: its actor is stopped until its next file'>"
+            f"{html.escape(getattr(r, 'activity', None) or 'active')}</small></td>"
             f"<td data-field='champion'>{champion}</td>"
             f"<td data-field='last_block'>{html.escape(r.last_block or '-')}</td>"
             f"<td data-field='blocks'>{r.blocks}</td>"

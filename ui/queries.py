@@ -98,8 +98,8 @@ class Queries:
             "SELECT pipeline, health, champion, champion_strategy, last_block, last_block_at, blocks,"
             " recent_drifted, recent_checked, recent_drift, circuit, circuit_until, consecutive_failures, metric,"
             " last_metric, promotions, rollbacks, rejected_files, alerts, last_alert, last_alert_type,"
-            " last_alert_at, last_event_at, last_metric_version, blocks - last_metric_seq AS score_blocks_since"
-            " FROM pipelines ORDER BY pipeline",
+            " last_alert_at, last_event_at, last_metric_version, blocks - last_metric_seq AS score_blocks_since,"
+            " activity FROM pipelines ORDER BY pipeline",
             columns=OVERVIEW_COLUMNS,
         )
 

@@ -52,6 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "webhook (JSON with a Slack-compatible `text`; see docs/alerts.md)")
     p.add_argument("--ray-address", default=None, help="join this Ray cluster instead of starting a local one")
     p.add_argument("--scan-interval", type=float, default=5.0, help="seconds between config folder scans")
+    p.add_argument("--idle-seconds", type=float, default=300.0, metavar="S",
+                   help="stop a pipeline's actor after S seconds without work (its next file starts it again; "
+                        "[lifecycle] idle_seconds overrides it per pipeline); 0: never (default 300)")
     p.add_argument("--exit-after", type=float, default=None, help=argparse.SUPPRESS)  # tests and benchmarks
     add_home_option(p)
     p.set_defaults(func=run)
@@ -75,17 +78,17 @@ class Actions:
     def rollback(self, pipeline: str, version: str, reason: str) -> dict:
         import ray
 
-        actor = self.supervisor.actors().get(pipeline)
+        actor = self.supervisor.active_actor(pipeline, "rollback from the UI")
         if actor is None:
-            return {"ok": False, "message": f"no running pipeline {pipeline!r}"}
+            return {"ok": False, "message": f"no pipeline {pipeline!r}"}
         return ray.get(actor.rollback.remote(version, reason))
 
     def resume(self, pipeline: str, reason: str) -> dict:
         import ray
 
-        actor = self.supervisor.actors().get(pipeline)
+        actor = self.supervisor.active_actor(pipeline, "resume from the UI")
         if actor is None:
-            return {"ok": False, "message": f"no running pipeline {pipeline!r}"}
+            return {"ok": False, "message": f"no pipeline {pipeline!r}"}
         return ray.get(actor.resume.remote(reason))
 
 
@@ -192,7 +195,9 @@ def run(args: argparse.Namespace) -> int:
     ray_info = start_ray(args.ray_address, dashboard=local_dashboard())
     if ray_info.get("dashboard_url"):
         print(f"  Ray dashboard  {ray_info['dashboard_url']}{token_hint()}", flush=True)
-    supervisor = Supervisor(home_path, config_dir)
+    if args.idle_seconds < 0:
+        raise UserError(f"--idle-seconds is {args.idle_seconds:g}; allowed: 0 (never) or more")
+    supervisor = Supervisor(home_path, config_dir, idle_seconds=args.idle_seconds or None)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     updater = dispatcher = None
@@ -215,6 +220,9 @@ def run(args: argparse.Namespace) -> int:
         for message in report.errors.values():
             print(f"  config rejected: {message}", file=sys.stderr, flush=True)
         print(f"  pipelines {', '.join(sorted(supervisor.pipelines)) or '(none yet)'}", flush=True)
+        idle = sorted(n for n in supervisor.pipelines if n not in supervisor.actors())
+        if idle:
+            print(f"  idle      {', '.join(idle)} (no work: started again by their next file)", flush=True)
         if args.demo:
             feeder = DemoFeeder(home_path, args.demo_interval).start()
             print(f"  demo: writing a block per pipeline every {args.demo_interval:g} s", flush=True)

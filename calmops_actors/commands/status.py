@@ -25,7 +25,7 @@ exit codes: 0 done (also when the home has no pipeline yet), 2 no home at that p
 """
 
 # `events`: the pipeline's own event count (its stream version), not a model version (those are v1, v2, ...)
-COLUMNS = ["pipeline", "health", "champion", "strategy", "last_block", "drift", "estimate", "circuit", "round",
+COLUMNS = ["pipeline", "health", "activity", "champion", "strategy", "last_block", "drift", "estimate", "circuit", "round",
            "blocks", "pending", "rejected", "promotions", "events"]
 TAIL = 40  # the events read back from a stream's end to find its latest estimate (a block records about five)
 
@@ -54,6 +54,7 @@ def row(summary: dict) -> dict:
         "rejected": summary["counters"]["rejected_files"],
         "promotions": summary["counters"]["promotions"], "events": summary["version"],
         "estimate": estimate_text(summary.get("estimate")),
+        "activity": summary.get("activity"),
     } | interrupted_round(summary)
 
 
@@ -65,11 +66,9 @@ def estimate_text(estimate: dict | None) -> str | None:
     return f"{estimate['metric']} {estimate['value']:.3f} [{low:.3f}, {high:.3f}] on {estimate['block_id']}"
 
 
-def latest_estimate(store, name: str, version: int, metric: str) -> dict | None:
+def latest_estimate(store, name: str, version: int, metric: str, tail: list | None = None) -> dict | None:
     """The pipeline's newest `PerformanceEstimated` in the last events of its stream (None when none)."""
-    from calmops_actors.home import stream_id
-
-    tail = store.read(stream_id(name), after_version=max(0, version - TAIL))
+    tail = tail if tail is not None else read_tail(store, name, version)
     for recorded in reversed(tail):
         if recorded.type == "PerformanceEstimated":
             event = store.codec.decode(recorded)
@@ -87,6 +86,20 @@ def interrupted_round(summary: dict) -> dict:
     return {"health": "interrupted", "round": f"{round_id} (interrupted)"} if round_id else {}
 
 
+def read_tail(store, name: str, version: int) -> list:
+    from calmops_actors.home import stream_id
+
+    return store.read(stream_id(name), after_version=max(0, version - TAIL))
+
+
+def activity(tail: list) -> str | None:
+    """"idle" when the pipeline's last fact is its actor's passivation (or its registration: nothing done yet),
+    "active" otherwise (its actor ran last; under a running `serve` it is up)."""
+    if not tail:
+        return None
+    return "idle" if tail[-1].type in ("PipelinePassivated", "PipelineRegistered") else "active"
+
+
 @readlog.user_errors
 def run(args: argparse.Namespace) -> int:
     out = sys.stdout
@@ -99,7 +112,9 @@ def run(args: argparse.Namespace) -> int:
                 summary = explain.state_summary(state)
             finally:
                 progress.close()
-            summary["estimate"] = latest_estimate(store, name, state.version, metric_of(state.config))
+            tail = read_tail(store, name, state.version)
+            summary["estimate"] = latest_estimate(store, name, state.version, metric_of(state.config), tail)
+            summary["activity"] = activity(tail)
             in_flight = summary["round"]["round_id"] if summary["round"] else None
             summary["interrupted_round"] = (
                 in_flight if in_flight and not owner_alive(resolve_home(args), name) else None)

@@ -120,6 +120,20 @@ class LabelSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LifecycleSettings:
+    """`[lifecycle]`: when `serve` stops an idle pipeline's actor (it starts again on the next file). None: the
+    serve's default (`--idle-seconds`, 300 s)."""
+
+    idle_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.idle_seconds is not None and (isinstance(self.idle_seconds, bool)
+                                              or not isinstance(self.idle_seconds, int | float)
+                                              or not 1 <= self.idle_seconds <= 30 * 86400):
+            raise ValueError(f"idle_seconds is {self.idle_seconds!r}; allowed: seconds from 1 to 2592000 (30 days)")
+
+
+@dataclass(frozen=True, kw_only=True)
 class TriggerSettings:
     """`[trigger]`: how arriving files are noticed: file-system events, or polling (network mounts)."""
 
@@ -153,6 +167,7 @@ class PipelineConfig:
     intake: IntakeSettings = field(default_factory=IntakeSettings)
     trigger: TriggerSettings = field(default_factory=TriggerSettings)
     labels: LabelSettings = field(default_factory=LabelSettings)
+    lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
     alerts: tuple[AlertSink, ...] = ()  # where news goes; not part of the recorded config (config_to_dict)
 
     def __post_init__(self) -> None:
@@ -255,7 +270,8 @@ def load_config(path: Path) -> PipelineConfig:
 
 
 def config_to_dict(config: PipelineConfig) -> dict[str, Any]:
-    """Plain data for the log: every key with its effective value (defaults included), but `alerts`.
+    """Plain data for the log: every key with its effective value (defaults included), but `alerts` and
+    `lifecycle`.
 
     `[[alerts]]` says where news goes, not what the pipeline decides: changing a webhook records no
     `ConfigChanged` and never re-opens a rejected file, and a sink's URL, which may be a secret, never reaches
@@ -263,6 +279,7 @@ def config_to_dict(config: PipelineConfig) -> dict[str, Any]:
     """
     data = settings_to_dict(config)
     del data["alerts"]
+    del data["lifecycle"]  # when `serve` stops an idle actor decides nothing about data or models
     return data
 
 

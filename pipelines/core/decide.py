@@ -44,6 +44,8 @@ from pipelines.core.events import (
     ModelRolledBack,
     PerformanceEstimated,
     PerformanceMeasured,
+    PipelineActivated,
+    PipelinePassivated,
     PipelineRegistered,
     RetrainFailed,
     RetrainRequested,
@@ -230,6 +232,22 @@ class PruneArtifacts:
 
 
 @command
+class Passivate:
+    """Stop the idle actor (`serve`): refused while a round is in flight or a block waits for its check."""
+
+    idle_seconds: float
+    config_sha256: str
+    snapshot_version: int
+    occurred_at: str
+
+
+@command
+class Activate:
+    reason: str
+    occurred_at: str
+
+
+@command
 class ResumeRetraining:
     reason: str
     occurred_at: str
@@ -237,7 +255,7 @@ class ResumeRetraining:
 
 Command = (RegisterPipeline | RejectFile | AcceptFile | RecordPerformance | RecordDriftCheck | RequestRetrain
            | RecordRoundOutcome | Rollback | ResumeRetraining | PruneArtifacts | RecordEstimate | AcceptLabels
-           | RecordLabelsCheck)
+           | RecordLabelsCheck | Passivate | Activate)
 
 
 # --- decide --------------------------------------------------------------------------------------
@@ -286,6 +304,15 @@ def decide(state: PipelineState, cmd: Command) -> tuple[Event, ...]:
             return decide_rollback(state, cmd)
         case PruneArtifacts():
             return decide_prune(state, cmd)
+        case Passivate():
+            if state.round is not None:
+                raise CommandRejected(f"round {state.round.round_id} is in flight")
+            if state.champion is not None and state.pending_count:
+                raise CommandRejected(f"{state.pending_count} block(s) wait for their drift check")
+            return (PipelinePassivated(idle_seconds=cmd.idle_seconds, config_sha256=cmd.config_sha256,
+                                       snapshot_version=cmd.snapshot_version, occurred_at=cmd.occurred_at),)
+        case Activate():
+            return (PipelineActivated(reason=cmd.reason, occurred_at=cmd.occurred_at),)
         case ResumeRetraining():
             if not state.circuit.open:
                 return ()

@@ -393,6 +393,25 @@ class ArtifactsPruned(Event):
     reason: str
 
 
+@frozen
+class PipelinePassivated(Event):
+    """The pipeline's actor had no work for `idle_seconds` and stopped, to be started again by the next file,
+    labels file or round (docs/ARCHITECTURE.md, "Activation and passivation"). Nothing was pending: no round in
+    flight, no block waiting for its check. `snapshot_version` is the snapshot it left (0: none needed), and
+    `config_sha256` lets a restarted `serve` keep it stopped when its config has not changed."""
+
+    idle_seconds: float
+    config_sha256: str
+    snapshot_version: int = 0
+
+
+@frozen
+class PipelineActivated(Event):
+    """A stopped (passivated) pipeline's actor was started again, and why: the work that woke it."""
+
+    reason: str
+
+
 ALL_EVENTS: tuple[type[Event], ...] = (
     PipelineRegistered,
     ConfigChanged,
@@ -416,6 +435,8 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     ModelRolledBack,
     ArtifactsPruned,
     ModelRetrained,
+    PipelinePassivated,
+    PipelineActivated,
 )
 
 

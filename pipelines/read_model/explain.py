@@ -36,6 +36,8 @@ from pipelines.core.events import (
     ModelRolledBack,
     PerformanceEstimated,
     PerformanceMeasured,
+    PipelineActivated,
+    PipelinePassivated,
     PipelineRegistered,
     RetrainFailed,
     RetrainRequested,
@@ -110,6 +112,11 @@ def event_line(event: Event) -> str:  # noqa: C901 - one branch per event type
             return f"file {event.file} rejected [{event.reason_code}]: {event.message}"
         case PerformanceMeasured():
             return f"champion {event.model_version} scored on {event.block_id}: {headline(event.metrics)}"
+        case PipelinePassivated():
+            snap = f", snapshot at version {event.snapshot_version}" if event.snapshot_version else ""
+            return f"actor stopped after {event.idle_seconds:.0f} s without work{snap}"
+        case PipelineActivated():
+            return f"actor started again: {event.reason}"
         case PerformanceEstimated():
             return f"{event.version}'s performance on {event.block_id} estimated without labels: {estimate_text(event)}"
         case LabelsArrived():

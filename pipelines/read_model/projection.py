@@ -49,6 +49,8 @@ from pipelines.core.events import (
     ModelRolledBack,
     PerformanceEstimated,
     PerformanceMeasured,
+    PipelineActivated,
+    PipelinePassivated,
     PipelineRegistered,
     RetrainFailed,
     RetrainRequested,
@@ -111,7 +113,7 @@ TABLES: dict[str, Table] = {
          "last_alert": T, "last_alert_type": T, "last_alert_at": T, "events": N, "last_event_at": T,
          "last_position": N, "last_metric_block": T, "last_metric_seq": N, "last_metric_version": T,
          "last_labelled_seq": N, "last_estimate": R, "last_estimate_low": R, "last_estimate_high": R,
-         "last_estimate_block": T, "last_estimate_version": T},
+         "last_estimate_block": T, "last_estimate_version": T, "activity": T},
         ("pipeline",)),
     "blocks": Table(
         {"pipeline": T, "block_id": T, "seq": N, "file": T, "sha256": T, "rows": N, "labelled": N,
@@ -193,6 +195,8 @@ def fold(recorded: Any, event: Event | None, lookup: Lookup) -> list[Put]:
     before = (p["health"], p["circuit"]) if stored is not None else None
     step = _Step(name, recorded.position, occurred, p, lookup)
     step.apply(event)
+    # idle: stopped for lack of work (or registered, nothing done yet); a later fact means its actor ran again
+    p["activity"] = "idle" if isinstance(event, PipelinePassivated | PipelineRegistered) else "active"
     p["events"] += 1
     p["last_position"] = recorded.position
     p["last_event_at"] = occurred
@@ -557,6 +561,10 @@ def summarize(event: Event, metric: str = "accuracy") -> str:  # noqa: C901 - on
             return f"{event.version} estimated on {event.block_id}: {_metric_text(metrics, metric)}{band} (no labels)"
         case LabelsArrived():
             return f"labels for {event.block_id} arrived from {event.file} ({event.rows} rows)"
+        case PipelinePassivated():
+            return f"actor stopped after {event.idle_seconds:.0f} s idle"
+        case PipelineActivated():
+            return f"actor started: {event.reason}"
         case LabelsChecked():
             verdict = f"drift: {event.reasons[0]}" if event.drifted and event.reasons else "no drift"
             return f"late labels of {event.block_id} checked against {event.model_version}: {verdict}"

@@ -10,7 +10,9 @@ from builders import Driver, accept, artifact, at, config, failure, outcome, reg
 
 from pipelines.core.decide import (
     AcceptLabels,
+    Activate,
     BlockLabels,
+    Passivate,
     PruneArtifacts,
     RecordDriftCheck,
     RecordEstimate,
@@ -82,6 +84,8 @@ def scenario() -> Driver:
     d(ResumeRetraining(reason="checked the feed", occurred_at=at(22)))
     d(Rollback(to_version="v1", reason="v2 misbehaves", occurred_at=at(23)))
     d(PruneArtifacts(keep=0, occurred_at=at(24)))                                 # retention: v3's file goes
+    d(Passivate(idle_seconds=300.0, config_sha256="c" * 64, snapshot_version=0, occurred_at=at(24.5)))
+    d(Activate(reason="file b7.csv", occurred_at=at(24.6)))
     d(accept("b7", labelled=False, t=25))                                         # labels come later
     d(drift_check("b7", 26, drifted=False))
     d(AcceptLabels(file="b7-labels.csv", sha256="f" * 64, key="id", occurred_at=at(27),
