@@ -1,10 +1,12 @@
-"""`serve --demo`: three pipelines with no setup, fed live, so a new user sees the whole loop in ~2 minutes.
+"""`serve --demo`: four pipelines with no setup, fed live, so a new user sees the whole loop in ~2 minutes.
 
 - `demo-sea`: classification, SEA with 10% label noise and an abrupt concept switch, labelled: drift is found
   in the error stream and the accuracy, candidates are trained, a promotion (and usually a rejection) follows.
 - `demo-covariate`: classification on Hyperplane, labelled for the first blocks only, then a 1 sd mean shift in
   two features without labels: drift is found per feature, retraining waits for labels.
 - `demo-friedman`: regression (Friedman #1 switching to FriedmanDrift), a gradient-boosting model.
+- `demo-nightly`: four quiet blocks, then nothing: after 20 s without work its actor stops (`PipelinePassivated`)
+  and the overview shows it `idle` beside the three `active` ones, as a pipeline fed once a day would be.
 
 One malformed file is dropped into `demo-sea` too, to show a recorded rejection. Data is generated from a
 seed, written to `<home>/demo/<name>/incoming` one block every `interval` seconds (write, then atomic rename).
@@ -86,6 +88,25 @@ seed = 13
 [retrain]
 strategies = ["full", "windowed", "replay_mix"]
 window_blocks = 2
+""",
+    ),
+)
+
+DEMOS = DEMOS + (
+    DemoPipeline(
+        name="demo-nightly", scenario="hyperplane", blocks=4, rows=500, drift_at=4, switch="none",
+        config="""\
+# Four quiet blocks, then nothing: its actor stops after 20 s without work (the overview shows it idle) and the
+# next file would start it again.
+name = "demo-nightly"
+target = "target"
+source = "../demo/demo-nightly/incoming"
+
+[training]
+seed = 14
+
+[lifecycle]
+idle_seconds = 20
 """,
     ),
 )
