@@ -77,6 +77,7 @@ class Supervisor:
         self.watcher = Watcher(self.submit) if watch else None
         self.inflight: list[Any] = []
         self.activations: list[dict[str, Any]] = []  # (pipeline, reason, seconds): for `serve`'s output
+        self.passivations: list[dict[str, Any]] = []  # (pipeline, idle_seconds, snapshot_version)
 
     def scan(self) -> ScanReport:
         """Read every config; start, reconfigure or stop pipelines accordingly (actors configure in parallel)."""
@@ -297,6 +298,8 @@ class Supervisor:
             ray.kill(actor, no_restart=True)
             released(name)  # the next activation must create a new actor, not find this dying one by name
             managed.actor = None
+            self.passivations.append({"pipeline": name, "idle_seconds": answer["idle_seconds"],
+                                      "snapshot_version": outcome.get("snapshot_version") or 0})
             log.info("pipeline %s passivated after %.0f s idle (snapshot at %s)", name, answer["idle_seconds"],
                      outcome.get("snapshot_version") or "none")
             return True

@@ -107,6 +107,7 @@ def setup_logging(path: Path) -> None:
     calmops = logging.getLogger("calmops")
     calmops.setLevel(logging.INFO)
     calmops.addHandler(handler)
+    calmops.propagate = False  # a library's basicConfig would echo them to the terminal; serve prints its own lines
     for noisy in ("httpx", "httpcore", "gradio", "uvicorn", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -228,10 +229,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"  demo: writing a block per pipeline every {args.demo_interval:g} s", flush=True)
         print("Ctrl-C stops.", flush=True)
         last_scan = time.monotonic()
+        shown = [0, 0]  # activations and passivations printed so far
         while not stop.is_set():
             for result in supervisor.poll():
                 if result.get("outcome") == "rejected":
                     print(f"  rejected {result['message']}", file=sys.stderr, flush=True)
+            for a in supervisor.activations[shown[0]:]:
+                print(f"  started   {a['pipeline']}: {a['reason']}", flush=True)
+            for p in supervisor.passivations[shown[1]:]:
+                print(f"  idle      {p['pipeline']}: stopped after {p['idle_seconds']:.0f} s without work", flush=True)
+            shown = [len(supervisor.activations), len(supervisor.passivations)]
             if time.monotonic() - last_scan >= args.scan_interval:
                 folder = update_alerts(dispatcher, config_dir, folder, args.alert_webhook)
                 for message in supervisor.scan().errors.values():
