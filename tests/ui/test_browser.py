@@ -139,6 +139,9 @@ def test_pipeline_page_shows_drift_performance_models_rounds_circuit_rejections(
     assert "promoted" in legend and "rolled back" in legend
     changes = queries.blocks("sea")["change_point"].dropna()
     assert len(changes) > 0 and "change began" in legend  # where each change began, as the rounds adapt to it
+    estimates = queries.estimates("sea")
+    assert not estimates.empty  # the champion's calibrated estimate of every block it checked
+    assert "estimated accuracy (no labels)" in legend and "estimate's 95% interval" in legend
     promoted = queries.champion_changes("sea")
     assert set(promoted["to_version"]) <= set(legend)  # each change is labelled with its version
     models = queries.models("sea")
