@@ -14,8 +14,14 @@ Sections:
 2. false alarms on drift-free streams at 500, 5,000 and 50,000 rows per block, every signal on;
 3. sensitivity: a 0.02 sd shift at 100,000 rows (must not flag) and 0.5 sd at 1,000 rows (must flag);
    the same for category shares, and a correlation-only change that only the MMD test can see;
-4. concept drift: SEA variant switch and Agrawal function switch, each detector, 10 seeds;
-5. cost: the per-feature tests against plain loops of the same tests, and the MMD test's run time.
+4. concept drift: SEA variant switch and Agrawal function switch, each detector, 10 seeds (ADWIN is River's;
+   "adwin_frouros" is Frouros' ADWIN, which streams recorded before River's took over go on with);
+5. cost: the per-feature tests against plain loops of the same tests and against the code before (scipy's
+   Wasserstein distance); each signal's milliseconds per block at 5,000 x 20 and 1,000 x 10, the MMD test
+   sequential and fixed-count on the same blocks, Frouros' MMD statistic alone, River's and Frouros' ADWIN.
+
+Sections 2 and 3 also run the fixed-count MMD test next to the sequential one on every block and report how
+often their decisions agree and how many permutations the sequential test used.
 """
 
 from __future__ import annotations
@@ -32,18 +38,21 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pandas as pd
-from frouros.detectors.data_drift import ChiSquareTest, KSTest
+from frouros.detectors.data_drift import MMD, ChiSquareTest, KSTest
+from frouros.utils.kernels import rbf_kernel
 from river.datasets import synth
-from scipy.stats import chi2_contingency, ks_2samp
+from scipy.stats import chi2_contingency, ks_2samp, wasserstein_distance
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
 from pipelines.config.drift import DriftSettings
-from pipelines.drift.concept import performance_drift, update_concept
+from pipelines.drift.concept import frouros_adwin_state, performance_drift, update_concept
 from pipelines.drift.decision import assess
 from pipelines.drift.features import check_features, fit_reference
 from pipelines.drift.multivariate import check_multivariate, mmd_test
@@ -52,7 +61,7 @@ RBF = [f"rbf_{i}" for i in range(7)] + ["rbf_7_exp"]
 NUMERIC = RBF + [f"hyp_{i}" for i in range(4)] + ["mix_x2", "mix_x3"]
 CATEGORICAL = ["mix_b0", "mix_b1", "size", "color", "shape", "digit"]
 REF_ROWS = 10_000
-DETECTORS = ("ddm", "eddm", "adwin", "page_hinkley")
+DETECTORS = ("ddm", "eddm", "adwin", "page_hinkley", "adwin_frouros")
 STAGGER_NAMES = {"size": ("small", "medium", "large"), "color": ("red", "green", "blue"),
                  "shape": ("circle", "square", "triangle")}
 
@@ -156,10 +165,37 @@ def section(title: str) -> None:
     print(f"\n== {title}", flush=True)
 
 
-def block_verdict(reference, ref_frame, block, settings, seed, concept=None, performance=None):
+class MMDTally:
+    """The sequential MMD test (the default) next to the fixed-count test on the same blocks and seeds."""
+
+    def __init__(self) -> None:
+        self.blocks = self.agree = 0
+        self.used: list[int] = []
+
+    def run(self, ref_frame: pd.DataFrame, block: pd.DataFrame, settings: DriftSettings, seed: int):
+        sequential = check_multivariate(ref_frame, block, NUMERIC, settings, seed)
+        fixed = check_multivariate(ref_frame, block, NUMERIC, settings, seed, stop_early=False)
+        self.blocks += 1
+        self.agree += sequential.drifted == fixed.drifted
+        self.used.append(sequential.permutations_used)
+        return sequential
+
+    def report(self, report: Report, prefix: str, permutations: int) -> None:
+        rate = self.agree / self.blocks
+        report.add(f"{prefix}.mmd_sequential_vs_fixed.decisions_agree", rate, "1 (every block)", rate == 1.0,
+                   note=f"{self.agree}/{self.blocks} blocks")
+        stopped = sum(u < permutations for u in self.used)
+        report.add(f"{prefix}.mmd_sequential.permutations_used_median", float(statistics.median(self.used)),
+                   note=f"of {permutations}; mean {statistics.mean(self.used):.0f}; stopped early on "
+                        f"{stopped}/{len(self.used)} blocks")
+
+
+def block_verdict(reference, ref_frame, block, settings, seed, concept=None, performance=None, tally=None):
     features = check_features(reference, block, settings)
-    multivariate = check_multivariate(ref_frame, block, NUMERIC, settings, seed) if settings.multivariate.enabled \
-        else None
+    multivariate = None
+    if settings.multivariate.enabled:
+        multivariate = (tally.run(ref_frame, block, settings, seed) if tally is not None
+                        else check_multivariate(ref_frame, block, NUMERIC, settings, seed))
     return assess(features, multivariate, concept, performance, settings)
 
 
@@ -244,6 +280,7 @@ def false_alarms(report: Report, quick: bool, seed: int) -> None:
         reference = fit_reference(ref, NUMERIC, CATEGORICAL, settings)
         state = None
         tally = {"any": 0, "features": 0, "mmd": 0, "concept": 0, "performance": 0}
+        mmd = MMDTally()
         started = time.perf_counter()
         for b in range(count):
             block = stream.take(size)
@@ -252,7 +289,7 @@ def false_alarms(report: Report, quick: bool, seed: int) -> None:
             state = concept.state
             performance = performance_drift("accuracy", at_promotion, 1.0 - errors.mean(),
                                             settings.performance_tolerance)
-            verdict = block_verdict(reference, ref, block, settings, seed + b, concept, performance)
+            verdict = block_verdict(reference, ref, block, settings, seed + b, concept, performance, mmd)
             tally["any"] += verdict.drifted
             tally["features"] += any(f.drifted for f in verdict.features)
             tally["mmd"] += bool(verdict.multivariate and verdict.multivariate.drifted)
@@ -264,6 +301,7 @@ def false_alarms(report: Report, quick: bool, seed: int) -> None:
                         f"{time.perf_counter() - started:.0f} s")
         for signal in ("features", "mmd", "concept", "performance"):
             report.add(f"false_alarms.rows_{size}.{signal}", tally[signal] / count)
+        mmd.report(report, f"false_alarms.rows_{size}", settings.multivariate.permutations)
 
 
 # --- 3. sensitivity -----------------------------------------------------------------------------------
@@ -275,13 +313,14 @@ def sensitivity(report: Report, quick: bool, seed: int) -> None:
     rng = np.random.default_rng(seed + 1)
     tiny_draws = 3 if quick else 10
     flagged_feature = flagged_block = 0
+    mmd = MMDTally()
     for r in range(tiny_draws):
         stream = MixedStream(seed + 7000 + r)
         ref = stream.take(REF_ROWS)
         reference = fit_reference(ref, NUMERIC, CATEGORICAL, settings)
         column = NUMERIC[r % len(NUMERIC)]
         block = shift_numeric(stream.take(100_000), column, ref[column].std(), 0.02)
-        verdict = block_verdict(reference, ref, block, settings, seed + r)
+        verdict = block_verdict(reference, ref, block, settings, seed + r, tally=mmd)
         flagged_feature += feature_of(verdict, column).drifted
         flagged_block += verdict.drifted
     report.add("sensitivity.numeric_0.02sd_100k.shifted_feature_flagged", flagged_feature / tiny_draws, "0",
@@ -301,15 +340,16 @@ def sensitivity(report: Report, quick: bool, seed: int) -> None:
             block = stream.take(1000)
             column = NUMERIC[k % len(NUMERIC)]
             verdict = block_verdict(reference, ref, shift_numeric(block, column, ref[column].std(), 0.5), settings,
-                                    seed + k)
+                                    seed + k, tally=mmd)
             counts["num_block"] += verdict.drifted
             counts["num_feature"] += feature_of(verdict, column).drifted
             cat_column = CATEGORICAL[k % len(CATEGORICAL)]
-            verdict = block_verdict(reference, ref, shift_category(block, cat_column, 0.10, rng), settings, seed + k)
+            verdict = block_verdict(reference, ref, shift_category(block, cat_column, 0.10, rng), settings, seed + k,
+                                    tally=mmd)
             counts["cat_block"] += verdict.drifted
             counts["cat_feature"] += feature_of(verdict, cat_column).drifted
             a, b = NUMERIC[k % 8], NUMERIC[(k + 3) % 8]
-            verdict = block_verdict(reference, ref, couple(block, a, b, 1.0, rng), settings, seed + k)
+            verdict = block_verdict(reference, ref, couple(block, a, b, 1.0, rng), settings, seed + k, tally=mmd)
             counts["corr_mmd"] += bool(verdict.multivariate and verdict.multivariate.drifted)
             counts["corr_features"] += any(f.drifted for f in verdict.features)
     n = refs * blocks
@@ -321,6 +361,7 @@ def sensitivity(report: Report, quick: bool, seed: int) -> None:
     report.add("sensitivity.correlation_only_1k.mmd_flagged", counts["corr_mmd"] / n,
                note="informational: two columns made comonotone, marginals unchanged")
     report.add("sensitivity.correlation_only_1k.any_feature_flagged", counts["corr_features"] / n)
+    mmd.report(report, "sensitivity", settings.multivariate.permutations)
 
 
 # --- 4. concept drift ---------------------------------------------------------------------------------
@@ -348,6 +389,11 @@ def concept_streams(kind: str, seed: int, block: int, noise: float = 0.0):
     return at_promotion, errors, 5
 
 
+def detector_start(detector: str) -> tuple[str, str | None]:
+    """`update_concept`'s detector name and starting state for one of `DETECTORS`."""
+    return ("adwin", frouros_adwin_state()) if detector == "adwin_frouros" else (detector, None)
+
+
 def concept_drift(report: Report, quick: bool, seed: int) -> None:
     section("4. abrupt concept drift (1,000-row blocks; 3 to train, 1 holdout, 5 before, 3 after)")
     settings = DriftSettings()
@@ -356,13 +402,15 @@ def concept_drift(report: Report, quick: bool, seed: int) -> None:
     for name, noise, targeted in scenarios:
         kind = "sea" if name.startswith("sea") else "agrawal"
         runs = [concept_streams(kind, s, 1000, noise) for s in seeds]
+        detections: dict[str, list[list[int]]] = {}
         for detector in DETECTORS:
             found = found_with_perf = false_alarms = pre_blocks = 0
             delays = []
             for at_promotion, errors, change in runs:
-                state, flags = None, []
+                name_of, state = detector_start(detector)
+                flags = []
                 for e in errors:
-                    c = update_concept(detector, state, e, max_rows=settings.concept_max_rows)
+                    c = update_concept(name_of, state, e, max_rows=settings.concept_max_rows)
                     state = c.state
                     p = performance_drift("accuracy", at_promotion, 1.0 - e.mean(), settings.performance_tolerance)
                     flags.append((c.drift, assess((), None, c, p, settings).drifted, c.drift_rows))
@@ -373,6 +421,7 @@ def concept_drift(report: Report, quick: bool, seed: int) -> None:
                 hit = next((i for i, f in enumerate(flags[change:]) if f[0]), None)
                 if hit is not None:
                     delays.append(hit * 1000 + flags[change + hit][2][0])
+                detections.setdefault(detector, []).append([b * 1000 + r for b, f in enumerate(flags) for r in f[2]])
             n = len(runs)
             chosen = detector == settings.concept_detector
             met = (found_with_perf / n >= 0.9) if targeted and chosen else None
@@ -383,6 +432,13 @@ def concept_drift(report: Report, quick: bool, seed: int) -> None:
                        note=f"{false_alarms}/{pre_blocks} blocks before the change")
             report.add(f"concept.{name}.{detector}.median_rows_to_detection",
                        float(statistics.median(delays)) if delays else None)
+        same = sum(a == b for a, b in zip(detections["adwin"], detections["adwin_frouros"], strict=True))
+        earlier = [a[0] - b[0] for a, b in zip(detections["adwin"], detections["adwin_frouros"], strict=True)
+                   if a and b]
+        report.add(f"concept.{name}.adwin_river_vs_frouros.same_detection_rows", same / len(runs),
+                   note=f"{same}/{len(runs)} runs; first detection River minus Frouros, median "
+                        f"{statistics.median(earlier) if earlier else float('nan'):+.0f} rows over {len(earlier)} "
+                        f"runs where both detected")
 
 
 def steady_errors(report: Report, quick: bool, seed: int) -> None:
@@ -395,9 +451,10 @@ def steady_errors(report: Report, quick: bool, seed: int) -> None:
         xs, ys = _take(stream, rows)
         errors = (model.predict(xs) != ys.astype(int)).astype(int)
         for detector in DETECTORS:
-            state, detections = None, 0
+            name_of, state = detector_start(detector)
+            detections = 0
             for start in range(0, rows, 2000):
-                c = update_concept(detector, state, errors[start:start + 2000])
+                c = update_concept(name_of, state, errors[start:start + 2000])
                 state, detections = c.state, detections + len(c.drift_rows)
             report.add(f"steady.{kind}_noise_{model_noise}.{detector}.detections_per_100k",
                        detections * 100_000 / rows, note=f"error rate {errors.mean():.3f}")
@@ -426,6 +483,10 @@ def cost(report: Report, quick: bool, seed: int) -> None:
     def ours() -> None:
         check_features(reference, block, settings)
 
+    def before() -> None:  # the code before: scipy's wasserstein_distance, re-sorting the reference every block
+        with mock.patch("pipelines.drift.features.wasserstein_sorted", wasserstein_distance):
+            check_features(reference, block, settings)
+
     def scipy_loop() -> None:
         for c in NUMERIC:
             ks_2samp(ref_np[c], block_np[c])
@@ -440,22 +501,101 @@ def cost(report: Report, quick: bool, seed: int) -> None:
         for c in CATEGORICAL:
             chi[c].compare(X=block_cat[c])
 
-    times = _interleaved({"ours": ours, "scipy": scipy_loop, "frouros": frouros_loop}, 7 if quick else 25)
+    times = _interleaved({"ours": ours, "before": before, "scipy": scipy_loop, "frouros": frouros_loop},
+                         7 if quick else 25)
     for base in ("scipy", "frouros"):
         ratio = times["ours"] / times[base]
         report.add(f"cost.per_feature_tests.ratio_vs_plain_{base}_loop", ratio, "<= 1.5", ratio <= 1.5,
                    note=f"ours {times['ours'] * 1e3:.1f} ms, plain loop {times[base] * 1e3:.1f} ms (median)")
+    report.add("cost.per_feature_tests.ratio_vs_before", times["ours"] / times["before"], "< 1",
+               times["ours"] < times["before"],
+               note=f"ours {times['ours'] * 1e3:.1f} ms, with scipy's wasserstein_distance (the code before) "
+                    f"{times['before'] * 1e3:.1f} ms")
     mv = settings.multivariate
     big_ref, big_block = stream.take(5000), stream.take(5000)
+    used = check_multivariate(big_ref, big_block, NUMERIC, settings, seed).permutations_used
     seconds = statistics.median(_timed(lambda: check_multivariate(big_ref, big_block, NUMERIC, settings, seed))
                                 for _ in range(3))
     report.add("cost.mmd_default_subsample_seconds", seconds, "< 2", seconds < 2.0,
-               note=f"subsample {mv.subsample} per side, {mv.permutations} permutations, 14 columns")
+               note=f"subsample {mv.subsample} per side, at most {mv.permutations} permutations "
+                    f"({used} used), 14 columns")
     rng = np.random.default_rng(seed)
     x, y = rng.normal(size=(5000, 20)), rng.normal(size=(5000, 20))
     seconds = statistics.median(_timed(lambda: mmd_test(x, y, subsample=mv.subsample, permutations=mv.permutations,
                                                         alpha=mv.alpha, seed=seed)) for _ in range(3))
     report.add("cost.mmd_default_subsample_20_columns_seconds", seconds, "< 2", seconds < 2.0)
+    for rows, width in ((5000, 20), (1000, 10)):
+        signal_costs(report, rows, width, 5 if quick else 15, seed)
+
+
+def signal_costs(report: Report, rows: int, width: int, blocks: int, seed: int) -> None:
+    """Milliseconds per block of each signal on drift-free blocks (median over `blocks` seeded blocks, the
+    candidates taking turns), with the reference as large as a 5,000-row block."""
+    numeric, categorical = (NUMERIC, CATEGORICAL) if width == 20 else (NUMERIC[:7], CATEGORICAL[:3])
+    section(f"5b. cost per block of each signal: {rows:,} rows x {width} features ({len(numeric)} numeric; "
+            f"reference 5,000 rows; {blocks} drift-free blocks)")
+    settings = DriftSettings()
+    stream = MixedStream(seed + 9100 + rows)
+    ref = stream.take(5000)
+    reference = fit_reference(ref, numeric, categorical, settings)
+    frames = [stream.take(rows)[numeric + categorical] for _ in range(blocks)]
+    rng = np.random.default_rng(seed)
+    errors = [(rng.random(rows) < 0.1).astype(int) for _ in range(blocks)]  # a model with 10% errors
+    warm = (rng.random(2000) < 0.1).astype(int)
+    states = {d: update_concept(detector_start(d)[0], detector_start(d)[1], warm).state for d in DETECTORS}
+    standard = (ref[numeric] - ref[numeric].mean()) / ref[numeric].std()
+    x = standard.to_numpy()[:1000]
+    sigma = check_multivariate(ref, frames[0], numeric, settings, seed).bandwidth
+    used: list[int] = []
+
+    def mmd(i: int) -> None:
+        used.append(check_multivariate(ref, frames[i], numeric, settings, seed + i).permutations_used)
+
+    def frouros_mmd(i: int) -> None:  # the floor of the MMD signal: one statistic, no bandwidth, no p-value
+        y = ((frames[i][numeric] - ref[numeric].mean()) / ref[numeric].std()).to_numpy()[:1000]
+        detector = MMD(kernel=partial(rbf_kernel, sigma=sigma))
+        detector.fit(X=x)
+        detector.compare(X=y)
+
+    fns: dict[str, Callable[[int], Any]] = {
+        "features": lambda i: check_features(reference, frames[i], settings),
+        "mmd": mmd,
+        "mmd_fixed_count": lambda i: check_multivariate(ref, frames[i], numeric, settings, seed + i, stop_early=False),
+        "frouros_mmd_statistic": frouros_mmd,
+        **{f"concept_{d}": partial(_concept, d, states[d], errors, settings.concept_max_rows) for d in DETECTORS},
+    }
+    times = _paired(fns, blocks)
+    prefix = f"cost.block_{rows}x{width}"
+    notes = {"features": "per-feature tests, effect sizes and BH", "frouros_mmd_statistic": "floor: Frouros' "
+             "MMD on the same 1,000 rows per side, one statistic", "mmd_fixed_count": "every permutation",
+             "mmd": f"sequential; permutations used: median {statistics.median(used):.0f} of "
+                    f"{settings.multivariate.permutations}",
+             "concept_adwin": "River's ADWIN (the default)", "concept_adwin_frouros": "Frouros' ADWIN (before)"}
+    for name, seconds in times.items():
+        report.add(f"{prefix}.{name}_ms", seconds * 1e3, note=notes.get(name, ""))
+    total = times["features"] + times["mmd"] + times["concept_adwin"]
+    report.add(f"{prefix}.default_signals_ms", total * 1e3,
+               note=f"features + MMD + ADWIN; "
+                    f"{(times['features'] + times['mmd_fixed_count'] + times['concept_adwin_frouros']) * 1e3:.0f} ms "
+                    f"with the fixed-count MMD and Frouros' ADWIN instead")
+
+
+def _concept(detector: str, state: str, errors: list[np.ndarray], max_rows: int, i: int) -> None:
+    update_concept(detector_start(detector)[0], state, errors[i], max_rows=max_rows)
+
+
+def _paired(fns: dict[str, Callable[[int], Any]], n: int) -> dict[str, float]:
+    """Median seconds per call over inputs 0..n-1, every candidate on the same input in turn (order rotating)."""
+    samples: dict[str, list[float]] = {k: [] for k in fns}
+    for fn in fns.values():
+        fn(0)  # warm up
+    names = list(fns)
+    for i in range(n):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            started = time.perf_counter()
+            fns[name](i)
+            samples[name].append(time.perf_counter() - started)
+    return {k: statistics.median(v) for k, v in samples.items()}
 
 
 def _timed(fn: Callable[[], Any]) -> float:

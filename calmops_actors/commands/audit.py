@@ -2,9 +2,9 @@
 that do not reproduce: a determinism check, separate from replay (replay never re-runs anything).
 
 For every `DriftChecked`: the block's rows and its recorded reference blocks are loaded (hash-verified), the
-per-feature tests, the multivariate test (same seed), the concept detector (from the recorded detector
-state, fed the champion's errors) and the performance check are run again with the config recorded at the
-time, and the verdict is re-assessed; statistics must agree within `--tolerance`. For every
+per-feature tests, the multivariate test (same seed and permutation rule), the concept detector (from the
+recorded detector state, fed the champion's errors) and the performance check are run again with the config
+recorded at the time, and the verdict is re-assessed; statistics must agree within `--tolerance`. For every
 `PerformanceMeasured`: the champion is scored on the block again. For every candidate: its model is loaded
 (hash-verified) and scored on the holdout rows its round's `RetrainRequested` describes, and so is the
 champion it was compared with; then the promotion rule is applied to the new numbers and must pick the same
@@ -37,7 +37,9 @@ from pipelines.core.events import (
     DriftChecked,
     DriftDetected,
     Event,
+    LabelsChecked,
     ModelPromoted,
+    PerformanceEstimated,
     PerformanceMeasured,
     RetrainRequested,
 )
@@ -149,11 +151,24 @@ class Auditor:
 
     # artifacts, loaded once each and verified against their sha256 on load
     def frame(self, state: PipelineState, block_id: str):
-        if block_id not in self.frames:
-            if block_id not in state.blocks:
-                raise LookupError(f"block {block_id} is not in the log before this event")
-            self.frames[block_id] = loaded(self.artifacts.get_frame, state.blocks[block_id].artifact)
-        return unwrap(self.frames[block_id])
+        """The block's rows, with its late labels joined once the log has them (as the actor reads it)."""
+        if block_id not in state.blocks:
+            raise LookupError(f"block {block_id} is not in the log before this event")
+        labels = state.blocks[block_id].labels
+        key = (block_id, labels.sha256 if labels is not None else None)
+        if key not in self.frames:
+            self.frames[key] = loaded(self.artifacts.get_frame, state.blocks[block_id].artifact)
+            if labels is not None and not isinstance(self.frames[key], Exception):
+                from pipelines.estimation.late_labels import join_labels
+
+                rows = loaded(self.artifacts.get_frame, labels)
+                if isinstance(rows, Exception):
+                    self.frames[key] = rows
+                else:
+                    target = state.schema.target
+                    self.frames[key] = join_labels(self.frames[key], rows,
+                                                   next(c for c in rows.columns if c != target), target)
+        return unwrap(self.frames[key])
 
     def model(self, state: PipelineState, version: str):
         if version not in self.models:
@@ -161,6 +176,16 @@ class Auditor:
                 raise LookupError(f"model {version} is not in the log before this event")
             self.models[version] = loaded(self.artifacts.get_model, state.models[version].artifact)
         return unwrap(self.models[version])
+
+    def calibrator(self, state: PipelineState, version: str):
+        """The version's probability calibration (hash-checked), or None when it has none."""
+        artifact = state.models[version].calibration if version in state.models else None
+        if artifact is None:
+            return None
+        key = f"calibration:{artifact.sha256}"
+        if key not in self.models:
+            self.models[key] = loaded(self.artifacts.get_model, artifact)
+        return unwrap(self.models[key])
 
     def reference(self, state: PipelineState, ids: tuple[str, ...], drift_settings) -> tuple[Any, Any]:
         import pandas as pd
@@ -179,6 +204,8 @@ class Auditor:
     def drift(self, state: PipelineState, event: DriftChecked, check: Check) -> None:
         from pipelines.config.pipeline import config_from_dict
         from pipelines.drift.block_check import assess_block
+        from pipelines.drift.concept import recheck_state
+        from pipelines.drift.multivariate import check_multivariate
 
         c = config_from_dict(state.config, "<log>")
         block = state.blocks[event.block_id]
@@ -187,14 +214,23 @@ class Auditor:
         reference, reference_frame = self.reference(state, event.reference_blocks, c.drift)
         champion = state.champion_record()
         scored = block.labelled and champion is not None
+        # the rules the check was recorded with: every permutation when it predates early stopping (no
+        # permutations_used), and Frouros' ADWIN for an ADWIN stream it recorded in Frouros' state format
+        stop_early = event.multivariate is None or event.multivariate.permutations_used is not None
+        concept_state = state.concept_state
+        if event.concept is not None:
+            concept_state = recheck_state(event.concept.detector, concept_state, event.concept.state)
         now = assess_block(
             frame, seq=block.seq, labelled=block.labelled, reference=reference, reference_frame=reference_frame,
             champion_model=self.model(state, champion.version) if scored else None,
-            promoted_metrics=champion.promoted_metrics if champion else None, concept_state=state.concept_state,
-            config=c, schema=state.schema).assessment
+            promoted_metrics=champion.promoted_metrics if champion else None, concept_state=concept_state,
+            config=c, schema=state.schema,
+            multivariate_test=partial(check_multivariate, stop_early=stop_early),
+            serving_model=self.model(state, champion.version) if champion and champion.calibration else None,
+            calibrator=self.calibrator(state, champion.version) if champion else None).assessment
         self.compare_features(cmp, event.features, now.features)
         self.compare_optional(cmp, "multivariate", event.multivariate, now.multivariate, ("statistic", "p_value"),
-                              ("drifted", "columns", "subsample", "permutations"))
+                              ("drifted", "columns", "subsample", "permutations", "permutations_used"))
         self.compare_optional(cmp, "concept", event.concept, now.concept, (),
                               ("detector", "drift", "warning", "rows_seen", "drift_rows", "block_rows",
                                "change_rows"))
@@ -202,6 +238,8 @@ class Auditor:
             cmp.json_like("concept state", json.loads(event.concept.state), json.loads(now.concept.state))
         self.compare_optional(cmp, "performance", event.performance, now.performance, ("at_promotion", "observed"),
                               ("metric", "drifted"))
+        self.compare_optional(cmp, "estimated", event.estimated, now.estimated,
+                              ("at_promotion", "estimated", "low", "high"), ("metric", "drifted"))
         cmp.same("verdict (drifted)", event.drifted, now.drifted)
         if event.drifted == now.drifted and event.reasons != now.reasons:
             check.notes.append("the reasons are worded differently by this code (same verdict and numbers)")
@@ -241,6 +279,57 @@ class Auditor:
         now = evaluate(self.model(state, event.model_version), self.frame(state, event.block_id),
                        schema.features, schema.target, c.task)
         Compare(self.tol, check.differences).metrics("metrics", event.metrics, now)
+
+    def estimate(self, state: PipelineState, event: PerformanceEstimated, check: Check) -> None:
+        """The block's estimate re-run from the champion and its calibration, with the block's seed."""
+        from pipelines.config.pipeline import config_from_dict
+        from pipelines.estimation.block import estimate_block
+
+        c = config_from_dict(state.config, "<log>")
+        calibrator = self.calibrator(state, event.version)
+        if calibrator is None:
+            check.differences.append(f"{event.version} has no calibration in the log, yet an estimate was recorded")
+            return
+        block = state.blocks[event.block_id]
+        now = estimate_block(self.model(state, event.version), calibrator, self.frame(state, event.block_id),
+                             state.schema.features, c.training.seed + block.seq)
+        cmp = Compare(self.tol, check.differences)
+        cmp.metrics("metrics", event.metrics, now.metrics)
+        for name, (low, high) in event.interval.items():
+            again = now.interval.get(name, (None, None))
+            cmp.number(f"{name} interval low", low, again[0])
+            cmp.number(f"{name} interval high", high, again[1])
+
+    def labels(self, state: PipelineState, measured: PerformanceMeasured, event: LabelsChecked,
+               detected: DriftDetected | None, check: Check) -> None:
+        """A late-labels check re-run (`assess_labels` on the joined rows), then re-decided in the state before
+        its append: the same measurement, detector, verdict and drift decision."""
+        from pipelines.config.pipeline import config_from_dict
+        from pipelines.core.decide import RecordLabelsCheck, decide
+        from pipelines.drift.block_check import assess_labels
+
+        c = config_from_dict(state.config, "<log>")
+        served = state.models[event.model_version]
+        now = assess_labels(self.frame(state, event.block_id), model=self.model(state, served.version),
+                            still_serves=served.version == state.champion, promoted_metrics=served.promoted_metrics,
+                            concept_state=state.concept_state, config=c, schema=state.schema)
+        cmp = Compare(self.tol, check.differences)
+        cmp.metrics("metrics", measured.metrics, now.metrics)
+        self.compare_optional(cmp, "concept", event.concept, now.assessment.concept, (),
+                              ("detector", "drift", "warning", "rows_seen", "drift_rows", "block_rows"))
+        self.compare_optional(cmp, "performance", event.performance, now.assessment.performance,
+                              ("at_promotion", "observed"), ("metric", "drifted"))
+        cmp.same("verdict (drifted)", event.drifted, now.assessment.drifted)
+        again = decide(state, RecordLabelsCheck(block_id=event.block_id, model_version=event.model_version,
+                                                metrics=measured.metrics, assessment=now.assessment,
+                                                occurred_at=event.occurred_at, note=event.note))
+        decided = next((e for e in again if isinstance(e, DriftDetected)), None)
+        if (decided is None) != (detected is None):
+            check.differences.append(f"drift decision: recorded {'none' if detected is None else 'a drift'}, now "
+                                     f"{'none' if decided is None else 'a drift'}")
+        elif decided is not None:
+            for attr in ("signals", "starts_round", "held_back"):
+                cmp.same(attr, getattr(detected, attr), getattr(decided, attr))
 
     # -- a candidate (and the champion it was compared with) on its round's holdout
     def holdout(self, state: PipelineState, request: RetrainRequested):
@@ -339,6 +428,7 @@ def audit(home: Home, events: list[tuple[Any, Event]], tolerance: float, *, drif
     # candidates whose files retention deleted: their recorded scores stand in for a re-score
     pruned = {v for _, e in events if type(e).__name__ == "ArtifactsPruned" for v in e.model_versions}
     before_check: tuple[PipelineState, DriftChecked] | None = None
+    before_measure: tuple[PipelineState, PerformanceMeasured] | None = None
     for i, (record, event) in enumerate(events, 1):
         progress(i, len(events))
         check = None
@@ -355,7 +445,19 @@ def audit(home: Home, events: list[tuple[Any, Event]], tolerance: float, *, drif
             check = None
         if isinstance(event, DriftChecked):
             before_check = (state, event)
+        elif isinstance(event, LabelsChecked):
+            before_check = None  # the drift that follows is the late labels' (re-decided by `labels_check`)
+        if isinstance(event, PerformanceMeasured):
+            before_measure = (state, event)
         match event:
+            case PerformanceEstimated() if drift:
+                check = Check("estimate", f"{event.version} on {event.block_id}", record.position)
+                guarded(check, partial(auditor.estimate, state, event, check))
+            case LabelsChecked() if drift and before_measure is not None:
+                check = Check("labels", f"late labels of {event.block_id}", record.position)
+                following = events[i][1] if i < len(events) else None
+                detected = following if isinstance(following, DriftDetected) else None
+                guarded(check, partial(auditor.labels, *before_measure, event, detected, check))
             case PerformanceMeasured() if drift:
                 check = Check("performance", f"champion {event.model_version} on {event.block_id}", record.position)
                 guarded(check, partial(auditor.performance, state, event, check))
@@ -404,7 +506,7 @@ def trigger_check(state: PipelineState, checked: DriftChecked, detected: DriftDe
 
     assessment = DriftAssessment(drifted=checked.drifted, reasons=checked.reasons, features=checked.features,
                                  multivariate=checked.multivariate, concept=checked.concept,
-                                 performance=checked.performance)
+                                 performance=checked.performance, estimated=checked.estimated)
     now = decide(state, RecordDriftCheck(block_id=checked.block_id, assessment=assessment,
                                          reference_blocks=checked.reference_blocks, occurred_at=checked.occurred_at))
     again = next((e for e in now if isinstance(e, DriftDetected)), None)

@@ -57,7 +57,11 @@ class FeatureOverride:
 
 @dataclass(frozen=True, kw_only=True)
 class MultivariateSettings:
-    """`[drift.multivariate]`: the MMD test on numeric columns (rows per side, permutations, alpha)."""
+    """`[drift.multivariate]`: the MMD test on numeric columns (rows per side, the most permutations, alpha).
+
+    `permutations` bounds the sequential p-value: a drift-free block stops once a few permutations reach its
+    statistic; a drifted one runs them all (`pipelines.drift.multivariate`).
+    """
 
     enabled: bool = True
     subsample: int = 1000

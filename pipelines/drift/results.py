@@ -78,7 +78,12 @@ class PerformanceDrift:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class MultivariateDrift:
-    """The MMD test's result for one block (JSON-able; statistic and p-value None when not run)."""
+    """The MMD test's result for one block (JSON-able; statistic and p-value None when not run).
+
+    `permutations` is the most the test may run; `permutations_used` how many it ran before its sequential
+    p-value was settled (0 when not run). None: every one of `permutations` ran, the fixed-count rule of
+    events recorded before permutations could stop early.
+    """
 
     test: str
     statistic: float | None
@@ -89,6 +94,7 @@ class MultivariateDrift:
     columns: int = 0
     bandwidth: float | None = None
     note: str | None = None
+    permutations_used: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -283,7 +283,9 @@ def test_audit_reproduces_every_recorded_decision(calmops, scenario_home: Path) 
         scenario_home, "SELECT position FROM events WHERE type = 'ChallengerEvaluated'"))
     assert [c for c in checks if not c["ok"]] == []
     assert code == 0 and report["ok"] and kinds == {"drift", "performance", "candidate", "promotion", "trigger",
-                                                    "round"}
+                                                    "round", "estimate"}
+    estimates = query(scenario_home, "SELECT COUNT(*) FROM events WHERE type = 'PerformanceEstimated'")[0][0]
+    assert estimates > 0 and sum(c["kind"] == "estimate" for c in checks) == estimates
     rounds = query(scenario_home, "SELECT COUNT(*) FROM events WHERE type = 'RetrainRequested'")[0][0]
     detected = query(scenario_home, "SELECT COUNT(*) FROM events WHERE type = 'DriftDetected'")[0][0]
     assert sum(c["kind"] == "round" for c in checks) == rounds and sum(c["kind"] == "trigger" for c in checks) == detected
@@ -326,11 +328,13 @@ def test_audit_names_a_decision_that_does_not_reproduce(calmops, home_copy: Path
 def test_status_lists_every_pipeline(calmops, scenario_home: Path) -> None:
     code, out, _ = calmops("status", "--home", scenario_home)
     header, row = out.splitlines()[:2]
-    assert code == 0 and header.split()[:4] == ["pipeline", "health", "champion", "strategy"]
-    assert row.split()[:5] == ["sea", "ok", "v1", "full", "block_0008"]
+    assert code == 0 and header.split()[:5] == ["pipeline", "health", "activity", "champion", "strategy"]
+    assert row.split()[:6] == ["sea", "ok", "active", "v1", "full", "block_0008"]
+    assert "estimate" in header.split() and " accuracy 0." in row  # the newest block's estimate, no labels
     code, out, _ = calmops("status", "--home", scenario_home, "--json")
     (summary,) = json.loads(out)
     assert summary["pipeline"] == "sea" and summary["champion"]["version"] == "v1"
+    assert summary["activity"] == "active" and summary["estimate"]["metric"] == "accuracy"
 
 
 def test_events_filters_by_type_time_pipeline_and_limit(calmops, scenario_home: Path) -> None:

@@ -7,7 +7,17 @@ import json
 import numpy as np
 import pytest
 
-from pipelines.drift.concept import DETECTORS, decode_state, encode_state, performance_drift, update_concept
+from pipelines.drift.concept import (
+    DETECTORS,
+    FROUROS_STATE,
+    RIVER_ADWIN_STATE,
+    decode_state,
+    encode_state,
+    frouros_adwin_state,
+    performance_drift,
+    recheck_state,
+    update_concept,
+)
 
 
 def error_stream(seed: int) -> np.ndarray:
@@ -106,3 +116,79 @@ def test_performance_drift_in_both_directions() -> None:
         performance_drift("accuracy", 0.9, 0.8, -0.1)
     with pytest.raises(ValueError, match="allowed: a finite number"):
         performance_drift("accuracy", 0.9, float("nan"), 0.05)
+
+
+# --- ADWIN: River's compiled window, and streams recorded with Frouros' -------------------------------
+
+
+def river_adwin_rows(errors: np.ndarray) -> list[int]:
+    """River's public ADWIN over the rows, restarted after each detection as `update_concept` does."""
+    from river.drift import ADWIN
+
+    detector, rows = ADWIN(), []
+    for i, value in enumerate(errors.tolist()):
+        detector.update(value)
+        if detector.drift_detected:
+            rows.append(i)
+            detector = ADWIN()
+    return rows
+
+
+def frouros_adwin_rows(errors: np.ndarray) -> list[int]:
+    from frouros.detectors.concept_drift import ADWIN
+
+    detector, rows = ADWIN(), []
+    for i, value in enumerate(errors.tolist()):
+        detector.update(value=value)
+        if detector.drift:
+            rows.append(i)
+            detector.reset()
+    return rows
+
+
+def test_adwin_is_rivers_adwin() -> None:
+    errors = np.concatenate([error_stream(7), error_stream(8)])
+    result = update_concept("adwin", None, errors)
+    assert json.loads(result.state)["version"] == RIVER_ADWIN_STATE
+    assert list(result.drift_rows) == river_adwin_rows(errors) and len(result.drift_rows) >= 2
+
+
+def test_an_adwin_stream_recorded_with_frouros_goes_on_with_frouros() -> None:
+    errors = error_stream(9)
+    state, rows, offset = frouros_adwin_state(), [], 0
+    for size in (1200, 1, 999, 1800, 1000):
+        part = update_concept("adwin", state, errors[offset:offset + size])
+        assert json.loads(part.state)["version"] == FROUROS_STATE
+        state, rows, offset = part.state, rows + [offset + r for r in part.drift_rows], offset + size
+    expected = frouros_adwin_rows(errors)
+    assert rows == expected and expected != river_adwin_rows(errors)  # the two ADWINs differ on this stream
+    assert json.loads(state) == json.loads(update_concept("adwin", frouros_adwin_state(), errors).state)
+
+
+def test_audit_restarts_a_frouros_adwin_stream_with_frouros() -> None:
+    errors = error_stream(10)[:2500]
+    old = update_concept("adwin", frouros_adwin_state(), errors)  # what a log before River's ADWIN recorded
+    start = recheck_state("adwin", None, old.state)
+    assert update_concept("adwin", start, errors) == old
+    new = update_concept("adwin", None, errors)
+    assert recheck_state("adwin", None, new.state) is None
+    assert recheck_state("adwin", old.state, old.state) == old.state  # a stream going on needs nothing
+    ddm = update_concept("ddm", None, errors).state
+    assert recheck_state("ddm", ddm, ddm) == ddm
+    assert recheck_state("adwin", ddm, old.state) == frouros_adwin_state()  # the detector changed: fresh
+
+
+def test_the_recorded_window_names_rivers_numbers() -> None:
+    errors = error_stream(11)[:1500]
+    det, _ = decode_state("adwin", update_concept("adwin", None, errors).state)
+    window = json.loads(encode_state("adwin", det, {"rows_total": 0, "detections": 0}))["window"]
+    assert (window["width"], window["total"], window["variance"], window["n_detections"]) == (
+        det.window.get_width(), det.window.get_total(), det.window.get_variance(), det.window.get_n_detections())
+    assert window["width"] == 1500 and window["total"] == errors.sum()
+
+
+def test_a_river_window_laid_out_differently_is_refused_by_name() -> None:
+    data = json.loads(update_concept("adwin", None, error_stream(12)[:300]).state)
+    data["window"]["layout"][0] += 1
+    with pytest.raises(ValueError, match="laid out differently.*allowed: state written by the same River"):
+        update_concept("adwin", json.dumps(data), [0, 1])

@@ -18,6 +18,7 @@ from pipelines.drift.features import (
     check_features,
     fit_reference,
     ks_statistic,
+    wasserstein_sorted,
 )
 
 SMALL = DriftSettings(min_rows=5)
@@ -75,6 +76,22 @@ def test_ks_statistic_helper_matches_scipy() -> None:
     rng = np.random.default_rng(2)
     a, b = rng.normal(size=300), rng.normal(0.3, 1.2, size=200)
     assert ks_statistic(np.sort(a), b) == pytest.approx(ks_2samp(a, b).statistic, abs=1e-12)
+
+
+@pytest.mark.parametrize("case", range(12))
+def test_wasserstein_from_the_sorted_reference_is_scipys_to_the_last_bit(case: int) -> None:
+    from scipy.stats import wasserstein_distance
+
+    rng = np.random.default_rng(case)
+    n, m = rng.integers(20, 3000, size=2)
+    if case % 3 == 0:  # many ties, inside and across the samples
+        ref, block = rng.integers(0, 8, n).astype(float), rng.integers(0, 10, m).astype(float)
+    elif case % 3 == 1:
+        ref, block = rng.exponential(size=n), rng.exponential(1.3, size=m)
+    else:  # a few values in both samples
+        ref, block = rng.normal(size=n), rng.normal(0.2, 1.1, size=m)
+        ref[:5] = block[:5] = 0.0
+    assert wasserstein_sorted(np.sort(ref), block) == wasserstein_distance(ref, block)
 
 
 def test_categorical_chi_square_matches_frouros_and_js_is_pinned() -> None:

@@ -14,14 +14,23 @@ from frouros.utils.kernels import rbf_kernel
 from scipy.spatial.distance import cdist
 
 from pipelines.config.drift import DriftSettings, MultivariateSettings
-from pipelines.drift.multivariate import _permuted_mmd, check_multivariate, mmd_test
+from pipelines.drift.multivariate import (
+    STOP_AFTER,
+    _median_pair,
+    _permuted_mmd,
+    check_multivariate,
+    mmd_test,
+    permutation_p_value,
+    stop_after,
+)
 
 
 def test_permuted_statistics_equal_frouros_mmd_on_the_same_splits() -> None:
     rng = np.random.default_rng(0)
     pooled = rng.normal(size=(70, 3))
     kernel = np.exp(-cdist(pooled, pooled, "sqeuclidean") / 2.0)  # sigma = 1, Frouros' default
-    permuted = _permuted_mmd(kernel, 40, 5, np.random.default_rng(1))
+    row_sums = kernel.sum(axis=1)
+    permuted = _permuted_mmd(kernel, 40, 5, np.random.default_rng(1), row_sums, row_sums.sum())
     replay = np.random.default_rng(1)
     for j in range(5):
         mask = np.zeros(70, dtype=bool)
@@ -43,16 +52,65 @@ def test_statistic_is_frouros_mmd_with_the_median_bandwidth() -> None:
     assert (result.subsample, result.permutations, result.columns) == (1000, 99, 2)
 
 
-def test_p_value_is_a_permutation_p_value() -> None:
+@pytest.mark.parametrize("size", [7, 8, 9, 1000, 1001])
+def test_the_median_of_the_pairs_is_numpys(size: int) -> None:
+    values = np.random.default_rng(size).exponential(size=size)
+    assert _median_pair(values) == np.median(values)  # exactly: old events' bandwidths are re-run with it
+    assert _median_pair(np.r_[np.zeros(size), values[:size // 2]]) == np.median(values[:size // 2])
+
+
+def test_a_fixed_count_p_value_counts_every_permutation() -> None:
+    rng = np.random.default_rng(4)
+    same = mmd_test(rng.normal(size=(400, 4)), rng.normal(size=(400, 4)), subsample=300, permutations=199,
+                    alpha=0.01, seed=5, stop_early=False)
+    moved = mmd_test(rng.normal(size=(400, 4)), rng.normal(0.4, 1, size=(400, 4)), subsample=300,
+                     permutations=199, alpha=0.01, seed=5, stop_early=False)
+    for result in (same, moved):
+        assert (result.p_value * 200) == pytest.approx(round(result.p_value * 200), abs=1e-9)  # (1 + k) / 200
+        assert result.permutations_used is None  # the rule of events recorded before early stopping
+    assert same.drifted is False and same.p_value > 0.05
+    assert moved.drifted is True and moved.p_value == 1 / 200
+
+
+def test_a_sequential_p_value_stops_a_quiet_block_early_and_runs_a_drifted_one_to_the_end() -> None:
     rng = np.random.default_rng(4)
     same = mmd_test(rng.normal(size=(400, 4)), rng.normal(size=(400, 4)), subsample=300, permutations=199,
                     alpha=0.01, seed=5)
     moved = mmd_test(rng.normal(size=(400, 4)), rng.normal(0.4, 1, size=(400, 4)), subsample=300,
                      permutations=199, alpha=0.01, seed=5)
-    for result in (same, moved):
-        assert (result.p_value * 200) == pytest.approx(round(result.p_value * 200))  # (1 + k) / (199 + 1)
-    assert same.drifted is False and same.p_value > 0.05
-    assert moved.drifted is True and moved.p_value == 1 / 200
+    assert STOP_AFTER <= same.permutations_used < 199
+    assert same.p_value == STOP_AFTER / same.permutations_used and same.drifted is False
+    assert (moved.permutations_used, moved.p_value, moved.drifted) == (199, 1 / 200, True)
+
+
+def test_sequential_and_fixed_count_tests_decide_alike_at_every_level() -> None:
+    """The observed value swept across the permutation distribution: every p-value from tiny to large."""
+    rng = np.random.default_rng(13)
+    pooled = rng.normal(size=(120, 3))
+    kernel = np.exp(-cdist(pooled, pooled, "sqeuclidean") / 6.0)
+    null = _permuted_mmd(kernel, 60, 2000, np.random.default_rng(0), kernel.sum(axis=1), kernel.sum())
+    stopped = 0
+    for observed in np.quantile(null, np.linspace(0.5, 1.0, 40)):
+        for permutations, alpha in ((199, 0.01), (99, 0.05), (100, 0.05), (299, 0.02)):
+            fixed = permutation_p_value(kernel, 60, observed, permutations, np.random.default_rng(1), stop_after=None)
+            h = stop_after(permutations, alpha)
+            p, used = permutation_p_value(kernel, 60, observed, permutations, np.random.default_rng(1), stop_after=h)
+            assert (p <= alpha) == (fixed[0] <= alpha)
+            if used == permutations:
+                assert p == fixed[0]  # not stopped: the very same count
+            else:
+                stopped += 1
+                assert p == h / used and p > alpha
+    assert stopped > 60, "most of the sweep must stop early, or this test proves little"
+
+
+def test_stop_after_keeps_a_stopped_test_above_alpha(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipelines.drift.multivariate as mv
+
+    monkeypatch.setattr(mv, "STOP_AFTER", 1)
+    for permutations, alpha in ((100, 0.05), (100, 0.07), (199, 0.01), (1000, 0.003), (19, 0.05)):
+        h = mv.stop_after(permutations, alpha)
+        assert h / permutations > alpha and (h - 1) / permutations <= alpha + 1e-12
 
 
 def test_a_change_in_correlation_alone_is_seen() -> None:
