@@ -173,7 +173,7 @@ class PipelineActor:
                 continue
             for event in events:
                 self.state = evolve(self.state, event)
-            if self.state.version - self.snapshot_version >= SNAPSHOT_EVERY:
+            if events and self.state.version - self.snapshot_version >= SNAPSHOT_EVERY:
                 self.save_snapshot()
             return events
         raise RuntimeError(f"pipeline {self.name}: could not append after 3 concurrent retries")
@@ -219,6 +219,12 @@ class PipelineActor:
 
     def ingest(self, path: str, await_rounds: bool = False) -> dict[str, Any]:
         """Read one file and record what became of it; with `await_rounds`, finish each round before going on."""
+        try:
+            return self.ingest_file(path, await_rounds)
+        finally:
+            self.last_work = time.monotonic()  # idle time counts from the end of the work, not its start
+
+    def ingest_file(self, path: str, await_rounds: bool) -> dict[str, Any]:
         if self.config is None:
             raise RuntimeError(f"pipeline {self.name} is not configured")
         self.last_work = time.monotonic()
@@ -266,6 +272,12 @@ class PipelineActor:
         """Read one labels file (labels for blocks that arrived without them), join it to its blocks and record
         `LabelsArrived`; then check each block's labels against the model that served it (`LabelsChecked`), and
         start the round the rules call for. Refused whole, with a reason, like a block file."""
+        try:
+            return self.ingest_labels_file(path, await_rounds)
+        finally:
+            self.last_work = time.monotonic()
+
+    def ingest_labels_file(self, path: str, await_rounds: bool) -> dict[str, Any]:
         if self.config is None:
             raise RuntimeError(f"pipeline {self.name} is not configured")
         self.last_work = time.monotonic()
@@ -694,10 +706,14 @@ class PipelineActor:
             return
         self.recovered = True
         self.prune_rejected()  # a round's end is its outcome then its retention: finish it (a no-op otherwise)
-        self.waiting = deque(self.state.pending_blocks())
-        for block in self.state.ordered_blocks():  # late labels recorded, their check not (a crash between)
-            if block.labels is not None and block.metrics is None and block.served_by is not None:
-                self.check_labels(block.block_id, await_rounds)
+        # both scans read every block record (slow on a state loaded from a snapshot): only when the counters say
+        # a block may wait for its check, or late labels may wait for theirs
+        self.waiting = deque(self.state.pending_blocks() if self.state.pending_count else ())
+        c = self.state.counters
+        if c.labels_arrived > c.labels_checked:
+            for block in self.state.ordered_blocks():  # late labels recorded, their check not (a crash between)
+                if block.labels is not None and block.metrics is None and block.served_by is not None:
+                    self.check_labels(block.block_id, await_rounds)
         if self.waiting and self.state.champion is not None:
             log.info("pipeline %s: %d block(s) waiting for their drift check", self.name, len(self.waiting))
         if await_rounds:

@@ -104,6 +104,8 @@ def list_pipelines(store: SQLiteEventStore) -> list[str]:
 
 def require_pipeline(store: SQLiteEventStore, name: str) -> str:
     """The stream id of pipeline `name`; a UserError naming the known pipelines when there is none."""
+    if store.stream_version(stream_id(name)) > 0:  # one index lookup: `status` asks this for every pipeline
+        return stream_id(name)
     known = list_pipelines(store)
     if name not in known:
         listed = ", ".join(known) if known else "none yet"

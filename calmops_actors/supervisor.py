@@ -40,7 +40,7 @@ log = logging.getLogger("calmops.supervisor")
 LABELS = "#labels"  # the watcher's key for a pipeline's labels folder ('#' is never in a pipeline name)
 
 
-DEFAULT_IDLE_SECONDS = 300.0  # benchmarks/README.md, "Activation": a restart costs about a second or two
+DEFAULT_IDLE_SECONDS = 300.0  # benchmarks/README.md, "Activation": a restart costs about 6 s on a loaded 2-core machine
 
 
 @dataclass

@@ -153,6 +153,8 @@ class Counters:
     challenger_rejections: int = 0
     failures: int = 0
     rollbacks: int = 0
+    labels_arrived: int = 0  # LabelsArrived: blocks labelled late
+    labels_checked: int = 0  # LabelsChecked: late labels checked (fewer when a block waited for its own check)
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,14 +305,16 @@ def evolve(state: PipelineState, event: Event) -> PipelineState:
         case LabelsArrived(block_id=block_id, artifact=labels, sha256=sha):
             block = state.blocks.get(block_id)
             files = state.files.set(sha, "accepted")
+            counters = _counters(c, labels_arrived=c.labels_arrived + 1)
             if block is None:
-                return _state(state, version=version, last_event_at=at, files=files)
-            return _state(state, version=version, last_event_at=at, files=files, blocks=state.blocks.set(
-                block_id, _block(block, labelled=True, labels=labels)))
+                return _state(state, version=version, last_event_at=at, files=files, counters=counters)
+            return _state(state, version=version, last_event_at=at, files=files, counters=counters,
+                          blocks=state.blocks.set(block_id, _block(block, labelled=True, labels=labels)))
         case LabelsChecked(block_id=block_id, model_version=checked_by, concept=concept, drifted=drifted):
             block = state.blocks.get(block_id)
             blocks = state.blocks.set(block_id, _block(block, labels_checked_by=checked_by)) if block else state.blocks
             return _state(state, version=version, last_event_at=at, blocks=blocks,
+                          counters=_counters(c, labels_checked=c.labels_checked + 1),
                           last_check_drifted=drifted or state.last_check_drifted,
                           concept_state=concept.state if concept is not None else state.concept_state)
         case PipelineRegistered(name=name, config=config, config_sha256=sha):

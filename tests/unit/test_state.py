@@ -198,7 +198,8 @@ def reference_evolve(state: PipelineState, event: Event) -> PipelineState:
                 return state
             return replace(state, blocks=state.blocks.set(block_id, replace(block, estimated_by=version)))
         case LabelsArrived(block_id=block_id, artifact=labels, sha256=sha):
-            state = replace(state, files=state.files.set(sha, "accepted"))
+            state = replace(state, files=state.files.set(sha, "accepted"),
+                            counters=replace(c, labels_arrived=c.labels_arrived + 1))
             block = state.blocks.get(block_id)
             if block is None:
                 return state
@@ -207,6 +208,7 @@ def reference_evolve(state: PipelineState, event: Event) -> PipelineState:
             block = state.blocks.get(block_id)
             if block is not None:
                 state = replace(state, blocks=state.blocks.set(block_id, replace(block, labels_checked_by=checked_by)))
+            state = replace(state, counters=replace(c, labels_checked=c.labels_checked + 1))
             return replace(state, last_check_drifted=True if drifted else state.last_check_drifted,
                            concept_state=concept.state if concept is not None else state.concept_state)
         case DriftDetected(block_id=block_id, reasons=reasons, change_point=point):
