@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import skops.io as sio
 
 from calmops_actors.artifact_refs import KIND_EXT, ArtifactRef, ref_of  # noqa: F401 - ArtifactRef, ref_of re-exported
 from calmops_actors.errors import UserError
@@ -88,6 +87,7 @@ class Blob:
 
 def encode_model(model: Any, trusted_prefixes: tuple[str, ...] = TRUSTED_PREFIXES) -> Blob:
     """A fitted model as bytes: skops when the loading policy can read it back, pickle otherwise."""
+    sio = skops_io()
     try:
         data = sio.dumps(model)
         untrusted = sio.get_untrusted_types(data=data)
@@ -109,6 +109,7 @@ def decode_model(blob: Blob, trusted_prefixes: tuple[str, ...] = TRUSTED_PREFIXE
         return pickle.loads(blob.data)  # noqa: S301 - bytes verified against the recorded sha256 above
     if blob.kind != "model-skops":
         raise ArtifactError(f"artifact {name} is a {blob.kind}, not a model")
+    sio = skops_io()
     untrusted = sio.get_untrusted_types(data=blob.data)
     refused = [t for t in untrusted if not _trusted(t, trusted_prefixes)]
     if refused:
@@ -117,6 +118,14 @@ def decode_model(blob: Blob, trusted_prefixes: tuple[str, ...] = TRUSTED_PREFIXE
             "Inspect the file with skops.io.get_untrusted_types before trusting it."
         )
     return sio.loads(blob.data, trusted=untrusted)
+
+
+def skops_io() -> Any:
+    """`skops.io`, imported on the first model saved or loaded: importing it imports every scikit-learn estimator
+    (skops lists them as trusted types), seconds a process that never touches a model should not pay."""
+    import skops.io
+
+    return skops.io
 
 
 def _trusted(type_name: str, prefixes: tuple[str, ...]) -> bool:

@@ -7,7 +7,10 @@ rather than asked of the actor: the line says what was recorded, in the order it
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -107,27 +110,125 @@ def round_outcome(entry: dict[str, Any]) -> str:
     return "started, still in flight"
 
 
-class Ticker:
-    """A one-line `[i/N] file ... 12 s` on stderr while a file is processed: only on a terminal, only after
-    2 s, and wiped before the file's own line is printed."""
+class Progress:
+    """`run`'s progress on a terminal: one line on stderr, redrawn in place each second by a background thread.
 
-    def __init__(self, label: str, stream: TextIO | None = None, delay: float = 2.0) -> None:
-        self.label, self.delay = label, delay
+    Only when stderr is a terminal, and only once the run has taken `delay` seconds (a short run shows none).
+    Each file's own line goes through `finished`, which wipes the bar, prints the line and draws the bar again
+    below it; without a terminal it is a plain print and nothing else is written.
+    """
+
+    def __init__(self, total: int, stream: TextIO | None = None, delay: float = 2.0, interval: float = 1.0) -> None:
+        self.total, self.delay, self.interval = total, delay, interval
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.start = time.monotonic()
-        self.width = 0
+        self.started = self.file_started = time.monotonic()
+        self.done, self.current, self.note = 0, "", ""
+        self.first_done = self.started  # when the first file finished
+        self.shown = 0  # characters of the bar now on screen
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.thread: threading.Thread | None = None
 
-    def tick(self) -> None:
-        elapsed = time.monotonic() - self.start
-        if self.enabled and elapsed >= self.delay:
-            text = f"\r{self.label} ... {elapsed:.0f} s"
-            self.width = max(self.width, len(text))
-            self.stream.write(text)
-            self.stream.flush()
+    def start(self) -> Progress:
+        if self.enabled:
+            self.thread = threading.Thread(target=self.loop, name="calmops-progress", daemon=True)
+            self.thread.start()
+        return self
+
+    def loop(self) -> None:
+        while not self.stopped.wait(self.interval):
+            with self.lock:
+                self.draw()
+
+    def begin(self, name: str) -> None:
+        """The next file starts."""
+        with self.lock:
+            self.current, self.note, self.file_started = name, "", time.monotonic()
+            self.draw()
+
+    def status(self, text: str) -> None:
+        """A word on what the current file waits for (`starting Ray ...`), shown after its name."""
+        with self.lock:
+            self.note = text
+            self.draw()
+
+    def finished(self, text: str, out: TextIO) -> None:
+        """Print one finished file's line (on `out`) and count the file."""
+        self.message(text, out, count=True)
+
+    def message(self, text: str, out: TextIO, count: bool = False) -> None:
+        """Print a line above the bar."""
+        with self.lock:
+            self.wipe()
+            print(text, file=out, flush=True)
+            if count:
+                self.done += 1
+                self.current = ""
+                self.first_done = self.first_done if self.done > 1 else time.monotonic()
+            self.draw()
 
     def close(self) -> None:
-        if self.width:
-            self.stream.write("\r" + " " * self.width + "\r")
+        self.stopped.set()
+        if self.thread is not None:
+            self.thread.join(timeout=2 * self.interval)
+        with self.lock:
+            self.wipe()
+
+    def draw(self) -> None:
+        now = time.monotonic()
+        if not self.enabled or self.stopped.is_set() or now - self.started < self.delay:
+            return
+        try:  # the width of the terminal the bar is on (stdout may be a pipe: `run --json | jq`)
+            columns = os.get_terminal_size(self.stream.fileno()).columns
+        except (AttributeError, OSError, ValueError):
+            columns = shutil.get_terminal_size((80, 24)).columns
+        # the rate after the first file (which pays Ray's start and the first model): the time left at it
+        rate = (self.done - 1) / (now - self.first_done) if self.done > 1 and now > self.first_done else None
+        text = progress_line(self.done, self.total, now - self.started, self.current, now - self.file_started,
+                             self.note, columns - 1, rate)  # never the last column: a wrapped line cannot be redrawn
+        self.stream.write("\r" + text.ljust(self.shown))
+        self.stream.flush()
+        self.shown = len(text)
+
+    def wipe(self) -> None:
+        if self.shown:
+            self.stream.write("\r" + " " * self.shown + "\r")
             self.stream.flush()
-            self.width = 0
+            self.shown = 0
+
+
+def progress_line(done: int, total: int, elapsed: float, current: str = "", current_elapsed: float = 0.0,
+                  note: str = "", width: int = 100, rate: float | None = None) -> str:
+    """The bar's text: files done, a bar, the file in hand, then the rate (`done / elapsed` unless given) and
+    the time left at that rate.
+
+    >>> progress_line(250, 1000, 20.0, "block_0251.csv", 0.4, width=100)
+    '[ 250/1000] #####---------------  25% | block_0251.csv | 12.5 files/s, ~1 min left'
+    >>> progress_line(1, 6, 30.0, "block_0002.csv", 14.2, "starting Ray ...", width=100)
+    '[1/6] ###-----------------  17% | block_0002.csv 14 s, starting Ray ... | 30.0 s/file, ~2 min left'
+    >>> len(progress_line(5, 10, 9.0, "x" * 200, width=60))
+    60
+    """
+    digits = len(str(total))
+    share = done / total if total else 1.0
+    filled = int(share * 20)
+    text = f"[{done:>{digits}}/{total}] {'#' * filled}{'-' * (20 - filled)} {share:4.0%}"
+    if current:
+        text += f" | {current}" + (f" {current_elapsed:.0f} s" if current_elapsed >= 1 else "")
+        text += f", {note}" if note else ""
+    if rate is None and done:
+        rate = done / elapsed if elapsed > 0 else float("inf")
+    if rate:
+        text += f" | {rate:.1f} files/s" if rate >= 1 else f" | {1 / rate:.1f} s/file"
+        text += f", ~{duration((total - done) / rate)} left" if done < total else ""
+    return text[:width]
+
+
+def duration(seconds: float) -> str:
+    """A rough remaining time: `40 s`, `3 min`, `2 h 5 min`."""
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    return f"{int(seconds // 3600)} h {round(seconds % 3600 / 60)} min"
