@@ -37,11 +37,12 @@ def file_report(records: Iterable[Recorded]) -> FileReport:
     rounds: dict[str, dict[str, Any]] = {}
     for record in records:
         data = record.payload
-        if record.type == "DriftChecked":
-            report.checks.append({"block": data["block_id"], "drifted": data["drifted"], "starts_round": None,
-                                  "held_back": ""})
+        if record.type in ("DriftChecked", "LabelsChecked"):
+            late = " (late labels)" if record.type == "LabelsChecked" else ""
+            report.checks.append({"block": data["block_id"] + late, "drifted": data["drifted"],
+                                  "starts_round": None, "held_back": ""})
         elif record.type == "DriftDetected":
-            check = next((c for c in reversed(report.checks) if c["block"] == data["block_id"]), None)
+            check = next((c for c in reversed(report.checks) if c["block"].split(" (")[0] == data["block_id"]), None)
             if check is not None:
                 check["starts_round"] = data.get("starts_round", True)
                 check["held_back"] = data.get("held_back", "")
@@ -77,6 +78,8 @@ def describe(result: dict[str, Any], report: FileReport) -> str:
         fate = f"{result['file']}: already in the log, skipped"
     elif outcome != "accepted":
         fate = f"{result['file']}: {outcome} {result.get('message', '')}".rstrip()
+    elif "labels_for" in result:
+        fate = f"{result['file']}: labels for {', '.join(result['labels_for'])}"
     else:
         fate = f"{result['file']}: accepted {', '.join(result['blocks']) or '(blocks already known)'}"
     # what else was recorded meanwhile: the first file of a run also finishes what an interrupted one left

@@ -97,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
     check_before_start(config, args.config)
     home = resolve_home(args)
     source = resolve_source(config, args.config.parent)
-    files = [f.resolve() for f in args.files] if args.files else source_files(source)
+    # blocks, then the labels that came later for some of them (`<source>/<[labels] folder>/`, docs/estimation.md)
+    files = ([f.resolve() for f in args.files] if args.files
+             else source_files(source) + source_files(source / config.labels.folder))
     missing = [terminal_text(f) for f in files if not f.is_file()]
     if missing:
         raise UserError(f"file(s) not found: {', '.join(missing)}")
@@ -202,7 +204,8 @@ def process(args: argparse.Namespace, raw: dict, config: Any, home: Path, files:
         for i, file in enumerate(files, 1):
             run_state["file"] = file.name
             progress.begin(terminal_text(file.name))
-            result = actor.ingest(str(file), True)
+            labels = file.parent.name == config.labels.folder  # a labels file: labels for blocks already in
+            result = actor.ingest_labels(str(file), True) if labels else actor.ingest(str(file), True)
             new = store.read(stream, after_version=seen)
             seen = new[-1].version if new else seen
             report = file_report(new)

@@ -344,6 +344,10 @@ def _decision(story: dict[str, Any], state_after_drift: PipelineState | None) ->
         return "the file was rejected: nothing else changed"
     if round_ is not None and round_["trigger"] == "initial":
         return f"no model yet: initial round {round_['round_id']} trained the first model"
+    late = (story.get("late_labels") or {}).get("checked")
+    if late is not None and late["drifted"]:
+        then = f"retraining round {round_['round_id']} started" if round_ is not None else "no round started"
+        return f"its late labels showed drift (the drift check at arrival did not see it): {then}"
     if drift is None:
         if story["arrival"]["champion"] is None:
             return "no champion yet: no drift check"
