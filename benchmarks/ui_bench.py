@@ -14,6 +14,12 @@ the same run:
 - a whole page as the app renders it (queries + Plotly figures + HTML), target < 2 s;
 - time travel to the head of the long pipeline, cold and warm (cached states);
 - with `--browser` (Debian's chromium): wall time from navigation to the rendered Overview and Pipeline pages.
+
+A third home, "many" (`--many-pipelines`, default 1,000, each with `--many-blocks` blocks, default 3: a few
+events each), checks issue 23's "many pipelines at once": the same figures (the Overview in the browser with
+`--browser`, target < 2 s), and `calmops status` on it as a user runs it (a subprocess; median of
+`--repeats`), against `calmops status` on an empty home in the same run (the command's start-up).
+`--many-pipelines 0` leaves it out.
 """
 
 from __future__ import annotations
@@ -322,6 +328,30 @@ def browser_pages(home: Path, repeats: int = 3) -> dict[str, float]:
     return {key: statistics.median(values) for key, values in out.items()}
 
 
+def status_times(home: Path, pipelines: int, repeats: int) -> dict[str, float]:
+    """`calmops status` on `home` and on an empty home, as a user runs them (medians of `repeats`); checks that
+    the JSON lists every pipeline."""
+    import subprocess
+
+    def status(where: Path, *extra: str) -> tuple[float, str]:
+        start = time.perf_counter()
+        out = subprocess.run([sys.executable, "-m", "calmops_actors", "status", "--home", str(where), *extra],
+                             capture_output=True, text=True, timeout=900)
+        seconds = time.perf_counter() - start
+        if out.returncode != 0:
+            raise RuntimeError(f"calmops status --home {where} exited {out.returncode}: {out.stderr[-1000:]}")
+        return seconds, out.stdout
+
+    listed = json.loads(status(home, "--json")[1])
+    if len(listed) != pipelines:
+        raise RuntimeError(f"calmops status listed {len(listed)} pipelines, not {pipelines}")
+    with tempfile.TemporaryDirectory(prefix="ui-bench-empty-") as empty:
+        Home(Path(empty)).create().open_store().close()  # an empty log: `status` says "no pipelines yet"
+        empty_s = statistics.median(status(Path(empty))[0] for _ in range(repeats))
+    return {"status_s": statistics.median(status(home)[0] for _ in range(repeats)), "empty_home_s": empty_s,
+            "listed": len(listed), "idle": sum(1 for r in listed if r.get("activity") == "idle")}
+
+
 def rows(results: list[dict[str, Any]]) -> list:
     """The README rows of a `--json` report (see benchmarks/report.py), per synthetic home."""
     from benchmarks.report import Row, fmt_seconds
@@ -351,6 +381,11 @@ def rows(results: list[dict[str, Any]]) -> list:
                            f"{fmt_seconds(b['overview_s'])} / {fmt_seconds(b['pipeline_s'])}",
                            f"one-component Gradio app {fmt_seconds(b['baseline_s'])}", "< 2 s",
                            max(b["overview_s"], b["pipeline_s"]) < 2))
+        if "status" in r:
+            st = r["status"]
+            out.append(Row(f"{what}: `calmops status` (subprocess, wall)", fmt_seconds(st["status_s"]),
+                           f"`calmops status` on an empty home {fmt_seconds(st['empty_home_s'])}; "
+                           f"{1000 * (st['status_s'] - st['empty_home_s']) / r['pipelines']:.1f} ms per pipeline"))
     return out
 
 
@@ -361,12 +396,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blocks", type=int, default=10_000, help="blocks over all pipelines of the fleet")
     parser.add_argument("--long-blocks", type=int, default=10_000, help="blocks of the single long pipeline")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--many-pipelines", type=int, default=1000,
+                        help="pipelines of the 'many' home (a few events each; 0: leave it out)")
+    parser.add_argument("--many-blocks", type=int, default=3, help="blocks per pipeline of the 'many' home")
     parser.add_argument("--browser", action="store_true", help="also time real page loads in chromium")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args(argv)
     results = []
     with tempfile.TemporaryDirectory(prefix="ui-bench-") as tmp:
-        for label, pipelines, blocks in (("fleet", args.pipelines, args.blocks), ("long", 1, args.long_blocks)):
+        homes = [("fleet", args.pipelines, args.blocks), ("long", 1, args.long_blocks)]
+        if args.many_pipelines > 0:
+            homes.append(("many", args.many_pipelines, args.many_pipelines * args.many_blocks))
+        for label, pipelines, blocks in homes:
             home, events, seconds = build_home(Path(tmp) / label, pipelines, blocks)
             print(f"[{label}] {pipelines} pipelines, {blocks} blocks: {events} events written in {seconds:.1f} s",
                   file=sys.stderr, flush=True)
@@ -374,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
             result.update(pipelines=pipelines, blocks=blocks)
             if args.browser:
                 result["browser"] = browser_pages(home)
+            if label == "many":
+                result["status"] = status_times(home, pipelines, args.repeats)
             results.append(result)
             report(result)
     if args.json:
@@ -405,6 +448,10 @@ def report(r: dict[str, Any]) -> None:
         print(f"browser (median of warm loads): overview {b['overview_s']:.2f} s after navigation (one-component "
               f"Gradio app: {b['baseline_s']:.2f} s), pipeline page {b['pipeline_s']:.2f} s after the tab click, "
               f"time travel {b['time_travel_s']:.2f} s after its tab click")
+    if "status" in r:
+        st = r["status"]
+        print(f"calmops status: {st['status_s']:.2f} s for {st['listed']} pipelines ({st['idle']} idle); on an empty "
+              f"home {st['empty_home_s']:.2f} s")
 
 
 if __name__ == "__main__":

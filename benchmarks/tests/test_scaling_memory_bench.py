@@ -116,31 +116,78 @@ def test_peaks_keep_the_window_and_the_maximum_of_each_sum():
 
 
 def memory_results(pss: list[float]) -> dict:
+    """The earlier cases only: N pipelines, every one fed."""
     ns = [1, 10, 20][: len(pss)]
-    return {"floor": {"pss": 800.0, "rss": 1200.0, "procs": 8},
+    return {"floor": {"pss": 800.0, "rss": 1200.0, "procs": 8}, "registered": [],
             "serve": [{"pipelines": n, "blocks": 3, "pss": p, "rss": 2 * p, "procs": 10 + n,
                        "phases": {"start-up": {"pss": 850.0}, "registered": {"pss": 900.0 + 50 * n}}}
                       for n, p in zip(ns, pss, strict=True)]}
 
 
-def test_memory_rows_report_each_case_against_the_floor_and_the_increment():
+def registered_case(n: int, peak: float, level: float) -> dict:
+    return {"registered": n, "active": 5, "blocks": 3, "idle_seconds": 20, "pss": peak, "rss": 2 * peak,
+            "phases": {"active": {"pss": peak, "procs": 30}}, "steady": {"pss": level, "rss": 2 * level, "procs": 20},
+            "registered_level": {"pss": level - 5}, "steady_cpu_s": 4.0, "steady_window_s": 20.0,
+            "registered_s": 30.0 + n / 10, "ui_up_s": 25.0}
+
+
+def registered_results(points: list[tuple[int, float, float]]) -> dict:
+    return {"floor": {"pss": 800.0, "rss": 1200.0, "procs": 8}, "serve": [],
+            "registered": [registered_case(*p) for p in points]}
+
+
+def test_memory_rows_report_the_earlier_cases_against_the_floor_and_the_increment():
     out = memory.rows(memory_results([1000.0, 1900.0, 2900.0]))
     assert len(out) == 5
-    assert out[0].figure == "peak memory of the `calmops serve` tree, 1 pipeline (3 blocks each)"
+    assert out[0].figure == "peak memory of the `calmops serve` tree, 1 pipeline, every one fed (3 blocks each)"
     assert out[0].measured == "1,000 MB PSS (2,000 MB RSS sum, 11 processes); 1.25x the floor"
     assert out[0].baseline == "bare ray.init + Gradio: 800 MB PSS (1,200 MB RSS sum)"
-    assert out[2].figure.endswith("20 pipelines (3 blocks each)")
+    assert out[2].figure.endswith("20 pipelines, every one fed (3 blocks each)")
     slope = memory.fit_slope([1, 10, 20], [1000.0, 1900.0, 2900.0])
     assert out[3].measured == f"{memory.mb(slope)} PSS ({memory.mb(2 * slope)} RSS sum)"
     assert math.isclose(slope, 100.0, abs_tol=0.01)
     assert out[3].baseline == "serve with 1 pipeline over the floor: 200 MB PSS"
     assert out[4].measured == "50 MB PSS"
     assert out[4].baseline == "start-up peak of serve before its pipelines: 850 MB PSS"
-    assert all(r.met is None for r in out)  # no target in the issue: information only
+    assert all(r.met is None for r in out)  # information only
 
 
 def test_memory_rows_without_a_second_case_have_no_increment():
     assert len(memory.rows(memory_results([1000.0]))) == 1
+
+
+def test_registered_rows_judge_the_peak_at_500_and_give_mb_per_registered_pipeline():
+    points = [(10, 1900.0, 1000.0), (100, 1950.0, 1045.0), (500, 2150.0, 1245.0)]
+    out = memory.rows(registered_results(points))
+    assert len(out) == 7  # peak and steady per case, then the slope
+    peaks, levels, slope = out[0:6:2], out[1:6:2], out[6]
+    assert [r.met for r in peaks] == [None, None, True]
+    assert peaks[2].target == "<= 3 GB at 500 registered"
+    assert peaks[2].figure.startswith("peak memory of the `calmops serve` tree, 500 registered pipelines, 5 of them")
+    assert all(r.figure.startswith("steady, ") and "CPU 0.20 cores" in r.measured for r in levels)
+    expected = memory.fit_slope([10, 100, 500], [1000.0, 1045.0, 1245.0])
+    assert slope.measured.startswith(f"{expected:,.2f} MB PSS")
+    assert "186 MB PSS per pipeline" in slope.baseline
+    assert memory.rows(registered_results([(10, 1900.0, 1000.0), (500, 3500.0, 1245.0)]))[2].met is False
+
+
+def test_a_quick_run_is_judged_by_its_projection_to_500():
+    out = memory.rows(registered_results([(10, 1900.0, 1000.0), (30, 1920.0, 1010.0)]))
+    assert len(out) == 6 and all(r.met is None for r in out[:5])
+    projected = out[5]
+    assert "**projected**" in projected.figure
+    assert projected.measured == f"{memory.mb(1920.0 + 1.0 * 470)} PSS" and projected.met is True
+    steep = memory.rows(registered_results([(10, 1900.0, 1000.0), (30, 2100.0, 1010.0)]))[5]
+    assert steep.met is False  # 10 MB per registered pipeline would reach 6.8 GB at 500
+    noisy = memory.rows(registered_results([(10, 1920.0, 1000.0), (30, 1900.0, 1010.0)]))[5]
+    assert noisy.measured == f"{memory.mb(1900.0)} PSS"  # a falling peak is noise, not a saving
+
+
+def test_the_memory_rows_take_the_json_the_module_writes():
+    import json
+
+    results = registered_results([(10, 1900.0, 1000.0), (30, 1920.0, 1010.0)])
+    assert memory.rows(json.loads(json.dumps(results))) == memory.rows(results)
 
 
 def test_configs_are_calmops_init_templates_each_with_its_own_folder(tmp_path):
