@@ -607,7 +607,7 @@ def _performance_figure(perf: pd.DataFrame, changes: pd.DataFrame, order: list[s
         customdata=full[["model_version"]].fillna(""),
         hovertemplate="block %{x}<br>" + metric + " %{y:.4f}<br>model %{customdata[0]}<extra></extra>"))
     visible = changes[changes["block_id"].isin(set(axis))] if not changes.empty else changes
-    values = pd.concat([perf["value"], estimates["low"], estimates["high"]]).dropna()
+    values = pd.concat([v for v in (perf["value"], estimates["low"], estimates["high"]) if not v.empty]).dropna()
     low_y = float(min(values.min(), (band["at_promotion"] - band["tolerance"]).min() if not band.empty
                       else values.min()))
     high_y = float(max(values.max(), band["at_promotion"].max() if not band.empty else 0))
