@@ -248,8 +248,12 @@ class Supervisor:
             active = {name: m.actor for name, m in self.pipelines.items() if m.actor is not None}
         refs = {name: actor.poll.remote(0.0) for name, actor in active.items()}
         results = []
-        if self.inflight:
-            done, self.inflight = ray.wait(self.inflight, num_returns=len(self.inflight), timeout=0)
+        with self.lock:  # the watcher's thread appends to it: wait on a copy (Ray asserted on a list that grew)
+            pending, self.inflight = self.inflight, []
+        if pending:
+            done, waiting = ray.wait(pending, num_returns=len(pending), timeout=0)
+            with self.lock:
+                self.inflight = waiting + self.inflight
             for ref in done:
                 try:
                     results.append(ray.get(ref))

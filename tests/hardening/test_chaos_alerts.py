@@ -20,6 +20,7 @@ from chaos_tools import (
     Feeder,
     cli_env,
     kill_tree,
+    look,
     ray_tmpdir,
     seeded,
     start_cli,
@@ -85,7 +86,9 @@ def test_every_alert_reaches_the_receiver_at_least_once_across_sigkills(tmp_path
             proc = start_cli(args, cwd=tmp_path, env=env, out=out)
             try:
                 def all_delivered() -> bool:
-                    fed = feeder.fed >= len(files)
+                    kinds = look(home).types  # every file dropped *and* recorded (the broken one comes last)
+                    fed = feeder.fed >= len(files) and kinds.count("BlockArrived") + kinds.count("BlockRejected") \
+                        >= len(files)
                     wanted = {str(p) for p, _ in alert_worthy(home)}
                     return fed and bool(wanted) and wanted <= {b["dedup_key"] for b in receiver.bodies}
 
