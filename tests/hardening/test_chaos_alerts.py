@@ -83,8 +83,13 @@ def test_every_alert_reaches_the_receiver_at_least_once_across_sigkills(tmp_path
                 print(f"kill {k + 1}: {len(receiver.bodies)} bodies, {len(alert_worthy(home))} alert-worthy",
                       flush=True)
                 kill_tree(proc)
+            ready = out.read_text().count("Ctrl-C stops.") if out.exists() else 0
             proc = start_cli(args, cwd=tmp_path, env=env, out=out)
             try:
+                # SIGTERM is handled once serve is up (before that it is Ray's: exit 15): wait for it to be up
+                assert wait_for(lambda: out.read_text().count("Ctrl-C stops.") > ready, 180, "serve to start",
+                                tick=0.2, alive=proc), out.read_text()[-3000:]
+
                 def all_delivered() -> bool:
                     kinds = look(home).types  # every file dropped *and* recorded (the broken one comes last)
                     fed = feeder.fed >= len(files) and kinds.count("BlockArrived") + kinds.count("BlockRejected") \
