@@ -30,6 +30,7 @@ from calmops_actors.clock import now_iso
 from calmops_actors.drift_tasks import multivariate_task
 from calmops_actors.home import Home, stream_id
 from calmops_actors.hooks import load_preprocess
+from calmops_actors.readlog import cached_state
 from calmops_actors.training_tasks import (
     CalibrationResult,
     CandidateResult,
@@ -764,18 +765,6 @@ class PipelineActor:
 
         return {"pipeline": self.name, "pid": os.getpid(), "version": self.state.version,
                 "node_id": ray.get_runtime_context().get_node_id()}
-
-
-def cached_state(store: Any, stream: str) -> PipelineState | None:
-    """The stream's snapshot as a state, when one exists for this code's state schema and reads back whole."""
-    snap = store.load_snapshot(stream, snapshot.SCHEMA)
-    if snap is None:
-        return None
-    try:
-        state = snapshot.from_dict(snap.state)
-    except (KeyError, TypeError, ValueError):
-        return None  # an unreadable cache entry is a miss: fold the log
-    return state if state.version == snap.version else None
 
 
 def outcome_of(result: CandidateResult) -> StrategyOutcome:

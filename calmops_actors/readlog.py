@@ -285,17 +285,24 @@ def _load(store: SQLiteEventStore, stream: str, past: Bound | None, until_versio
 def _snapshot(store: SQLiteEventStore, stream: str,
               until_version: int | None) -> tuple[PipelineState, list[Stored]] | None:
     """The stream's snapshot (if it fits this code's state schema and the bound) and the records from it on."""
+    state = cached_state(store, stream)
+    if state is None or (until_version is not None and state.version > until_version):
+        return None
+    # from the snapshot's own last record on, so a position/time bound can tell whether the snapshot fits
+    return state, list(store.iter_stored(stream, after_version=state.version - 1, batch_size=BATCH))
+
+
+def cached_state(store: Any, stream: str) -> PipelineState | None:
+    """The stream's snapshot as a state, when one exists for this code's state schema and reads back whole (the
+    actor's start and every reader of the log use it)."""
     snap = store.load_snapshot(stream, snapshot.SCHEMA)
-    if snap is None or (until_version is not None and snap.version > until_version):
+    if snap is None:
         return None
     try:
         state = snapshot.from_dict(snap.state)
     except (KeyError, TypeError, ValueError):
-        return None  # an unreadable cache entry is a miss: replay from the log
-    if state.version != snap.version:
-        return None
-    # from the snapshot's own last record on, so a position/time bound can tell whether the snapshot fits
-    return state, list(store.iter_stored(stream, after_version=snap.version - 1, batch_size=BATCH))
+        return None  # an unreadable cache entry is a miss: fold the log
+    return state if state.version == snap.version else None
 
 
 def _fold_tail(state: PipelineState, tail: list[Stored], past: Bound | None, store: SQLiteEventStore,

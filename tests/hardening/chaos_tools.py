@@ -354,3 +354,8 @@ class _Sink:
 
 def seeded(seed: int) -> random.Random:
     return random.Random(seed)
+
+
+def tail(path: Path, n: int = 4000) -> str:
+    """The end of a process's output file, for an assertion message."""
+    return path.read_text(errors="replace")[-n:] if path.exists() else ""

@@ -35,6 +35,7 @@ from chaos_tools import (
     seeded,
     stale_ray_processes,
     start_cli,
+    tail,
     wait_for,
 )
 
@@ -180,6 +181,3 @@ def check_labels_exactly_once(home: Path, files: list[Path]) -> None:
     drops = [p for t, p in rows if t == "LabelsChecked" and p["drifted"]]
     assert drops, "the switched blocks' labels showed no drop"
 
-
-def tail(path: Path, n: int = 4000) -> str:
-    return path.read_text(errors="replace")[-n:] if path.exists() else ""

@@ -27,6 +27,7 @@ from chaos_tools import (
     run_audit,
     stale_ray_processes,
     start_cli,
+    tail,
     wait_for,
     write_config,
     write_scenario_files,
@@ -112,6 +113,3 @@ def test_serve_survives_sigkill_while_passivating_and_activating(tmp_path: Path)
     assert check_projections_equal_rebuild(home, tmp_path) > 0
     assert "all" in run_audit(home, "nap")
 
-
-def tail(path: Path, n: int = 4000) -> str:
-    return path.read_text(errors="replace")[-n:] if path.exists() else ""

@@ -31,6 +31,7 @@ from chaos_tools import (
     seeded,
     stale_ray_processes,
     start_cli,
+    tail,
     wait_for,
     write_config,
     write_scenario_files,
@@ -134,6 +135,3 @@ def finished(home: Path, blocks: int) -> bool:
     again = look(home)
     return again.head == view.head and again.checkpoint == again.head and not again.open_round
 
-
-def tail(path: Path, n: int = 4000) -> str:
-    return path.read_text(errors="replace")[-n:] if path.exists() else ""
